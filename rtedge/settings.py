@@ -1,0 +1,403 @@
+"""rtedge's configuration: one TOML file, overridden by ``RTEDGE_<SECTION>__<KEY>`` environment
+variables, overridden in turn by systemd credentials for secrets.
+
+Precedence, lowest first: field defaults, the TOML file (``--config``; ``/etc/rtedge/rtedge.toml``
+when it exists), environment variables, files in ``$CREDENTIALS_DIRECTORY`` named
+``<section>.<key>`` (systemd ``LoadCredential=realtime.api_key:/etc/rtedge/api_key``). A secret may
+also come from ``<key>_file`` (e.g. ``realtime.api_key_file``), read only when no other source gave it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_PATH = Path("/etc/rtedge/rtedge.toml")
+OPENAI_CALLS_URL = "https://api.openai.com/v1/realtime/calls"
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "rtedge_config_file", default=None
+)
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line and exit status 78 (EX_CONFIG)."""
+
+
+class _Section(BaseModel):
+    # Typos in a key must fail loudly: a silently ignored key is a device that misbehaves later.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class RealtimeSettings(_Section):
+    url: str = OPENAI_CALLS_URL
+    """The calls endpoint the SDP offer is POSTed to (OpenAI, rtAV or ``rtedge peer``)."""
+    provider: Literal["openai", "rtav", "local"] = "openai"
+    """Which service shape to speak: ``openai`` (GA session, channel ``oai-events``), ``rtav`` (flat
+    session with ``face``/``driving``/``modalities``, channel ``realtime``) or ``local`` (rtedge peer,
+    GA shape)."""
+    api_key: SecretStr | None = None
+    """Standard API key. Prefer ``api_key_file`` or a systemd credential over writing it here."""
+    api_key_file: Path | None = None
+    """File holding the API key (read when ``api_key`` is not set elsewhere)."""
+    token_url: str | None = None
+    """Optional backend that hands out ephemeral keys (``POST``, JSON reply with ``value`` or
+    ``client_secret``). When set, no standard key is needed on the device."""
+    signaling: Literal["auto", "ephemeral", "unified"] = "auto"
+    """How a standard key is used: ``ephemeral`` mints a client secret then POSTs raw SDP;
+    ``unified`` POSTs multipart ``sdp`` + ``session``; ``auto`` is unified for rtAV, ephemeral
+    otherwise."""
+    model: str = "gpt-realtime"
+    """Model name put in the session."""
+    instructions: str = "You are a helpful voice assistant on a small device. Be brief."
+    """System instructions for the assistant."""
+    voice: str = "marin"
+    """Voice name (OpenAI voices, or an rtAV voice id)."""
+    session: dict[str, Any] = Field(default_factory=dict)
+    """Extra fields merged into the session object as given, for provider extensions such as
+    rtAV's ``face`` and ``driving``."""
+    data_channel_label: str | None = None
+    """Data channel label; default per provider (``oai-events``, rtAV ``realtime``)."""
+    ice_servers: list[str] = Field(default_factory=list)
+    """STUN/TURN URLs for the peer connection. Empty means host candidates only."""
+    allow_insecure_http: bool = False
+    """Permit plain ``http://`` to a host that is not loopback (a lab only)."""
+    hands_free: bool = False
+    """Use the service's ``server_vad`` turn detection and send the mic always, instead of
+    push-to-talk."""
+    log_transcripts: bool = True
+    """Write both sides' transcripts to the log."""
+    connect_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    """Time allowed for signaling plus the data channel opening."""
+    liveness_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """While a response plays, no RTP or no event for this long marks the call dead."""
+    rotate_after_s: float = Field(default=55 * 60.0, gt=0)
+    """Start a fresh session after this age, between turns (OpenAI caps sessions at 60 min)."""
+
+    @field_validator("url", "token_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return v
+
+    @model_validator(mode="after")
+    def _checks(self) -> RealtimeSettings:
+        for name in ("url", "token_url"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            parts = urlsplit(value)
+            if (
+                parts.scheme == "http"
+                and not is_loopback_host(parts.hostname)
+                and not self.allow_insecure_http
+            ):
+                raise ValueError(
+                    f"{name}: plain http:// to a non-loopback host is refused "
+                    "(use https, or set realtime.allow_insecure_http)"
+                )
+        if self.api_key is None and self.api_key_file is not None:
+            try:
+                text = self.api_key_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"api_key_file: cannot read ({exc.strerror})") from None
+            if not text:
+                raise ValueError("api_key_file: file is empty")
+            self.api_key = SecretStr(text)
+        return self
+
+    @property
+    def channel_label(self) -> str:
+        if self.data_channel_label:
+            return self.data_channel_label
+        return "realtime" if self.provider == "rtav" else "oai-events"
+
+    @property
+    def signaling_mode(self) -> Literal["ephemeral", "unified"]:
+        if self.signaling != "auto":
+            return self.signaling
+        return "unified" if self.provider == "rtav" else "ephemeral"
+
+
+class AudioSettings(_Section):
+    capture_device: str = "default"
+    """ALSA PCM name for the microphone (``arecord -L`` lists them)."""
+    playback_device: str = "default"
+    """ALSA PCM name for the speaker (``aplay -L``)."""
+    sample_rate: int = Field(default=48000, ge=8000, le=192000)
+    """Rate the devices are opened at; converted to 48 kHz for WebRTC when it differs."""
+    channels: int = Field(default=1, ge=1, le=8)
+    """Channels the capture device is opened with (downmixed to mono)."""
+    playback_channels: int = Field(default=2, ge=1, le=8)
+    """Channels the playback device is opened with."""
+    period_ms: int = Field(default=20, ge=5, le=100)
+    """ALSA period length: one audio frame per period."""
+    playback_latency_ms: int = Field(default=40, ge=10, le=1000)
+    """Target depth of our playback buffer; more survives jitter, less answers faster."""
+    volume: float = Field(default=1.0, ge=0.0, le=4.0)
+    """Software volume applied to the speaker (1.0 = unchanged)."""
+    earcons: bool = True
+    """Play a short sound on press and release (never sent to the service)."""
+    reopen_initial_s: float = Field(default=0.5, gt=0)
+    """First retry delay when a device vanishes; doubles up to ``reopen_max_s``."""
+    reopen_max_s: float = Field(default=10.0, gt=0)
+    """Longest retry delay for a vanished device."""
+
+
+class PttSettings(_Section):
+    gpio_pin: int | None = Field(default=17, ge=0, le=63)
+    """BCM pin of the push-to-talk button; unset for no button (HTTP only)."""
+    active_low: bool = True
+    """Button wired to ground with the internal pull-up (the usual wiring)."""
+    led_pin: int | None = Field(default=None, ge=0, le=63)
+    """BCM pin of a status LED (PWM capable), optional."""
+    mode: Literal["hold", "toggle"] = "hold"
+    """``hold``: talk while held. ``toggle``: one press starts, the next ends."""
+    bounce_ms: int = Field(default=30, ge=0, le=1000)
+    """Contact debounce: edges closer than this are one edge."""
+    min_press_ms: int = Field(default=100, ge=0, le=2000)
+    """A press shorter than this is ignored (a tap, or noise)."""
+
+
+class DisplaySettings(_Section):
+    backend: Literal["fbdev", "mjpeg", "none"] = "none"
+    """Where avatar frames go: the Linux framebuffer, an MJPEG page for a kiosk browser, or nowhere."""
+    fbdev: Path = Path("/dev/fb0")
+    """Framebuffer device (or a regular file of the right size, for tests)."""
+    sysfs: Path = Path("/sys/class/graphics/fb0")
+    """Directory with the framebuffer geometry (``virtual_size``, ``bits_per_pixel``, ``stride``)."""
+    fps: int = Field(default=25, ge=1, le=60)
+    """Frame rate of the local avatar while speaking."""
+    avatar_dir: Path | None = None
+    """Directory of sprite images for the local avatar (built-in sprites when unset)."""
+    local_avatar: bool = True
+    """Draw the local lip-synced avatar when the service sends no frames."""
+
+
+class HealthSettings(_Section):
+    listen: str = "127.0.0.1:8787"
+    """``HOST:PORT`` of the health/status/metrics endpoint. Keep it on loopback unless a firewall
+    guards it: it also accepts push-to-talk presses."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class ReconnectSettings(_Section):
+    initial_s: float = Field(default=1.0, gt=0, le=600)
+    """First delay after a failed or dead call."""
+    max_s: float = Field(default=60.0, gt=0, le=3600)
+    """Longest delay between attempts."""
+    multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    """Growth of the delay per consecutive failure."""
+    jitter: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Random spread of each delay (0.2 = +-20 %), so a fleet does not reconnect in step."""
+    auth_backoff_s: float = Field(default=300.0, gt=0, le=86400)
+    """Delay after the service refuses the key (401/403): a person must fix it."""
+    healthy_after_s: float = Field(default=30.0, gt=0, le=3600)
+    """A call up this long resets the backoff to ``initial_s``."""
+
+    @model_validator(mode="after")
+    def _order(self) -> ReconnectSettings:
+        if self.max_s < self.initial_s:
+            raise ValueError("max_s: must not be smaller than initial_s")
+        return self
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level."""
+
+
+class Settings(BaseSettings):
+    """The whole configuration; see ``config/rtedge.toml`` for a commented example."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RTEDGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
+    """The Realtime service and the session."""
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    """ALSA microphone and speaker."""
+    ptt: PttSettings = Field(default_factory=PttSettings)
+    """Push-to-talk button and status LED."""
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
+    """Avatar display."""
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    """Local HTTP health endpoint."""
+    reconnect: ReconnectSettings = Field(default_factory=ReconnectSettings)
+    """Backoff between call attempts."""
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    """Logging."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            _CredentialsSource(settings_cls),
+            env_settings,
+        ]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+class _CredentialsSource(PydanticBaseSettingsSource):
+    """Secrets from ``$CREDENTIALS_DIRECTORY/<section>.<key>`` (systemd ``LoadCredential=``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is done in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            return {}
+        out: dict[str, Any] = {}
+        for section_name, section_field in Settings.model_fields.items():
+            section_type = section_field.annotation
+            if not isinstance(section_type, type) or not issubclass(section_type, BaseModel):
+                continue
+            for key, field in section_type.model_fields.items():
+                if "SecretStr" not in str(field.annotation):
+                    continue
+                path = Path(directory) / f"{section_name}.{key}"
+                if path.is_file():
+                    value = path.read_text(encoding="utf-8").strip()
+                    if value:
+                        out.setdefault(section_name, {})[key] = value
+        return out
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc if p not in ("function-after", "function-before"))
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad key and what is wrong, never the value (it may be a secret)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = _location(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        # A model-level check names its own key ("max_s: ...") after the section's location.
+        if ": " in msg and msg.split(": ", 1)[0].isidentifier():
+            key, msg = msg.split(": ", 1)
+            where = f"{where}.{key}" if where else key
+        parts.append(f"{where or 'config'}: {msg}")
+    return "; ".join(parts)
+
+
+def resolve_config_path(path: Path | None) -> Path | None:
+    if path is not None:
+        return path
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load the configuration or raise ConfigError with a one-line reason."""
+    path = resolve_config_path(path)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            import tomllib
+
+            with path.open("rb") as fh:
+                tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    token = _config_file.set(path)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    finally:
+        _config_file.reset(token)
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, secrets shown as ``********``."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    for section_name in Settings.model_fields:
+        section = getattr(settings, section_name)
+        for key in type(section).model_fields:
+            if isinstance(getattr(section, key), SecretStr):
+                data[section_name][key] = "********"
+    return data
+
+
+__all__ = [
+    "AudioSettings",
+    "ConfigError",
+    "DisplaySettings",
+    "HealthSettings",
+    "LoggingSettings",
+    "PttSettings",
+    "RealtimeSettings",
+    "ReconnectSettings",
+    "Settings",
+    "load_settings",
+    "masked_dump",
+]

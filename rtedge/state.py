@@ -1,0 +1,119 @@
+"""The one shared picture of the daemon's health, read by /healthz, /status, sd_notify and the LED.
+
+Parts write their own fields on the event loop thread; readers take ``snapshot()``. Listeners are
+told after every ``update()`` (LED patterns, STATUS= lines). Threads must not write here: they
+cross into the loop with ``call_soon_threadsafe`` first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Connection(StrEnum):
+    STARTING = "starting"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+    AUTH_FAILED = "auth_failed"
+    STOPPING = "stopping"
+
+
+class Turn(StrEnum):
+    IDLE = "idle"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+
+
+@dataclass
+class DeviceStatus:
+    """One hardware part (capture, playback, display, button): ok, or why not."""
+
+    ok: bool = True
+    detail: str = ""
+    since: float = field(default_factory=time.time)
+
+
+@dataclass
+class State:
+    connection: Connection = Connection.STARTING
+    call_id: str | None = None
+    provider: str = ""
+    session_started: float | None = None  # monotonic
+    backoff_until: float | None = None  # wall clock, for humans
+    reconnects: int = 0
+    calls_started: int = 0
+    last_error: str | None = None
+    turn: Turn = Turn.IDLE
+    ptt_held: bool = False
+    mic_level: float = 0.0
+    speaker_level: float = 0.0
+    frames_shown: int = 0
+    frames_dropped: int = 0
+    transcript_user: str = ""
+    transcript_assistant: str = ""
+    devices: dict[str, DeviceStatus] = field(default_factory=dict)
+    events_in: Counter[str] = field(default_factory=Counter)
+    events_bad: Counter[str] = field(default_factory=Counter)
+    queue_drops: Counter[str] = field(default_factory=Counter)
+    _listeners: list[Callable[[State], None]] = field(default_factory=list, repr=False)
+
+    def subscribe(self, listener: Callable[[State], None]) -> None:
+        self._listeners.append(listener)
+
+    def update(self, **changes: Any) -> None:
+        """Set fields and tell listeners when anything changed."""
+        changed = False
+        for key, value in changes.items():
+            if getattr(self, key) != value:
+                setattr(self, key, value)
+                changed = True
+        if changed:
+            self.notify()
+
+    def notify(self) -> None:
+        for listener in list(self._listeners):
+            listener(self)
+
+    def set_device(self, name: str, ok: bool, detail: str = "") -> None:
+        current = self.devices.get(name)
+        if current is not None and current.ok == ok and current.detail == detail:
+            return
+        self.devices[name] = DeviceStatus(ok=ok, detail=detail)
+        self.notify()
+
+    def count_drop(self, queue: str, n: int = 1) -> None:
+        self.queue_drops[queue] += n
+
+    def problems(self) -> list[str]:
+        """Reasons the device is not healthy right now; empty when it is."""
+        out: list[str] = []
+        if self.connection is not Connection.CONNECTED:
+            reason = self.connection.value
+            if self.connection is Connection.BACKOFF and self.backoff_until:
+                wait = max(0.0, self.backoff_until - time.time())
+                reason = f"backoff: retry in {wait:.1f}s"
+            if self.last_error and self.connection is not Connection.STARTING:
+                reason += f" ({self.last_error})"
+            out.append(reason)
+        for name, dev in sorted(self.devices.items()):
+            if not dev.ok:
+                out.append(f"{name} unavailable: {dev.detail}" if dev.detail else f"{name} unavailable")
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_listeners", None)
+        started = data.pop("session_started")
+        data["session_age_s"] = round(time.monotonic() - started, 1) if started else None
+        data["healthy"] = not self.problems()
+        data["problems"] = self.problems()
+        for key in ("mic_level", "speaker_level"):
+            data[key] = round(data[key], 4)
+        return data
