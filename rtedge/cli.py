@@ -124,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "peer":
         from rtedge.peer.cli import run as run_peer
 
-        return run_peer(args)
+        code: int = run_peer(args)
+        return code
     if args.command == "demo":
         from rtedge.demo import run_demo
 

@@ -46,7 +46,7 @@ def speech_pcm(text: str) -> np.ndarray:
         import io
 
         chunks = []
-        with av.open(io.BytesIO(wav)) as container:
+        with av.open(io.BytesIO(wav), mode="r") as container:
             resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):

@@ -166,6 +166,6 @@ class HealthServer:
 
     async def _stall(self, request: web.Request) -> web.Response:
         seconds = min(30.0, float(request.query.get("s", "3")))
-        time.sleep(seconds)  # deliberately blocks the loop
+        time.sleep(seconds)  # noqa: ASYNC251  (the point: block the loop)
         await asyncio.sleep(0)
         return web.json_response({"stalled_s": seconds})

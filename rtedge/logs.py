@@ -57,8 +57,8 @@ def stderr_is_journal() -> bool:
 
 def setup_logging(level: str = "info") -> None:
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if stderr_is_journal():
         from systemd.journal import JournalHandler

@@ -271,10 +271,11 @@ class Conversation:
         self._state.events_bad[f"error:{code}" if code in _KNOWN_ERRORS else "error:other"] += 1
         if code == "session_expired" and self._on_session_expired is not None:
             self._on_session_expired()
-        elif code in ("input_audio_buffer_commit_empty",) and self.response_id is None:
+        elif (
+            code == "input_audio_buffer_commit_empty" and self.response_id is None and not self.held
+        ):
             # Nothing was said: no reply is coming, so do not sit in "thinking".
-            if not self.held:
-                self._set_turn(Turn.IDLE)
+            self._set_turn(Turn.IDLE)
 
     def _on_speech_started(self, raw: dict[str, Any]) -> None:
         if self._hands_free:

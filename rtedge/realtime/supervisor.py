@@ -154,9 +154,9 @@ class Supervisor:
                 if done:
                     return dead.result()
                 now = time.monotonic()
-                if self._state.turn is Turn.SPEAKING and self._conv.audio_playing:
-                    if now - call.last_rtp > self._liveness_timeout_s:
-                        return "no audio from the service while it was speaking"
+                speaking = self._state.turn is Turn.SPEAKING and self._conv.audio_playing
+                if speaking and now - call.last_rtp > self._liveness_timeout_s:
+                    return "no audio from the service while it was speaking"
                 if (
                     self._conv.awaiting_response
                     and now - call.last_event > self._liveness_timeout_s
