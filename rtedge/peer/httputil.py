@@ -109,10 +109,10 @@ def is_loopback(remote: str | None) -> bool:
 
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON (size-limited by the app); 400 ``invalid_json`` if it is not."""
-    text = await request.text()
+    body = await request.read()
     try:
-        return json.loads(text) if text.strip() else None
-    except ValueError as exc:
+        return json.loads(body) if body.strip() else None
+    except ValueError as exc:  # includes UnicodeDecodeError
         raise ApiError(
             400, f"We could not parse the JSON body of your request: {exc}", "invalid_json"
         ) from None

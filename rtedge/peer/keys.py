@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,9 +35,10 @@ class AuthError(Exception):
 
 
 class KeyStore:
-    def __init__(self, api_keys: tuple[str, ...]) -> None:
+    def __init__(self, api_keys: tuple[str, ...], clock: Callable[[], float] = time.time) -> None:
         self._api_keys = tuple(k for k in api_keys if k)
         self._ephemeral: dict[str, Ephemeral] = {}
+        self.clock = clock  # wall clock; replaceable so expiry can be tested without waiting
 
     @property
     def strict(self) -> bool:
@@ -60,7 +62,7 @@ class KeyStore:
 
     def mint(self, ttl_s: int, session: dict[str, Any]) -> Ephemeral:
         self._purge()
-        eph = Ephemeral(EPHEMERAL_PREFIX + secrets.token_urlsafe(24), time.time() + ttl_s, session)
+        eph = Ephemeral(EPHEMERAL_PREFIX + secrets.token_urlsafe(24), self.clock() + ttl_s, session)
         self._ephemeral[eph.value] = eph
         return eph
 
@@ -68,13 +70,13 @@ class KeyStore:
         eph = self._ephemeral.get(key)
         if eph is None:
             raise AuthError("Incorrect API key provided.")
-        if time.time() >= eph.expires_at:
+        if self.clock() >= eph.expires_at:
             raise AuthError("Ephemeral key expired. Request a new client secret.")
         return eph
 
     def _purge(self) -> None:
         # Expired keys are useless; dropping them keeps the store bounded by the mint rate * TTL.
-        now = time.time()
+        now = self.clock()
         for value in [v for v, e in self._ephemeral.items() if e.expires_at <= now]:
             del self._ephemeral[value]
 

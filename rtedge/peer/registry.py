@@ -18,6 +18,8 @@ class Registry:
         self.ended: deque[CallRecord] = deque(maxlen=ended_kept)
         self.started = 0
         self.ended_count = 0
+        self.http_requests = 0
+        self.http_refused = 0
         self.since = time.time()
 
     def add(self, call: Call) -> None:
@@ -45,6 +47,8 @@ class Registry:
             "calls_started": self.started,
             "calls_ended": self.ended_count,
             "active_calls": len(self.active),
+            "http_requests": self.http_requests,
+            "http_refused": self.http_refused,
             "asyncio_tasks": len(asyncio.all_tasks()),
             "call_tasks": sum(len(c.tasks) for c in self.active.values()),
             "threads": threading.active_count(),

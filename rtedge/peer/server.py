@@ -18,7 +18,13 @@ from rtedge.peer import admin, sessionconf, wire
 from rtedge.peer.call import Call, InvalidOffer
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.faults import FaultBook, HttpFault
-from rtedge.peer.httputil import ApiError, cors_middleware, errors_middleware, read_json
+from rtedge.peer.httputil import (
+    ApiError,
+    Handler,
+    cors_middleware,
+    errors_middleware,
+    read_json,
+)
 from rtedge.peer.keys import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S, AuthError, KeyStore
 from rtedge.peer.registry import Registry
 from rtedge.peer.sessionconf import SessionError
@@ -67,10 +73,22 @@ PEER: Final = web.AppKey("rtedge_peer", Peer)
 def create_app(config: PeerConfig | None = None) -> web.Application:
     """The peer as an aiohttp application. Cleaning the app up ends every call."""
     config = config or PeerConfig()
-    app = web.Application(
-        client_max_size=config.max_body_bytes, middlewares=[cors_middleware, errors_middleware]
-    )
     peer = Peer(config)
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Refusals are what a client's backoff is judged by (GET /_rtedge/stats).
+        response = await handler(request)
+        if request.path.startswith("/v1/") and request.method != "OPTIONS":
+            peer.registry.http_requests += 1
+            if response.status >= 400:
+                peer.registry.http_refused += 1
+        return response
+
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[cors_middleware, count, errors_middleware],
+    )
     app[PEER] = peer
     app.router.add_post("/v1/realtime/calls", handle_calls)
     app.router.add_post("/v1/realtime/client_secrets", handle_client_secrets)
@@ -160,7 +178,7 @@ async def handle_calls(request: web.Request) -> web.Response:
         updates.append(auth.ephemeral.session)
     ctype = request.content_type
     if ctype == SDP_TYPE:
-        sdp = await request.text()
+        sdp = _text(await request.read(), "sdp")
     elif ctype == "multipart/form-data":
         sdp, session = await _read_form(request)
         if session is not None:
@@ -203,7 +221,14 @@ async def handle_calls(request: web.Request) -> web.Response:
 
 
 async def _read_form(request: web.Request) -> tuple[str, JsonDict | None]:
-    form = await request.post()
+    try:
+        form = await request.post()
+    except web.HTTPException:
+        raise  # 413 stays 413
+    except Exception as exc:  # aiohttp's parser errors: a malformed body, not a server fault
+        raise ApiError(
+            400, f"Malformed multipart/form-data body: {exc}", "invalid_request_body"
+        ) from None
     sdp_part = form.get("sdp")
     if sdp_part is None:
         raise ApiError(
@@ -229,6 +254,13 @@ def _text(part: Any, name: str) -> str:
         try:
             return bytes(part).decode("utf-8")
         except UnicodeDecodeError:
+            if name == "sdp":
+                raise ApiError(
+                    400,
+                    "Invalid SDP offer. Please try again with a WHIP-compliant offer.",
+                    "invalid_offer",
+                    "sdp",
+                ) from None
             raise ApiError(400, f"The '{name}' part is not UTF-8.", "invalid_value", name) from None
     file = getattr(part, "file", None)
     if file is not None:

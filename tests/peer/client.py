@@ -112,6 +112,7 @@ class Client:
         self.events: list[dict[str, Any]] = []
         self.raw_messages: list[str] = []
         self.invalid: list[str] = []
+        self.violations: list[str] = []
         self.received = Received()
         self._cond = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
@@ -176,8 +177,14 @@ class Client:
         except ValueError:
             self.invalid.append(text)
             return
-        if self.validate:
-            validate_server_event(event)
+        if self.validate and isinstance(event, dict):
+            try:
+                validate_server_event(event)
+            except Exception as exc:  # raised here it would vanish in the event emitter
+                self.violations.append(f"{event.get('type')}: {exc}")
+        if not isinstance(event, dict):
+            self.invalid.append(text)
+            return
         event["_t"] = time.monotonic()
         self.events.append(event)
         asyncio.ensure_future(self._notify())

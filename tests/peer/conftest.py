@@ -75,6 +75,9 @@ async def peer(peer_config: PeerConfig) -> AsyncIterator[PeerHandle]:
         for c in handle.clients:
             await c.close()
         await runner.cleanup()
+    # Every event any client received validated against the openai models (or the rtAV schema).
+    violations = [v for c in handle.clients for v in c.violations]
+    assert not violations, violations
 
 
 @pytest.fixture
