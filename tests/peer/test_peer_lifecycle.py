@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 import time
 
@@ -98,9 +99,13 @@ async def test_ended_calls_release_tasks_threads_and_tracks(peer: PeerHandle) ->
     stats = await peer.admin("GET", "stats")
     assert stats["active_calls"] == 0 and stats["call_tasks"] == 0
     assert stats["calls_ended"] == stats["calls_started"] == 4
-    assert len(asyncio.all_tasks()) <= tasks0
+    await until(lambda: len(asyncio.all_tasks()) <= tasks0, 3)  # aiohttp finishing a request
+    # aiortc encodes Opus in the loop's default executor: its pooled workers ("asyncio_N") are
+    # shared by all calls and reused, bounded by the pool size. Anything else would be a leak.
     leftover = {t.name for t in threading.enumerate()} - threads0
-    assert not leftover, leftover
+    assert not {n for n in leftover if not n.startswith("asyncio_")}, leftover
+    pool = [t for t in threading.enumerate() if t.name.startswith("asyncio_")]
+    assert len(pool) <= min(32, (os.cpu_count() or 1) + 4)
     assert _tracks_alive() == 0
     reasons = sorted(r["end_reason"] for r in (await peer.admin("GET", "calls"))[-3:])
     assert reasons == ["connection_closed", "fault:drop_connection", "hangup"]
