@@ -158,6 +158,8 @@ class _Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ok = False
+        self._reported_missing = False
+        self.last_beat = time.monotonic()  # progress mark for the systemd watchdog
         self.opens = 0
         self.failures = 0
         self.xruns = 0
@@ -195,42 +197,55 @@ class _Worker:
             log.exception("%s status callback failed", self.kind)
 
     def _run(self) -> None:
-        reported_missing = False
         while not self._stop.is_set():
             try:
                 pcm = self._open_pcm(self.kind, self.params)
             except Exception as exc:  # ALSAAudioError, OSError, DeviceError
                 self.failures += 1
                 reason = f"{self.params.device}: {describe_error(exc)}"
-                if not reported_missing:
+                if not self._reported_missing:
                     log.warning("%s device unavailable: %s", self.kind, reason)
-                    reported_missing = True
+                    self._reported_missing = True
                 self._status(False, reason)
                 self._idle(self._backoff.next())
                 continue
             self.opens += 1
-            reported_missing = False
-            log.info("%s device open: %s", self.kind, self._describe(pcm))
-            self._status(True, self._describe(pcm))
             try:
                 self._stream(pcm)
             except Exception as exc:
                 self.failures += 1
                 reason = f"{self.params.device}: {describe_error(exc)}"
-                log.warning("%s device failed: %s; reopening", self.kind, reason)
+                if not self._reported_missing:
+                    log.warning("%s device failed: %s; reopening", self.kind, reason)
+                    self._reported_missing = True
                 self._status(False, reason)
-                reported_missing = True
             finally:
                 self._close(pcm)
             if not self._stop.is_set():
                 self._idle(self._backoff.next())
 
-    def _describe(self, pcm: Pcm) -> str:
+    def _streaming(self) -> None:
+        """The first period moved: the device works (some plugins only fail on first I/O)."""
+        self._backoff.reset()
+        self._reported_missing = False
+        log.info("%s device streaming: %s", self.kind, self._describe())
+        self._status(True, self._describe())
+
+    def _describe(self) -> str:
         p = self.params
         return f"{p.device} {p.rate} Hz {p.channels} ch"
 
+    def beat(self) -> float:
+        """``time.monotonic()`` of the thread's last sign of life (a period moved, a retry)."""
+        return self.last_beat
+
     def _idle(self, seconds: float) -> None:
-        self._stop.wait(seconds)
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            self.last_beat = now = time.monotonic()
+            if now >= deadline:
+                return
+            self._stop.wait(min(0.5, deadline - now))
 
     def _close(self, pcm: Pcm) -> None:
         with contextlib.suppress(Exception):
@@ -294,6 +309,7 @@ class CaptureWorker(_Worker):
         empty_reads = 0
         first = True
         while not self._stop.is_set():
+            self.last_beat = time.monotonic()
             if not poller.poll(timeout_ms):
                 if time.monotonic() - last_data > self.stall_s:
                     raise DeviceError(f"no audio for {self.stall_s:.1f}s")
@@ -312,7 +328,7 @@ class CaptureWorker(_Worker):
             empty_reads = 0
             last_data = time.monotonic()
             if first:
-                self._backoff.reset()
+                self._streaming()
                 first = False
             self.frames_read += n
             samples = np.frombuffer(data, dtype=np.int16)
@@ -375,6 +391,7 @@ class PlaybackWorker(_Worker):
         self._run_start: int | None = None
         self.frames_dropped = 0
         self.silence_periods = 0
+        self.device_origin = 0  # clock position of the current device's first frame
 
     # ---- loop side -------------------------------------------------------------------------
 
@@ -507,15 +524,18 @@ class PlaybackWorker(_Worker):
         frames = self.params.period_frames
         now = time.monotonic()
         deadline = now + seconds
-        next_t = now
+        next_t = now + self.period_s  # a period is counted once it has had time to play
         while not self._stop.is_set() and time.monotonic() < deadline:
+            self.last_beat = time.monotonic()
             if self._flush.is_set():
                 self._flush.clear()
                 self._run_start = None
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+            if time.monotonic() < next_t:
+                break  # stopping
             _, level = self._take(frames)
             self._account(frames, level, 0)
             next_t += self.period_s
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
 
     def _close(self, pcm: Pcm) -> None:
         with contextlib.suppress(Exception):
@@ -524,9 +544,20 @@ class PlaybackWorker(_Worker):
 
     def _stream(self, pcm: Pcm) -> None:
         p = self.params
+        buffer_frames = int(pcm.info().get("buffer_size") or p.period_frames * p.periods)
+        self.device_origin = self._written
+        try:
+            self._play_loop(pcm, buffer_frames)
+        except Exception:
+            if not self.ok:
+                # it failed before it ever played: those frames were never heard
+                self._drop_queued(self._written - self.device_origin)
+            raise
+
+    def _play_loop(self, pcm: Pcm, buffer_frames: int) -> None:
+        p = self.params
         ch = p.channels
         period = p.period_frames
-        buffer_frames = int(pcm.info().get("buffer_size") or period * p.periods)
         poller = _poller(pcm)
         pacer = Pacer(p.rate, buffer_frames / p.rate + self.period_s, self._stop)
         timeout_ms = max(1, int(self.period_s * 1000))
@@ -535,6 +566,7 @@ class PlaybackWorker(_Worker):
         first = True
         stalled_since: float | None = None
         while not self._stop.is_set():
+            self.last_beat = time.monotonic()
             if self._flush.is_set():
                 self._flush.clear()
                 pending = None
@@ -569,8 +601,10 @@ class PlaybackWorker(_Worker):
             if n == 0:
                 poller.poll(timeout_ms)
                 continue
-            if first:
-                self._backoff.reset()
+            if first and self._written + n - self.device_origin > buffer_frames + period:
+                # more than the device holds went through: it really plays (the file plugin
+                # accepts a buffer before its first write to the file can fail)
+                self._streaming()
                 first = False
             avail = pcm.avail()
             queued = max(0, buffer_frames - avail) if avail >= 0 else 0

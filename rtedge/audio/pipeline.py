@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -100,6 +101,11 @@ class AudioPipeline:
         await asyncio.gather(
             asyncio.to_thread(self.capture.stop, 1.0), asyncio.to_thread(self.playback.stop, 1.0)
         )
+
+    def heartbeats(self) -> dict[str, Callable[[], float]]:
+        """Per audio thread, a callable giving ``time.monotonic()`` of its last progress (for
+        the systemd watchdog: a thread stuck in the driver stops moving)."""
+        return {"capture": self.capture.beat, "playback": self.playback.beat}
 
     # ---- microphone -------------------------------------------------------------------------
 

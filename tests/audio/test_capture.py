@@ -12,7 +12,7 @@ from rtedge.audio.pipeline import AudioPipeline
 from rtedge.audio.tracks import MicTrack
 from rtedge.settings import AudioSettings
 from rtedge.state import State
-from tests.audio.alsa_rig import AlsaRig, interleave, sine
+from tests.audio.alsa_rig import AlsaRig, eventually, interleave, sine
 
 
 def settings(**kw: object) -> AudioSettings:
@@ -44,14 +44,6 @@ def dominant_hz(x: np.ndarray, rate: int = 48000) -> float:
     return float(np.argmax(spectrum) * rate / x.size)
 
 
-async def wait_for(cond: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 async def test_capture_frames_are_paced_and_carry_the_mic(rig: AlsaRig) -> None:
     rig.write_conf()
     feeder, _ = rig.make_mic()
@@ -72,7 +64,7 @@ async def test_capture_frames_are_paced_and_carry_the_mic(rig: AlsaRig) -> None:
         assert dominant_hz(audio) == pytest.approx(1000, abs=10)
         assert 0.3 < np.sqrt(np.mean((audio / 32768.0) ** 2)) < 0.4  # sine at 0.5 -> RMS 0.354
         assert state.devices["capture"].ok
-        await wait_for(lambda: state.mic_level > 0.3)
+        await eventually(lambda: state.mic_level > 0.3)
     finally:
         await pipe.stop()
         feeder.stop()
@@ -155,7 +147,7 @@ async def test_missing_mic_sends_silence_on_the_wall_clock_then_recovers(rig: Al
     feeder = None
     try:
         assert isinstance(track, MicTrack)
-        await wait_for(lambda: "capture" in state.devices)
+        await eventually(lambda: "capture" in state.devices)
         assert not state.devices["capture"].ok
         assert "No such file" in state.devices["capture"].detail
         assert any("capture unavailable" in p for p in state.problems())
@@ -167,7 +159,7 @@ async def test_missing_mic_sends_silence_on_the_wall_clock_then_recovers(rig: Al
         feeder, _ = rig.make_mic()
         feeder.play(sine(500, 10.0, 48000))
         feeder.start()
-        await wait_for(lambda: state.devices["capture"].ok)
+        await eventually(lambda: state.devices["capture"].ok)
         frames, _ = await collect(track, 30)
         assert any(f.any() for f in frames)
     finally:
@@ -203,7 +195,7 @@ async def test_mic_that_fails_mid_stream_is_reopened_and_frames_continue(rig: Al
         feeder2, drain2 = rig.make_mic(capture_copy=True)
         feeder2.play(sine(900, 30.0, 48000))
         feeder2.start()
-        await wait_for(lambda: state.devices["capture"].ok)
+        await eventually(lambda: state.devices["capture"].ok)
         assert pipe.capture.opens == opens + 1
         frames, _ = await collect(track, 30)
         audio = np.concatenate(frames[10:])
