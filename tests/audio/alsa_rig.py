@@ -164,8 +164,9 @@ class AlsaRig:
         self.conf.write_text(
             f"""
 pcm.rtmic {{ type file slave.pcm {{ type null }} file "{copy}" infile "{self.mic_fifo}"
-  format "raw" }}
-pcm.rtspk {{ type file slave.pcm {{ type null }} file "{spk}" format "raw" }}
+  format "raw" hint {{ show on description "rtedge test microphone" }} }}
+pcm.rtspk {{ type file slave.pcm {{ type null }} file "{spk}" format "raw"
+  hint {{ show on description "rtedge test speaker" }} }}
 pcm.rtbad {{ type file slave.pcm {{ type null }} file "/dev/null"
   infile "{self.root}/nowhere/mic.fifo" format "raw" }}
 pcm.!default {{ type asym capture.pcm "rtmic" playback.pcm "rtspk" }}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -225,3 +226,17 @@ async def test_unread_track_drops_oldest_and_counts(rig: AlsaRig) -> None:
     finally:
         await pipe.stop()
         feeder.stop()
+
+
+async def test_stop_is_bounded_when_the_driver_blocks(rig: AlsaRig) -> None:
+    rig.write_conf()
+    feeder, _ = rig.make_mic()  # the FIFO has a writer that never writes: reads block
+    state = State()
+    pipe = AudioPipeline(settings(), state)
+    await pipe.start()
+    await asyncio.sleep(0.3)
+    t0 = time.monotonic()
+    await pipe.stop()
+    assert time.monotonic() - t0 < 1.3
+    feeder.stop()  # closing the writer releases the blocked read; the thread then ends
+    await eventually(lambda: not any(t.name == "rtedge-capture" for t in threading.enumerate()))
