@@ -115,3 +115,15 @@ def test_no_led_pin_is_fine() -> None:
     state.update(connection=Connection.CONNECTED)
     assert led.pattern == "idle" and led.led is None
     led.close()
+
+
+def test_state_snapshot_still_works_with_the_led_listening(factory: MockFactory) -> None:
+    """Regression: State.snapshot() deep-copies listeners; a bound method of an object holding
+    gpiozero's locks made /status answer 500."""
+    state = State()
+    led = StatusLed(PttSettings(led_pin=LED_PIN), state, pin_factory=factory)
+    led.start()
+    try:
+        assert state.snapshot()["connection"] == "starting"
+    finally:
+        led.close()
