@@ -240,3 +240,21 @@ async def test_stop_is_bounded_when_the_driver_blocks(rig: AlsaRig) -> None:
     assert time.monotonic() - t0 < 1.3
     feeder.stop()  # closing the writer releases the blocked read; the thread then ends
     await eventually(lambda: not any(t.name == "rtedge-capture" for t in threading.enumerate()))
+
+
+async def test_heartbeats_move_and_survive_a_state_snapshot(rig: AlsaRig) -> None:
+    """Regression: the heartbeats end up referenced from State listeners, which
+    State.snapshot() deep-copies; bound methods of the workers (which hold locks) broke it."""
+    import copy
+
+    rig.write_conf()
+    pipe = AudioPipeline(settings(capture_device="rtbad", playback_device="rtbad"), State())
+    beats = pipe.heartbeats()
+    copy.deepcopy(beats)
+    await pipe.start()
+    try:
+        first = {name: beat() for name, beat in beats.items()}
+        await asyncio.sleep(0.7)  # both devices missing: the retry loops still beat
+        assert all(beats[name]() > first[name] for name in beats)
+    finally:
+        await pipe.stop()
