@@ -1,0 +1,186 @@
+"""When a frame is due on the audio playback clock, and the wait-prepare-show step shared by the
+service and video sources.
+
+Service frames (rtAV JPEG events): frame i of a response is due at ``anchor + i / fps``, where the
+anchor is the clock value at which that response's audio began playing (``onset``). The audio
+clock counts silence, so when playback stalls mid-response (an underrun) and resumes, the rest
+of the response plays later by the gap: the anchor moves by the same gap.
+
+RTP video: due at ``anchor + pts`` with the anchor fixed when the stream starts (arrival plus the
+audio path's extra delay). aiortc exposes no RTCP sender reports, so there is no cross-stream
+lip-sync reference to do better with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from rtedge.display.frames import Picture
+from rtedge.display.presenter import Presenter
+
+RTP_VIDEO_TIME_BASE = Fraction(1, 90000)
+
+
+class Timeline:
+    """One response's frames on the audio clock. Loop thread only."""
+
+    __slots__ = (
+        "anchor",
+        "cancelled",
+        "created",
+        "done",
+        "key",
+        "received",
+        "response_id",
+        "run",
+        "run_seen",
+        "shown",
+        "total",
+    )
+
+    def __init__(self, key: str, response_id: str | None, created: float) -> None:
+        self.key = key
+        self.response_id = response_id
+        self.created = created  # clock when its first frame arrived
+        self.anchor: float | None = None  # clock at which frame 0 is due
+        self.run: float | None = None  # onset of the audio run the anchor lives in
+        self.run_seen: float = created  # last clock at which that run was seen playing
+        self.received = 0
+        self.shown = 0
+        self.total: int | None = None  # total_frames from response.output_image.done
+        self.done = False  # no more frames coming (image done, response done, or superseded)
+        self.cancelled = False
+
+
+class Anchoring:
+    """Finds and maintains each response's anchor from the audio ``onset``."""
+
+    def __init__(self, fps: float, *, anchor_timeout_s: float = 2.0, gap_max_s: float = 1.0):
+        self.period = 1.0 / fps
+        self.anchor_timeout_s = anchor_timeout_s
+        self.gap_max_s = gap_max_s
+        # The newest onset used as an anchor: a later response must start in a later run
+        # (frames of response B arriving while A's audio still plays must not anchor to A).
+        self.last_onset = -math.inf
+
+    def observe(self, tl: Timeline, now: float, onset: float | None, index: int) -> None:
+        if now < self.last_onset:  # the clock restarted (playback device reopened)
+            self.last_onset = -math.inf
+        if tl.anchor is None:
+            if onset is not None and onset > self.last_onset:
+                tl.anchor = tl.run = self.last_onset = onset
+                tl.run_seen = now
+            elif now - tl.created >= self.anchor_timeout_s:
+                # No audio came for these frames: show them from now at their own rate.
+                tl.anchor = now - index * self.period
+            return
+        if tl.run is None:
+            return
+        if onset == tl.run:
+            tl.run_seen = now
+        elif onset is not None and onset > tl.run and not tl.done:
+            # Playback went silent and resumed: the remaining audio (and frames) moved by the gap.
+            # run_seen trails the true end of the run by at most one poll, so the estimate errs
+            # late by at most that.
+            tl.anchor += onset - tl.run_seen
+            tl.run = self.last_onset = onset
+            tl.run_seen = now
+
+    def ended(self, tl: Timeline, now: float, onset: float | None) -> bool:
+        """True when the timeline's remaining frames can no longer be shown with their audio."""
+        if tl.cancelled:
+            return True
+        if tl.anchor is None or tl.run is None or onset == tl.run:
+            return False
+        # Its audio run is over: finished if no more is coming, or after a silence too long to be
+        # an underrun (the service stopped without telling us).
+        return tl.done or now - tl.run_seen > self.gap_max_s
+
+
+class VideoTimeline:
+    """Due times for RTP video frames: stream position (pts) on an anchor set at the start."""
+
+    def __init__(self, delay_s: float, *, resync_s: float = 1.0) -> None:
+        self.delay_s = delay_s
+        self.resync_s = resync_s
+        self.anchor: float | None = None
+        self._pts0: int | None = None
+
+    def due(self, frame: av.VideoFrame, arrival: float) -> float:
+        expected = arrival + self.delay_s
+        if frame.pts is None:
+            return expected
+        if self._pts0 is None:
+            self._pts0 = frame.pts
+        pos = float((frame.pts - self._pts0) * (frame.time_base or RTP_VIDEO_TIME_BASE))
+        if self.anchor is None or abs(self.anchor + pos - expected) > self.resync_s:
+            # First frame, or the stream jumped (sender restart, long stall): start over here.
+            self.anchor = expected - pos
+        return self.anchor + pos
+
+
+class Outcome(StrEnum):
+    SHOWN = "shown"
+    LATE = "late"  # more than one frame period behind the audio
+    ENDED = "ended"  # its response ended or was cancelled before it was due
+    BAD = "bad_frame"  # could not be decoded
+    DOWN = "display_down"  # the display is missing or failed
+
+
+class Ended:
+    """Returned by a due function when the frame can never be shown."""
+
+
+ENDED = Ended()
+
+DueFn = Callable[[], float | None | Ended]
+
+
+async def present_paced(
+    presenter: Presenter,
+    pic: Picture,
+    due_fn: DueFn,
+    clock: Callable[[], float],
+    *,
+    period: float,
+    lead_s: float = 0.06,
+    poll_s: float = 0.01,
+) -> tuple[Outcome, float | None, float | None]:
+    """Wait until the frame is nearly due (``due_fn`` None means not anchored yet), prepare it
+    on the display thread, wait until due, show it. Early frames wait; a frame more than one
+    ``period`` behind is dropped. Returns (outcome, due, clock when shown).
+
+    Waits are sliced to ``poll_s``: the anchor may move while waiting (an audio underrun), and the
+    audio clock need not run at exactly the loop clock's rate.
+    """
+    prepared: Any = None
+    have = False
+    while True:
+        now = clock()
+        due = due_fn()
+        if isinstance(due, Ended):
+            return Outcome.ENDED, None, None
+        if due is None:
+            await asyncio.sleep(poll_s)
+            continue
+        if now - due > period:
+            return Outcome.LATE, due, None
+        if not have and due - now <= lead_s:
+            ok, prepared = await presenter.prepare(pic)
+            if not ok:
+                return Outcome(prepared), due, None
+            have = True
+            continue  # preparing took time: look at the clock again
+        if have and now >= due - 0.0005:
+            break
+        await asyncio.sleep(min(max(due - now - (lead_s if not have else 0.0), 0.0), poll_s))
+    if not await presenter.show(prepared):
+        return Outcome.DOWN, due, None
+    return Outcome.SHOWN, due, clock()
