@@ -3,8 +3,9 @@ variables, overridden in turn by systemd credentials for secrets.
 
 Precedence, lowest first: field defaults, the TOML file (``--config``; ``/etc/rtedge/rtedge.toml``
 when it exists), environment variables, files in ``$CREDENTIALS_DIRECTORY`` named
-``<section>.<key>`` (systemd ``LoadCredential=realtime.api_key:/etc/rtedge/api_key``). A secret may
-also come from ``<key>_file`` (e.g. ``realtime.api_key_file``), read only when no other source gave it.
+``<section>.<key>`` (systemd ``LoadCredential=realtime.api_key:/etc/rtedge/api_key``). A secret
+may also come from ``<key>_file`` (``realtime.api_key_file``), read only when no other source
+gave it.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class RealtimeSettings(_Section):
     """The calls endpoint the SDP offer is POSTed to (OpenAI, rtAV or ``rtedge peer``)."""
     provider: Literal["openai", "rtav", "local"] = "openai"
     """Which service shape to speak: ``openai`` (GA session, channel ``oai-events``), ``rtav`` (flat
-    session with ``face``/``driving``/``modalities``, channel ``realtime``) or ``local`` (rtedge peer,
-    GA shape)."""
+    session with ``face``/``driving``/``modalities``, channel ``realtime``) or ``local``
+    (rtedge peer, GA shape)."""
     api_key: SecretStr | None = None
     """Standard API key. Prefer ``api_key_file`` or a systemd credential over writing it here."""
     api_key_file: Path | None = None
@@ -197,11 +198,13 @@ class PttSettings(_Section):
 
 class DisplaySettings(_Section):
     backend: Literal["fbdev", "mjpeg", "none"] = "none"
-    """Where avatar frames go: the Linux framebuffer, an MJPEG page for a kiosk browser, or nowhere."""
+    """Where avatar frames go: the Linux framebuffer, an MJPEG page for a kiosk browser, or
+    nowhere."""
     fbdev: Path = Path("/dev/fb0")
     """Framebuffer device (or a regular file of the right size, for tests)."""
     sysfs: Path = Path("/sys/class/graphics/fb0")
-    """Directory with the framebuffer geometry (``virtual_size``, ``bits_per_pixel``, ``stride``)."""
+    """Directory with the framebuffer geometry (``virtual_size``, ``bits_per_pixel``,
+    ``stride``)."""
     fps: int = Field(default=25, ge=1, le=60)
     """Frame rate of the local avatar while speaking."""
     avatar_dir: Path | None = None

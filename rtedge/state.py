@@ -104,7 +104,9 @@ class State:
             out.append(reason)
         for name, dev in sorted(self.devices.items()):
             if not dev.ok:
-                out.append(f"{name} unavailable: {dev.detail}" if dev.detail else f"{name} unavailable")
+                out.append(
+                    f"{name} unavailable: {dev.detail}" if dev.detail else f"{name} unavailable"
+                )
         return out
 
     def snapshot(self) -> dict[str, Any]:

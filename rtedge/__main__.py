@@ -1,0 +1,5 @@
+import sys
+
+from rtedge.cli import main
+
+sys.exit(main())

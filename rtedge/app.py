@@ -1,0 +1,196 @@
+"""The appliance: builds the parts, runs them, and stops them in order on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any
+
+import aiohttp
+from aiortc import MediaStreamTrack
+
+from rtedge.audio.pipeline import AudioPipeline
+from rtedge.controls.leds import StatusLed
+from rtedge.controls.ptt import PushToTalk
+from rtedge.display.pipeline import DisplayPipeline
+from rtedge.health import HealthServer
+from rtedge.logs import event as log_event
+from rtedge.logs import setup_logging
+from rtedge.realtime.call import Call
+from rtedge.realtime.conversation import Conversation
+from rtedge.realtime.ice import use_host_addresses
+from rtedge.realtime.session_shape import build_session
+from rtedge.realtime.signaling import Signaling
+from rtedge.realtime.supervisor import Supervisor
+from rtedge.settings import Settings, is_loopback_host
+from rtedge.state import Connection, State
+from rtedge.systemd import Notifier
+
+log = logging.getLogger("rtedge")
+
+#: SIGTERM to exit: systemd's default stop timeout is 90 s; we promise 5.
+SHUTDOWN_BUDGET_S = 4.5
+
+
+class Appliance:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = State(provider=settings.realtime.provider)
+        rt = settings.realtime
+        self.audio = AudioPipeline(settings.audio, self.state, hands_free=rt.hands_free)
+        self.display: DisplayPipeline | None = None
+        if settings.display.backend != "none":
+            self.display = DisplayPipeline(
+                settings.display,
+                self.state,
+                clock=self.audio.played_seconds,
+                level=self.audio.speaker_level,
+                onset=self.audio.speech_onset,
+            )
+        self.conversation = Conversation(
+            self.state,
+            self.audio,
+            display=self.display,
+            hands_free=rt.hands_free,
+            log_transcripts=rt.log_transcripts,
+            on_session_expired=self._session_expired,
+        )
+        self.ptt = PushToTalk(settings.ptt, self.conversation.press, self.conversation.release)
+        self.led = StatusLed(settings.ptt, self.state)
+        self.notifier = Notifier(self.state)
+        self.health = HealthServer(
+            self.state,
+            settings.health.host,
+            settings.health.port,
+            on_press=self.ptt.press,
+            on_release=self.ptt.release,
+            extra_routes=[self.display.add_routes] if self.display is not None else None,
+        )
+        self._http: aiohttp.ClientSession | None = None
+        self._bad_logged: dict[str, float] = {}
+        self.supervisor: Supervisor | None = None
+        self.session = build_session(rt, want_images=self.display is not None)
+
+    def _session_expired(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.session_expired()
+
+    def _make_call(self) -> Call:
+        assert self._http is not None
+        rt = self.settings.realtime
+        on_video = None
+        if self.display is not None and rt.provider == "rtav":
+            on_video = self.display.consume_video
+        return Call(
+            rt,
+            Signaling(rt, self._http),
+            mic=self.audio.mic_track(),
+            session=self.session,
+            on_event=self.conversation.on_event,
+            on_bad_event=self._bad_event,
+            on_audio=self._play,
+            on_video=on_video,
+        )
+
+    async def _play(self, track: MediaStreamTrack) -> None:
+        await self.audio.play(track)
+
+    def _bad_event(self, kind: str, detail: str) -> None:
+        self.state.events_bad[kind] += 1
+        # A storm of bad events must not become a storm of log lines: one per kind per 10 s.
+        now = time.monotonic()
+        if now - self._bad_logged.get(kind, 0.0) >= 10.0:
+            self._bad_logged[kind] = now
+            log_event(
+                log,
+                logging.WARNING,
+                "bad_event",
+                "bad event from the service (%s): %s [%d so far]",
+                kind,
+                detail[:200],
+                self.state.events_bad[kind],
+                kind=kind,
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        rt = self.settings.realtime
+        from urllib.parse import urlsplit
+
+        if is_loopback_host(urlsplit(rt.url).hostname):
+            use_host_addresses(["127.0.0.1"])  # aioice never offers loopback by itself
+        self._http = aiohttp.ClientSession()
+        self.supervisor = Supervisor(
+            self._make_call,
+            self.conversation,
+            self.state,
+            self.settings.reconnect,
+            connect_timeout_s=rt.connect_timeout_s,
+            liveness_timeout_s=rt.liveness_timeout_s,
+            rotate_after_s=rt.rotate_after_s,
+        )
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await self.health.start()
+            await self.audio.start()
+            for name, beat in self.audio.heartbeats().items():
+                self.notifier.add_heartbeat(name, beat)
+            if self.display is not None:
+                await self.display.start()
+            self.ptt.start()
+            self.led.start()
+            tasks.append(asyncio.create_task(self.supervisor.run(), name="supervisor"))
+            tasks.append(asyncio.create_task(self.notifier.watchdog(), name="watchdog"))
+            self.health.ready = True
+            self.notifier.ready()
+            log_event(log, logging.INFO, "ready", "rtedge ready, provider %s", rt.provider)
+            await stop.wait()
+        finally:
+            self.notifier.stopping()
+            self.state.update(connection=Connection.STOPPING)
+            log_event(log, logging.INFO, "stopping", "stopping")
+            await self._shutdown(tasks)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        steps: list[Any] = []
+        if self.supervisor is not None and self.supervisor.call is not None:
+            steps.append(self.supervisor.call.close(hangup=True))
+        self.ptt.close()
+        self.led.close()
+        if self.display is not None:
+            steps.append(self.display.stop())
+        steps.append(self.audio.stop())
+        steps.append(self.health.stop())
+        for step in steps:
+            try:
+                await asyncio.wait_for(step, timeout=SHUTDOWN_BUDGET_S / len(steps))
+            except Exception as exc:  # shutdown goes on whatever one part does
+                log.warning("shutdown step failed: %r", exc)
+        if self._http is not None:
+            await self._http.close()
+
+
+async def _main(settings: Settings) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = Appliance(settings)
+    try:
+        await app.run(stop)
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+def run(settings: Settings) -> int:
+    setup_logging(settings.logging.level)
+    return asyncio.run(_main(settings))

@@ -1,0 +1,194 @@
+"""Keep one call up forever: build it, watch it, rebuild it with backoff, rotate it before the cap.
+
+Backoff is jittered exponential (``[reconnect]``), reset once a call has been healthy for
+``healthy_after_s``. A refused key waits ``auth_backoff_s`` (a person has to fix it; hammering the
+service would not), a 429 waits at least its ``Retry-After``, ``session_expired`` rebuilds at once.
+Rotation waits for a quiet moment between turns so no turn is cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from rtedge.logs import event as log_event
+from rtedge.realtime.call import Call
+from rtedge.realtime.conversation import Conversation
+from rtedge.realtime.signaling import SignalingError
+from rtedge.settings import ReconnectSettings
+from rtedge.state import Connection, State, Turn
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 0.25
+
+
+class Backoff:
+    def __init__(self, settings: ReconnectSettings, rng: random.Random | None = None) -> None:
+        self._s = settings
+        self._rng = rng or random.Random()
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        s = self._s
+        base = min(s.max_s, s.initial_s * s.multiplier**self.failures)
+        self.failures += 1
+        spread = base * s.jitter
+        return max(0.0, base + self._rng.uniform(-spread, spread))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        make_call: Callable[[], Call],
+        conversation: Conversation,
+        state: State,
+        settings: ReconnectSettings,
+        *,
+        connect_timeout_s: float,
+        liveness_timeout_s: float,
+        rotate_after_s: float,
+    ) -> None:
+        self._make_call = make_call
+        self._conv = conversation
+        self._state = state
+        self._settings = settings
+        self._connect_timeout_s = connect_timeout_s
+        self._liveness_timeout_s = liveness_timeout_s
+        self._rotate_after_s = rotate_after_s
+        self.backoff = Backoff(settings)
+        self.call: Call | None = None
+        self._wake = asyncio.Event()
+        self.rotations = 0
+
+    def session_expired(self) -> None:
+        if self.call is not None:
+            self.call.mark_dead("session_expired")
+
+    async def run(self) -> None:
+        """Runs until cancelled; never raises for a transient fault."""
+        while True:
+            delay = await self._one_call()
+            if delay > 0:
+                self._state.update(
+                    connection=self._state.connection
+                    if self._state.connection is Connection.AUTH_FAILED
+                    else Connection.BACKOFF,
+                    backoff_until=time.time() + delay,
+                )
+                log.info("next attempt in %.1fs", delay)
+                await asyncio.sleep(delay)
+            self._state.update(backoff_until=None)
+
+    async def _one_call(self) -> float:
+        """One call from connect to death; returns how long to wait before the next."""
+        self._state.update(connection=Connection.CONNECTING)
+        call = self._make_call()
+        self.call = call
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                await call.open()
+        except SignalingError as exc:
+            await call.close(hangup=False)
+            return self._failed_signaling(exc)
+        except Exception as exc:  # a timeout, ICE failure, bad answer: all transient
+            await call.close(hangup=False)
+            reason = "connect timed out" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
+            return self._failed(reason)
+
+        self._state.calls_started += 1
+        self._state.update(
+            connection=Connection.CONNECTED,
+            call_id=call.call_id,
+            session_started=time.monotonic(),
+            last_error=None,
+        )
+        log_event(log, logging.INFO, "connected", "call %s up", call.call_id, call_id=call.call_id)
+        self._conv.attach(call.send)
+        try:
+            reason = await self._watch(call)
+        finally:
+            self._conv.detach()
+        healthy = call.opened_at is not None and (
+            time.monotonic() - call.opened_at >= self._settings.healthy_after_s
+        )
+        await call.close(hangup=True)
+        self.call = None
+        self._state.update(call_id=None, session_started=None)
+        if reason == "rotation":
+            self.rotations += 1
+            log_event(log, logging.INFO, "rotation", "session rotated before the cap")
+            self.backoff.reset()
+            return 0.0
+        self._state.reconnects += 1
+        self._state.update(last_error=reason)
+        if reason == "session_expired":
+            log_event(log, logging.WARNING, "reconnect", "session expired; rebuilding now")
+            self.backoff.reset()
+            return 0.0
+        if healthy:
+            self.backoff.reset()
+        delay = self.backoff.next_delay()
+        log_event(
+            log,
+            logging.WARNING,
+            "reconnect",
+            "call lost (%s); reconnecting in %.1fs",
+            reason,
+            delay,
+            reason=reason,
+        )
+        return delay
+
+    async def _watch(self, call: Call) -> str:
+        dead = asyncio.ensure_future(call.wait_dead())
+        try:
+            while True:
+                done, _ = await asyncio.wait({dead}, timeout=WATCH_INTERVAL_S)
+                if done:
+                    return dead.result()
+                now = time.monotonic()
+                speaking = self._state.turn is Turn.SPEAKING and self._conv.audio_playing
+                if speaking and now - call.last_rtp > self._liveness_timeout_s:
+                    return "no audio from the service while it was speaking"
+                if (
+                    self._conv.awaiting_response
+                    and now - call.last_event > self._liveness_timeout_s
+                ):
+                    return "no events from the service while waiting for a reply"
+                age = now - (call.opened_at or now)
+                if age >= self._rotate_after_s and self._conv.quiet:
+                    return "rotation"
+        finally:
+            dead.cancel()
+
+    def _failed_signaling(self, exc: SignalingError) -> float:
+        msg = str(exc)
+        if exc.kind == "auth":
+            self._state.update(connection=Connection.AUTH_FAILED, last_error=msg)
+            log_event(
+                log,
+                logging.ERROR,
+                "auth_failed",
+                "service refused the key (%s); retrying in %.0fs",
+                msg,
+                self._settings.auth_backoff_s,
+            )
+            return self._settings.auth_backoff_s
+        delay = self.backoff.next_delay()
+        if exc.kind == "rate_limited" and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        self._state.update(last_error=msg)
+        log_event(log, logging.WARNING, "connect_failed", "connect failed: %s", msg, kind=exc.kind)
+        return delay
+
+    def _failed(self, reason: str) -> float:
+        self._state.update(last_error=reason)
+        log_event(log, logging.WARNING, "connect_failed", "connect failed: %s", reason)
+        return self.backoff.next_delay()
