@@ -28,6 +28,14 @@ from rtedge.display.presenter import Presenter
 RTP_VIDEO_TIME_BASE = Fraction(1, 90000)
 
 
+class Ended:
+    """Returned by a due function when the frame can never be shown."""
+
+
+ENDED = Ended()
+Due = float | None | Ended
+
+
 class Timeline:
     """One response's frames on the audio clock. Loop thread only."""
 
@@ -103,6 +111,16 @@ class Anchoring:
         # an underrun (the service stopped without telling us).
         return tl.done or now - tl.run_seen > self.gap_max_s
 
+    def due(self, tl: Timeline, now: float, onset: float | None, index: int) -> Due:
+        """Frame ``index``'s due time; None to wait (no audio yet, or playback paused mid-response
+        and the rest of the answer has not resumed); ENDED when it can never be shown."""
+        self.observe(tl, now, onset, index)
+        if self.ended(tl, now, onset):
+            return ENDED
+        if tl.anchor is None or (tl.run is not None and onset != tl.run):
+            return None
+        return tl.anchor + index * self.period
+
 
 class VideoTimeline:
     """Due times for RTP video frames: stream position (pts) on an anchor set at the start."""
@@ -134,13 +152,7 @@ class Outcome(StrEnum):
     DOWN = "display_down"  # the display is missing or failed
 
 
-class Ended:
-    """Returned by a due function when the frame can never be shown."""
-
-
-ENDED = Ended()
-
-DueFn = Callable[[], float | None | Ended]
+DueFn = Callable[[], Due]
 
 
 async def present_paced(

@@ -21,9 +21,9 @@ from rtedge.display.fbdev import FramebufferSink
 from rtedge.display.frames import DropOldestQueue, JpegPicture, RgbPicture, VideoPicture
 from rtedge.display.mjpeg import MjpegSink
 from rtedge.display.pacing import (
-    ENDED,
     Anchoring,
-    Ended,
+    Due,
+    DueFn,
     Outcome,
     Timeline,
     VideoTimeline,
@@ -238,12 +238,8 @@ class DisplayPipeline:
             item = await self._queue.get()
             tl, index = item.timeline, item.index
 
-            def due(tl: Timeline = tl, index: int = index) -> float | None | Ended:
-                now, onset = self._clock(), self._onset()
-                anchoring.observe(tl, now, onset, index)
-                if anchoring.ended(tl, now, onset):
-                    return ENDED
-                return None if tl.anchor is None else tl.anchor + index * self._period
+            def due(tl: Timeline = tl, index: int = index) -> Due:
+                return anchoring.due(tl, self._clock(), self._onset(), index)
 
             await self._present("service", item.pic, due, tl.response_id, index)
 
@@ -251,7 +247,7 @@ class DisplayPipeline:
         self,
         source: str,
         pic: JpegPicture | VideoPicture,
-        due_fn: Callable[[], float | None | Ended],
+        due_fn: DueFn,
         response_id: str | None,
         index: int,
     ) -> None:
