@@ -25,8 +25,8 @@ class MouthFollower:
         *,
         floor_db: float = -45.0,
         full_db: float = -12.0,
-        attack: float = 0.7,
-        release: float = 0.35,
+        attack: float = 0.8,
+        release: float = 0.5,
     ) -> None:
         self.floor_db = floor_db
         self.full_db = full_db

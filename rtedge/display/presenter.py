@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -65,7 +66,8 @@ class Presenter:
             except (DisplayError, OSError, ValueError) as exc:
                 reason = str(exc) or type(exc).__name__
                 self._down(reason)
-                await asyncio.sleep(delay)
+                # Jitter keeps a fleet of kiosks from retrying in lockstep after a shared fault.
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self.retry_max_s)
                 continue
             delay = self.retry_initial_s
