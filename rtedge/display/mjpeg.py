@@ -30,15 +30,19 @@ BOUNDARY = "rtedgeframe"
 class _Slot:
     """The newest frame not yet sent to one viewer. Loop thread only."""
 
-    __slots__ = ("closed", "frame", "ready")
+    __slots__ = ("closed", "frame", "ready", "sent", "skipped")
 
     def __init__(self) -> None:
         self.frame: bytes | None = None
         self.closed = False
         self.ready = asyncio.Event()
+        self.sent = 0
+        self.skipped = 0  # frames replaced before this viewer could take them
 
     def offer(self, frame: bytes) -> None:
-        self.frame = frame  # replaces an unsent one: that viewer skips it
+        if self.frame is not None:
+            self.skipped += 1  # replaces an unsent one: this viewer skips it, nobody waits
+        self.frame = frame
         self.ready.set()
 
     def close(self) -> None:
@@ -71,8 +75,9 @@ class MjpegSink:
         self._encoder = JpegEncoder()
 
     @property
-    def viewers(self) -> int:
-        return len(self._viewers)
+    def viewers(self) -> list[tuple[int, int]]:
+        """(frames sent, frames skipped) per connected viewer."""
+        return [(slot.sent, slot.skipped) for slot in self._viewers]
 
     # -- Sink protocol ------------------------------------------------------------------------
 
@@ -132,6 +137,7 @@ class MjpegSink:
                 # write() waits for the socket to drain: only this viewer's task waits.
                 async with asyncio.timeout(self.write_timeout_s):
                     await resp.write(head + frame + b"\r\n")
+                slot.sent += 1
         except TimeoutError:
             log.info("avatar viewer %s stalled; disconnecting it", request.remote)
             if request.transport is not None:

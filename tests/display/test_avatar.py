@@ -88,9 +88,12 @@ async def test_mouth_follows_the_played_level(tmp_path: Path) -> None:
     heights = np.array([s[1] for s in samples], float)
     levels_db = np.array([20 * np.log10(max(s[2], 1e-6)) for s in samples])
     corr = float(np.corrcoef(heights, levels_db)[0, 1])
-    print(f"\nmouth height vs played level (dB): r = {corr:.3f}; height {heights.min():.0f}"
-          f"..{heights.max():.0f} px over {len(samples)} frames")
+    print(
+        f"\nmouth height vs played level (dB): r = {corr:.3f}; height {heights.min():.0f}"
+        f"..{heights.max():.0f} px over {len(samples)} frames"
+    )
     assert corr > 0.9
+
     # Rises and falls with each swell: loud at 0.4, 1.2, 2.0 s; quiet at 0.8, 1.6 s.
     def h_at(t: float) -> float:
         return float(np.mean([s[1] for s in samples if abs(s[0] - onset - t) <= 0.03]))

@@ -36,7 +36,12 @@ def test_wide_jpeg_letterboxed_top_and_bottom(tmp_path: Path, bpp: int, pad: int
     rgb = fb.rgb()
     assert (rgb[:40] == 0).all(), "top bar not black"
     assert (rgb[200:] == 0).all(), "bottom bar not black"
-    for name, (y, x) in {"tl": (80, 80), "tr": (80, 240), "bl": (160, 80), "br": (160, 240)}.items():
+    for name, (y, x) in {
+        "tl": (80, 80),
+        "tr": (80, 240),
+        "bl": (160, 80),
+        "br": (160, 240),
+    }.items():
         assert_colour(rgb[y, x], QUADRANTS[name], name)
     if pad:  # stride padding beyond the visible row is never written
         assert (fb.raw()[:, 320 * bpp // 8 :] == 0x55).all()
