@@ -137,7 +137,9 @@ class VideoTimeline:
             return expected
         if self._pts0 is None:
             self._pts0 = frame.pts
-        pos = float((frame.pts - self._pts0) * (frame.time_base or RTP_VIDEO_TIME_BASE))
+        tb = frame.time_base or RTP_VIDEO_TIME_BASE
+        # Through numerator/denominator: newer PyAV has its own rational type, not a Fraction.
+        pos = (frame.pts - self._pts0) * tb.numerator / tb.denominator
         if self.anchor is None or abs(self.anchor + pos - expected) > self.resync_s:
             # First frame, or the stream jumped (sender restart, long stall): start over here.
             self.anchor = expected - pos

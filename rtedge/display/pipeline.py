@@ -255,9 +255,13 @@ class DisplayPipeline:
         if presenter is None:
             self._drop(source, Outcome.DOWN)
             return
-        outcome, due, shown = await present_paced(
-            presenter, pic, due_fn, self._clock, period=self._period
-        )
+        try:
+            outcome, due, shown = await present_paced(
+                presenter, pic, due_fn, self._clock, period=self._period
+            )
+        except asyncio.CancelledError:
+            self._drop(source, "stopped")  # in hand when its stream or the pipeline stopped
+            raise
         if outcome is Outcome.SHOWN and shown is not None:
             if self._avatar is not None:
                 self._avatar.invalidate()

@@ -3,12 +3,15 @@ directory, JPEGs made with PyAV, and an audio playback clock driven by time.mono
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -134,3 +137,16 @@ class AudioClock:
 
     def silence(self) -> None:
         self._onset = None
+
+
+async def until(pred: Callable[[], Any], within: float = 5.0) -> None:
+    """Poll a condition that no event announces (counters, files) until it holds."""
+    async with asyncio.timeout(within):
+        while not pred():  # noqa: ASYNC110  (nothing to wait on but the condition itself)
+            await asyncio.sleep(0.01)
+
+
+async def at_clock(ac: AudioClock, t: float) -> None:
+    """Wait until the audio clock reads at least t."""
+    while ac.clock() < t:  # noqa: ASYNC110  (the clock is polled, as the pipeline does)
+        await asyncio.sleep(0.002)

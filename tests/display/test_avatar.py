@@ -14,8 +14,7 @@ from rtedge.display.avatar import MouthFollower, look_for
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.display.sprites import MOUTH, RING, BuiltinFace, SpriteSet, load_art
 from rtedge.state import State, Turn
-from tests.display.helpers import AudioClock, FakeFb, encode_png, make_fb, numbered_jpeg
-from tests.display.test_pipeline_pacing import until
+from tests.display.helpers import AudioClock, FakeFb, encode_png, make_fb, numbered_jpeg, until
 
 RATE = 48000
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.settings import DisplaySettings
 from rtedge.state import State
-from tests.display.helpers import AudioClock, make_fb, numbered_jpeg
-from tests.display.test_pipeline_pacing import until
+from tests.display.helpers import AudioClock, make_fb, numbered_jpeg, until
 
 
 async def test_missing_framebuffer_reported_then_recovered(tmp_path: Path) -> None:
@@ -46,7 +45,7 @@ async def test_missing_framebuffer_reported_then_recovered(tmp_path: Path) -> No
 
     fb = make_fb(tmp_path, 64, 48, 16)  # the display appears
     assert (fb.device, fb.sysfs) == (device, sysfs)
-    await until(lambda: state.devices["display"].ok, timeout=2.0)
+    await until(lambda: state.devices["display"].ok, within=2.0)
     assert "64x48 16bpp" in state.devices["display"].detail
     assert not any("display" in s for s in state.problems())
     p.on_image_delta(numbered_jpeg(2), "r2")

@@ -20,8 +20,7 @@ from rtedge.display.mjpeg import BOUNDARY, MjpegSink
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.settings import DisplaySettings
 from rtedge.state import State
-from tests.display.helpers import AudioClock, encode_jpeg
-from tests.display.test_pipeline_pacing import until
+from tests.display.helpers import AudioClock, encode_jpeg, until
 
 
 @dataclass
@@ -49,7 +48,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     )
     app = web.Application()
     p.add_routes(app)  # before the server starts, as the health server does
-    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    runner = web.AppRunner(app, shutdown_within=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -116,8 +115,8 @@ async def test_two_viewers_and_a_stalled_one_does_not_block(rig: Rig) -> None:
         stalled = [v for v in rig.sink.viewers if v[1] > 5]
         assert len(rig.sink.viewers) == 2 and stalled, rig.sink.viewers
         # ...and is cut off after write_timeout_s; the other one keeps going.
-        await until(lambda: len(rig.sink.viewers) == 1, timeout=3.0)
-        await until(lambda: len(rig.shown) == n, timeout=3.0)
+        await until(lambda: len(rig.sink.viewers) == 1, within=3.0)
+        await until(lambda: len(rig.shown) == n, within=3.0)
         await asyncio.sleep(0.2)
         fast_task.cancel()
         fast_resp.close()
@@ -146,9 +145,8 @@ async def test_latest_frame_is_the_local_avatar_as_jpeg(rig: Rig) -> None:
 
 
 async def test_latest_frame_before_any(rig: Rig) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(rig.url + "/avatar.jpg") as r:
-            assert r.status == 503
+    async with aiohttp.ClientSession() as http, http.get(rig.url + "/avatar.jpg") as r:
+        assert r.status == 503
 
 
 async def test_viewer_limit(rig: Rig) -> None:

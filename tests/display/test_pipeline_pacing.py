@@ -12,24 +12,12 @@ import pytest
 
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.state import State
-from tests.display.helpers import AudioClock, make_fb, numbered_jpeg
+from tests.display.helpers import AudioClock, at_clock, make_fb, numbered_jpeg, until
 
 FPS = 25
 SKEW_AIM = 0.045  # ITU-R BT.1359: sound ahead of picture detectable beyond 45 ms
 
 JPEGS = [numbered_jpeg(i) for i in range(60)]
-
-
-async def until(pred, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
-async def at_clock(ac: AudioClock, t: float) -> None:
-    while ac.clock() < t:
-        await asyncio.sleep(0.002)
 
 
 def make(tmp_path: Path, ac: AudioClock, shown: list[ShownFrame], **kw: object) -> DisplayPipeline:
@@ -143,7 +131,7 @@ async def test_barge_in_drops_pending_frames_counted(tmp_path: Path) -> None:
     onset = ac.play()
     await at_clock(ac, onset + 0.5)
     p.on_response_done("r1", cancelled=True)
-    await until(lambda: p.stats.dropped["service.ended"] + len(shown) == 50, timeout=1.0)
+    await until(lambda: p.stats.dropped["service.ended"] + len(shown) == 50, within=1.0)
     assert 10 <= len(shown) <= 14
     # Without the flag the same happens once the playback path goes silent (its buffer flushed).
     for i in range(30):
@@ -153,7 +141,7 @@ async def test_barge_in_drops_pending_frames_counted(tmp_path: Path) -> None:
     await at_clock(ac, onset2 + 0.3)
     p.on_response_done("r2")
     ac.silence()
-    await until(lambda: p.stats.dropped["service.ended"] + len(shown) == 80, timeout=1.0)
+    await until(lambda: p.stats.dropped["service.ended"] + len(shown) == 80, within=1.0)
     await p.stop()
     r2 = [f for f in shown if f.response_id == "r2"]
     assert 7 <= len(r2) <= 10
