@@ -2,9 +2,8 @@
 service and video sources.
 
 Service frames (rtAV JPEG events): frame i of a response is due at ``anchor + i / fps``, where the
-anchor is the clock value at which that response's audio began playing (``onset``). The audio
-clock counts silence, so when playback stalls mid-response (an underrun) and resumes, the rest
-of the response plays later by the gap: the anchor moves by the same gap.
+anchor is the clock value at which that response's audio began playing (``onset``). The clock
+counts silence, so audio position p of the response plays at ``anchor + p`` through pauses.
 
 RTP video: due at ``anchor + pts`` with the anchor fixed when the stream starts (arrival plus the
 audio path's extra delay). aiortc exposes no RTCP sender reports, so there is no cross-stream
@@ -41,15 +40,14 @@ class Timeline:
 
     __slots__ = (
         "anchor",
+        "audio_anchored",
         "cancelled",
         "created",
         "done",
+        "heard",
         "key",
         "received",
         "response_id",
-        "run",
-        "run_seen",
-        "shown",
         "total",
     )
 
@@ -58,24 +56,32 @@ class Timeline:
         self.response_id = response_id
         self.created = created  # clock when its first frame arrived
         self.anchor: float | None = None  # clock at which frame 0 is due
-        self.run: float | None = None  # onset of the audio run the anchor lives in
-        self.run_seen: float = created  # last clock at which that run was seen playing
+        self.audio_anchored = False  # anchored on an audio onset (not on the timeout)
+        self.heard = created  # last clock at which audio was playing, once anchored
         self.received = 0
-        self.shown = 0
         self.total: int | None = None  # total_frames from response.output_image.done
         self.done = False  # no more frames coming (image done, response done, or superseded)
         self.cancelled = False
 
 
 class Anchoring:
-    """Finds and maintains each response's anchor from the audio ``onset``."""
+    """Finds each response's anchor from the audio ``onset`` and tells when its frames are over.
 
-    def __init__(self, fps: float, *, anchor_timeout_s: float = 2.0, gap_max_s: float = 1.0):
+    Once anchored, frames stay on ``anchor + i / fps`` through quiet stretches: the playback path
+    reports silence by level, so a pause between words ends a "run" just as an underrun would,
+    and the clock keeps counting either way. Shifting frames at every pause would desynchronise
+    them; an underrun (rare, tens of ms) is left to the late-frame rule.
+    """
+
+    def __init__(
+        self, fps: float, *, anchor_timeout_s: float = 2.0, end_silence_s: float = 0.3
+    ) -> None:
         self.period = 1.0 / fps
         self.anchor_timeout_s = anchor_timeout_s
-        self.gap_max_s = gap_max_s
-        # The newest onset used as an anchor: a later response must start in a later run
-        # (frames of response B arriving while A's audio still plays must not anchor to A).
+        self.end_silence_s = end_silence_s
+        # The newest onset seen while a response's frames were being paced: a later response
+        # must start in a later run (B's frames arriving while A's audio still plays must not
+        # anchor to A's audio).
         self.last_onset = -math.inf
 
     def observe(self, tl: Timeline, now: float, onset: float | None, index: int) -> None:
@@ -83,41 +89,34 @@ class Anchoring:
             self.last_onset = -math.inf
         if tl.anchor is None:
             if onset is not None and onset > self.last_onset:
-                tl.anchor = tl.run = self.last_onset = onset
-                tl.run_seen = now
+                tl.anchor = self.last_onset = onset
+                tl.audio_anchored = True
+                tl.heard = now
             elif now - tl.created >= self.anchor_timeout_s:
                 # No audio came for these frames: show them from now at their own rate.
                 tl.anchor = now - index * self.period
             return
-        if tl.run is None:
-            return
-        if onset == tl.run:
-            tl.run_seen = now
-        elif onset is not None and onset > tl.run and not tl.done:
-            # Playback went silent and resumed: the remaining audio (and frames) moved by the gap.
-            # run_seen trails the true end of the run by at most one poll, so the estimate errs
-            # late by at most that.
-            tl.anchor += onset - tl.run_seen
-            tl.run = self.last_onset = onset
-            tl.run_seen = now
+        if onset is not None:
+            tl.heard = now
+            self.last_onset = max(self.last_onset, onset)
 
     def ended(self, tl: Timeline, now: float, onset: float | None) -> bool:
-        """True when the timeline's remaining frames can no longer be shown with their audio."""
+        """True when the response's remaining frames can no longer go with its audio: it was
+        cancelled, or it is done and playback has been silent for ``end_silence_s`` (finished,
+        or flushed by a barge-in)."""
         if tl.cancelled:
             return True
-        if tl.anchor is None or tl.run is None or onset == tl.run:
-            return False
-        # Its audio run is over: finished if no more is coming, or after a silence too long to be
-        # an underrun (the service stopped without telling us).
-        return tl.done or now - tl.run_seen > self.gap_max_s
+        return (
+            tl.done and tl.audio_anchored and onset is None and now - tl.heard >= self.end_silence_s
+        )
 
     def due(self, tl: Timeline, now: float, onset: float | None, index: int) -> Due:
-        """Frame ``index``'s due time; None to wait (no audio yet, or playback paused mid-response
-        and the rest of the answer has not resumed); ENDED when it can never be shown."""
+        """Frame ``index``'s due time; None while waiting for the response's audio to start;
+        ENDED when the frame can never be shown."""
         self.observe(tl, now, onset, index)
         if self.ended(tl, now, onset):
             return ENDED
-        if tl.anchor is None or (tl.run is not None and onset != tl.run):
+        if tl.anchor is None:
             return None
         return tl.anchor + index * self.period
 

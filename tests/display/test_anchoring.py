@@ -37,32 +37,36 @@ def test_anchor_timeout_shows_frames_from_now() -> None:
     assert tl.anchor == pytest.approx(6.0 - 10 / 25)
 
 
-def test_underrun_moves_the_anchor_by_the_gap() -> None:
+def test_pauses_do_not_move_frames() -> None:
     a = Anchoring(25)
     tl = Timeline("r", "r", 0.0)
-    a.observe(tl, 0.0, 0.0, 0)
-    a.observe(tl, 1.0, 0.0, 25)  # still in the first run at 1.0
-    a.observe(tl, 1.1, None, 25)  # silent
-    assert not a.ended(tl, 1.1, None)
-    a.observe(tl, 1.3, 1.3, 25)  # resumed 0.3 s later
-    assert tl.anchor == pytest.approx(0.3)
+    assert a.due(tl, 0.0, 0.0, 0) == 0.0
+    assert a.due(tl, 1.0, None, 25) == pytest.approx(1.0)  # quiet between words: on schedule
+    assert a.due(tl, 1.3, 1.25, 32) == pytest.approx(1.28)  # a new run: still the same anchor
+    assert a.last_onset == 1.25
 
 
-def test_done_response_ends_with_its_audio_run() -> None:
-    a = Anchoring(25, gap_max_s=1.0)
+def test_done_response_ends_when_playback_has_been_silent() -> None:
+    a = Anchoring(25, end_silence_s=0.3)
     tl = Timeline("r", "r", 0.0)
     a.observe(tl, 0.0, 0.0, 0)
     assert not a.ended(tl, 0.5, 0.0)
+    assert a.due(tl, 0.9, None, 22) == pytest.approx(0.88)  # not done: a pause, keep going
+    assert a.due(tl, 2.0, None, 50) == pytest.approx(2.0)
+    a.observe(tl, 2.1, 0.0, 50)
     tl.done = True
-    assert not a.ended(tl, 0.6, 0.0)  # audio still playing: frames still shown
-    assert a.ended(tl, 0.7, None)
-    other = Timeline("s", "s", 0.0)
-    a.observe(other, 2.0, 2.0, 0)
-    a.observe(other, 2.5, 2.0, 0)
-    assert not a.ended(other, 3.0, None)  # a pause...
-    assert a.ended(other, 3.6, None)  # ...too long to be an underrun
-    other.cancelled = True
-    assert a.ended(other, 3.6, 4.0)
+    assert not a.ended(tl, 2.2, 0.0)  # audio still playing: frames still shown
+    assert not a.ended(tl, 2.35, None)  # a short pause
+    assert a.ended(tl, 2.45, None)  # finished (or flushed)
+    assert a.due(tl, 2.45, None, 60) is ENDED
+    cancelled = Timeline("s", "s", 3.0)
+    a.observe(cancelled, 3.0, 3.0, 0)
+    cancelled.cancelled = True
+    assert a.ended(cancelled, 3.1, 3.0)
+    silent = Timeline("t", "t", 5.0)  # anchored by the timeout: no audio to end with
+    a.observe(silent, 7.5, None, 0)
+    silent.done = True
+    assert not a.ended(silent, 9.0, None)
 
 
 def test_video_timeline_follows_pts_and_resyncs_after_a_jump() -> None:
@@ -77,14 +81,3 @@ def test_video_timeline_follows_pts_and_resyncs_after_a_jump() -> None:
     assert vt.due(frames[1], 1.01) == pytest.approx(1.05 + 1 / 30)  # arrival jitter ignored
     assert vt.due(frames[2], 1.2) == pytest.approx(1.05 + 2 / 30)  # late: stays on its slot
     assert vt.due(frames[3], 1.3) == pytest.approx(1.35)  # 5 s jump: start over
-
-
-def test_frames_hold_while_playback_pauses_mid_response() -> None:
-    a = Anchoring(25)
-    tl = Timeline("r", "r", 0.0)
-    assert a.due(tl, 0.0, 0.0, 0) == 0.0
-    assert a.due(tl, 0.99, 0.0, 25) == pytest.approx(1.0)
-    assert a.due(tl, 1.05, None, 25) is None  # underrun: wait rather than run ahead of the audio
-    assert a.due(tl, 1.3, 1.3, 25) == pytest.approx(1.31)  # resumed: moved by the gap (0.31)
-    tl.done = True
-    assert a.due(tl, 1.5, None, 30) is ENDED

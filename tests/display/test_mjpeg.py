@@ -106,26 +106,29 @@ async def test_two_viewers_and_a_stalled_one_does_not_block(rig: Rig) -> None:
         assert b"200 OK" in head
         await until(lambda: len(rig.sink.viewers) == 2)
 
-        rig.clock.play()
         n = 75  # 3 s at 25 fps, 7.5 MB/s
+        b64 = [base64.b64encode(jpegs[i % 8]).decode() for i in range(n)]  # not on the clock
+        rig.clock.play()
         for i in range(n):
-            rig.pipeline.on_image_delta(base64.b64encode(jpegs[i % 8]).decode(), "r")
+            rig.pipeline.on_image_delta(b64[i], "r")
         await asyncio.sleep(1.2)
         # The stalled viewer has fallen behind (frames replaced unsent) while still connected...
         stalled = [v for v in rig.sink.viewers if v[1] > 5]
         assert len(rig.sink.viewers) == 2 and stalled, rig.sink.viewers
         # ...and is cut off after write_timeout_s; the other one keeps going.
         await until(lambda: len(rig.sink.viewers) == 1, within=3.0)
-        await until(lambda: len(rig.shown) == n, within=3.0)
+        await until(lambda: len(rig.shown) + rig.pipeline.state.frames_dropped == n, within=3.0)
         await asyncio.sleep(0.2)
         fast_task.cancel()
         fast_resp.close()
         writer.close()
 
-    assert len(fast) >= 0.95 * n, (len(fast), n)
+    shown = len(rig.shown)
+    assert shown >= 0.9 * n, rig.pipeline.stats.dropped  # paced, few if any late on a busy box
+    assert len(fast) >= 0.95 * shown, (len(fast), shown)
     gaps = np.diff([t for t, _ in fast[5:]])
     print(
-        f"\nfast viewer: {len(fast)}/{n} frames, largest gap {gaps.max() * 1e3:.0f} ms "
+        f"\nfast viewer: {len(fast)}/{shown} shown frames ({dict(rig.pipeline.stats.dropped)} dropped), largest gap {gaps.max() * 1e3:.0f} ms "
         f"while the other stalled; stalled viewer: {stalled}"
     )
     assert gaps.max() < 0.2
