@@ -70,6 +70,7 @@ class Appliance:
             extra_routes=[self.display.add_routes] if self.display is not None else None,
         )
         self._http: aiohttp.ClientSession | None = None
+        self._bad_logged: dict[str, float] = {}
         self.supervisor: Supervisor | None = None
         self.session = build_session(rt, want_images=self.display is not None)
 
@@ -96,8 +97,6 @@ class Appliance:
 
     async def _play(self, track: MediaStreamTrack) -> None:
         await self.audio.play(track)
-
-    _bad_logged: dict[str, float] = {}
 
     def _bad_event(self, kind: str, detail: str) -> None:
         self.state.events_bad[kind] += 1

@@ -321,6 +321,7 @@ _HANDLERS: dict[str, Callable[[Conversation, dict[str, Any]], None]] = {
     "output_audio_buffer.stopped": Conversation._on_audio_ended,
     "output_audio_buffer.cleared": Conversation._on_audio_ended,
     "response.output_audio_transcript.delta": Conversation._on_transcript_delta,
+    "response.output_text.delta": Conversation._on_transcript_delta,
     "conversation.item.input_audio_transcription.completed": Conversation._on_user_transcript,
     "response.function_call_arguments.done": Conversation._on_function_call,
     "input_audio_buffer.speech_started": Conversation._on_speech_started,

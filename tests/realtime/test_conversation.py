@@ -1,0 +1,123 @@
+"""Turn logic on its own: the events a press and a release send, and how server events move the
+turn. The data channel is the ``send`` seam; the e2e tests cover the same with real calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Literal
+
+from rtedge.realtime.conversation import COMMIT_DELAY_S, Conversation
+from rtedge.realtime.events import decode_server_event
+from rtedge.state import State, Turn
+
+
+class Audio:
+    def __init__(self) -> None:
+        self.talking = False
+        self.flushes = 0
+        self.earcons: list[str] = []
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def earcon(self, name: Literal["press", "release"]) -> None:
+        self.earcons.append(name)
+
+
+def feed(conv: Conversation, event: dict[str, Any]) -> None:
+    event.setdefault("event_id", "event_1")
+    conv.on_event(decode_server_event(json.dumps(event)))
+
+
+def setup() -> tuple[Conversation, State, Audio, list[dict[str, Any]]]:
+    state = State()
+    audio = Audio()
+    sent: list[dict[str, Any]] = []
+    conv = Conversation(state, audio)
+    conv.attach(lambda e: sent.append(e) or True)
+    return conv, state, audio, sent
+
+
+RESPONSE = {"id": "resp_1", "object": "realtime.response", "status": "in_progress", "output": []}
+
+
+async def test_press_release_sends_the_ptt_recipe() -> None:
+    conv, state, audio, sent = setup()
+    conv.press()
+    assert audio.talking and state.turn is Turn.LISTENING
+    assert [e["type"] for e in sent] == ["input_audio_buffer.clear"]
+    conv.release()
+    assert not audio.talking and state.turn is Turn.THINKING
+    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    assert [e["type"] for e in sent][1:] == ["input_audio_buffer.commit", "response.create"]
+
+
+async def test_barge_in_cancels_clears_and_flushes() -> None:
+    conv, state, audio, sent = setup()
+    feed(conv, {"type": "response.created", "response": RESPONSE})
+    feed(conv, {"type": "output_audio_buffer.started", "response_id": "resp_1"})
+    assert state.turn is Turn.SPEAKING
+    conv.press()
+    assert [e["type"] for e in sent] == [
+        "input_audio_buffer.clear",
+        "response.cancel",
+        "output_audio_buffer.clear",
+    ]
+    assert audio.flushes == 1 and state.turn is Turn.LISTENING
+
+
+async def test_tool_call_is_answered_then_response_created_after_done() -> None:
+    conv, state, audio, sent = setup()
+    feed(conv, {"type": "response.created", "response": RESPONSE})
+    feed(
+        conv,
+        {
+            "type": "response.function_call_arguments.done",
+            "response_id": "resp_1",
+            "item_id": "item_1",
+            "output_index": 0,
+            "call_id": "call_9",
+            "name": "get_weather",
+            "arguments": "{}",
+        },
+    )
+    assert sent[-1]["type"] == "conversation.item.create"
+    assert sent[-1]["item"]["call_id"] == "call_9"
+    assert "error" in json.loads(sent[-1]["item"]["output"])
+    feed(conv, {"type": "response.done", "response": {**RESPONSE, "status": "completed"}})
+    assert sent[-1] == {"type": "response.create"}  # only after the first response is done
+
+
+async def test_held_button_across_reconnect_restarts_the_turn() -> None:
+    conv, state, audio, sent = setup()
+    conv.press()
+    conv.detach()
+    assert state.turn is Turn.LISTENING
+    new: list[dict[str, Any]] = []
+    conv.attach(lambda e: new.append(e) or True)
+    assert [e["type"] for e in new] == ["input_audio_buffer.clear"]
+    conv.release()
+    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    assert [e["type"] for e in new][1:] == ["input_audio_buffer.commit", "response.create"]
+
+
+async def test_empty_commit_error_returns_to_idle_and_unknown_is_counted() -> None:
+    conv, state, audio, sent = setup()
+    conv.press()
+    conv.release()
+    feed(
+        conv,
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "input_audio_buffer_commit_empty",
+                "message": "buffer too small",
+            },
+        },
+    )
+    assert state.turn is Turn.IDLE
+    assert state.events_bad["error:input_audio_buffer_commit_empty"] == 1
+    feed(conv, {"type": "response.future_thing", "x": 1})
+    assert state.events_bad["unknown_type"] == 1

@@ -1,0 +1,181 @@
+"""The daemon's session end to end: ``rtedge run`` against ``rtedge peer``, both real processes,
+over real WebRTC on loopback, with ALSA file devices and push-to-talk over HTTP."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Callable
+
+from rtedge.demo import speech_pcm
+from tests.support import Daemon, Peer, http, tone, voiced_seconds, wait_for
+
+PeerFactory = Callable[..., Peer]
+DaemonFactory = Callable[..., Daemon]
+
+
+def client_events(peer: Peer) -> list[str]:
+    call = peer.active_call()
+    assert call is not None
+    return list(call["client_events"])
+
+
+def test_push_to_talk_turn_over_http(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory()
+    daemon = daemon_factory(peer.calls_url)
+    daemon.say(speech_pcm("What is the weather like today?"))
+    daemon.wait_turn("speaking", 10)
+    daemon.wait_turn("idle", 30)
+    status = daemon.status()
+    assert status["transcript_assistant"].strip(), status
+    events = status["events_in"]
+    for name in (
+        "session.created",
+        "response.created",
+        "output_audio_buffer.started",
+        "response.output_audio_transcript.done",
+        "response.done",
+        "output_audio_buffer.stopped",
+    ):
+        assert events.get(name), (name, events)
+    sent = client_events(peer)
+    # PTT recipe: turn detection off, clear on press, commit + response.create on release.
+    assert sent[0] == "session.update"
+    assert sent.index("input_audio_buffer.clear") < sent.index("input_audio_buffer.commit")
+    assert sent.index("input_audio_buffer.commit") < sent.index("response.create")
+    assert voiced_seconds(daemon.alsa.speaker_pcm()) > 0.5
+    assert "assistant:" in daemon.log()  # transcript logged
+
+
+def test_barge_in_cancels_and_silences(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory()
+    daemon = daemon_factory(peer.calls_url)
+    daemon.say(speech_pcm("Please tell me a very long story about the sea and the mountains."))
+    daemon.wait_turn("speaking", 10)
+    time.sleep(0.5)
+    before = daemon.alsa.speaker_pcm().size
+    daemon.press()
+    wait_for(lambda: daemon.status()["turn"] == "listening", 2, "barge-in")
+    time.sleep(1.0)
+    after = daemon.alsa.speaker_pcm()
+    # After the flush nothing voiced reaches the speaker: at most the one period in flight.
+    tail = after[before + 48000 // 25 :]
+    assert voiced_seconds(tail) <= 0.04, voiced_seconds(tail)
+    sent = client_events(peer)
+    assert "response.cancel" in sent and "output_audio_buffer.clear" in sent
+    daemon.release()
+
+
+def test_peer_killed_and_restarted_reconnects(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory()
+    daemon = daemon_factory(peer.calls_url)
+    first = daemon.status()["call_id"]
+    peer.kill()
+    wait_for(lambda: daemon.healthz()[0] == 503, 10, "healthz to report the loss")
+    code, body = daemon.healthz()
+    assert body["problems"], body
+    peer2 = peer_factory(port=peer.port)
+    t0 = time.monotonic()
+    daemon.wait_healthy(15)
+    status = daemon.status()
+    assert status["reconnects"] >= 1
+    assert status["call_id"] != first
+    assert peer2.active_call() is not None
+    assert time.monotonic() - t0 < 10
+
+
+def test_auth_failure_backs_off_without_hot_loop(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory()
+    peer.fault(http_status=401, count=1000)
+    daemon = daemon_factory(peer.calls_url, wait=False, config={"reconnect": {"auth_backoff_s": 3}})
+    wait_for(lambda: daemon.healthz()[1] and "auth" in str(daemon.healthz()[1]), 10, "auth shown")
+    attempts_start = peer.stats().get("http_refused", 0)
+    time.sleep(2.0)
+    attempts = peer.stats().get("http_refused", 0) - attempts_start
+    assert attempts <= 1, attempts  # one attempt per auth backoff, never a hot loop
+    assert daemon.status()["connection"] == "auth_failed"
+    http("DELETE", peer.url + "/_rtedge/faults")
+    daemon.wait_healthy(10)
+
+
+def test_rotation_between_turns_keeps_turns(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory()
+    daemon = daemon_factory(peer.calls_url, config={"realtime": {"rotate_after_s": 4}})
+    first = daemon.status()["call_id"]
+    daemon.say(tone(1.0))
+    daemon.wait_turn("idle", 30)
+    wait_for(lambda: daemon.status()["call_id"] not in (None, first), 15, "rotation")
+    assert daemon.status()["reconnects"] == 0  # a rotation is not a failure
+    assert "rotation" in daemon.log()
+    daemon.say(tone(1.0))
+    daemon.wait_turn("speaking", 10)
+    daemon.wait_turn("idle", 30)
+
+
+def test_session_expired_rebuilds_at_once(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory()
+    daemon = daemon_factory(peer.calls_url)
+    first = daemon.status()["call_id"]
+    peer.fault(call="session_expired")
+    t0 = time.monotonic()
+    wait_for(lambda: daemon.status()["call_id"] not in (None, first), 10, "new session")
+    assert time.monotonic() - t0 < 3
+    assert daemon.status()["events_bad"].get("error:session_expired") == 1
+    daemon.say(tone(1.0))
+    daemon.wait_turn("speaking", 10)
+    daemon.wait_turn("idle", 30)
+
+
+def test_malformed_and_unknown_events_are_counted_and_survived(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory()
+    daemon = daemon_factory(peer.calls_url)
+    call_id = daemon.status()["call_id"]
+    peer.fault(call="malformed_event")
+    peer.fault(call="unknown_event")
+    wait_for(
+        lambda: (
+            daemon.status()["events_bad"].get("invalid_json")
+            and daemon.status()["events_bad"].get("unknown_type")
+        ),
+        5,
+        "bad events counted",
+    )
+    assert daemon.status()["call_id"] == call_id
+    assert daemon.healthz()[0] == 200
+    metrics = urllib.request.urlopen(daemon.url + "/metrics").read().decode()
+    assert 'rtedge_events_bad_total{kind="invalid_json"} 1.0' in metrics
+
+
+def test_secret_never_in_status_metrics_or_log(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory()
+    secret = "sk-live-secret-DO-NOT-LEAK-42"
+    peer.fault(http_status=401, count=1)
+    daemon = daemon_factory(
+        peer.calls_url,
+        config={"realtime": {"api_key": secret}, "reconnect": {"auth_backoff_s": 1}},
+        wait=False,
+    )
+    daemon.wait_healthy(20)
+    for path in ("/status", "/healthz", "/metrics", "/readyz"):
+        body = urllib.request.urlopen(daemon.url + path).read().decode()
+        assert secret not in body
+    daemon.stop()
+    log = daemon.log()
+    assert secret not in log
+    assert "auth" in log  # the refusal itself was logged, without the key
