@@ -22,9 +22,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="install-pi and userad
 
 # What a fresh Raspberry Pi OS Bookworm has: the default user in audio/video/gpio, shadow files.
 PI_PASSWD = "root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000:,,,:/home/pi:/bin/bash\n"
-PI_GROUP = (
-    "root:x:0:\nshadow:x:42:\naudio:x:29:pi\nvideo:x:44:pi\npi:x:1000:\ngpio:x:997:pi\n"
-)
+PI_GROUP = "root:x:0:\nshadow:x:42:\naudio:x:29:pi\nvideo:x:44:pi\npi:x:1000:\ngpio:x:997:pi\n"
 PI_SHADOW = "root:*:19700:0:99999:7:::\npi:!:19700:0:99999:7:::\n"
 PI_GSHADOW = "root:*::\nshadow:*::\naudio:*::pi\nvideo:*::pi\npi:!::\ngpio:!::pi\n"
 

@@ -85,11 +85,11 @@ def test_second_run_changes_nothing(pi_tree: Path, key_file: Path) -> None:
 def test_existing_config_kept_and_key_replaced(pi_tree: Path, tmp_path: Path) -> None:
     conf_dir = pi_tree / "etc/rtedge"
     conf_dir.mkdir(parents=True)
-    (conf_dir / "rtedge.toml").write_text('[ptt]\ngpio_pin = 27\n')
+    (conf_dir / "rtedge.toml").write_text("[ptt]\ngpio_pin = 27\n")
     (conf_dir / "api_key").write_text("old\n")
     (conf_dir / "api_key").chmod(0o644)  # too open: install-pi tightens it
     run_install("--root", str(pi_tree), "--no-venv")
-    assert (conf_dir / "rtedge.toml").read_text() == '[ptt]\ngpio_pin = 27\n'
+    assert (conf_dir / "rtedge.toml").read_text() == "[ptt]\ngpio_pin = 27\n"
     assert (conf_dir / "api_key").read_text() == "old\n" and mode(conf_dir / "api_key") == 0o600
     # A new key from stdin ("-") replaces the old one, and is never printed.
     out = run_install("--root", str(pi_tree), "--no-venv", "--api-key-file", "-", input="sk-new\n")
