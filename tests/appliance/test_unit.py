@@ -183,6 +183,47 @@ def test_credential_name_is_what_settings_reads(
     assert settings.realtime.api_key.get_secret_value() == "sk-from-credential"
 
 
+# Every exposure `systemd-analyze security` still reports, and why the daemon must keep it.
+ACCEPTED_EXPOSURES = {
+    "PrivateNetwork=": "WebRTC to a cloud service and the health endpoint",
+    "IPAddressDeny=": "the service's media servers have no fixed addresses",
+    "RestrictAddressFamilies=~AF_(INET|INET6)": "HTTPS signaling, WebRTC UDP, health endpoint",
+    "RestrictAddressFamilies=~AF_UNIX": "sd_notify and journald",
+    "RestrictAddressFamilies=~AF_NETLINK": "aioice -> ifaddr -> getifaddrs()",
+    "PrivateDevices=": "ALSA, GPIO and the framebuffer (DeviceAllow= narrows it)",
+    "DeviceAllow=": "char-alsa, char-gpiochip, char-fb (char-rtc:r comes from ProtectClock=)",
+    "SupplementaryGroups=": "audio, gpio, video own the device nodes",
+    "PrivateUsers=": "device access through supplementary groups; kept simple on purpose",
+    "RootDirectory=/RootImage=": "a venv under /opt, no image",
+    "ProcSubset=": "gpiozero reads /proc/device-tree and /proc/cpuinfo",
+    "MemoryDenyWriteExecute=": "cffi callbacks (pyOpenSSL in aiortc's DTLS) need W+X memory",
+    "RestrictRealtime=": "SCHED_FIFO for the ALSA threads, leashed by LimitRTTIME=",
+    "SystemCallFilter=~@resources": "sched_setscheduler for those threads",
+}
+
+
+def test_offline_security_review(installed_root: Path) -> None:
+    proc = subprocess.run(
+        [
+            "systemd-analyze",
+            "security",
+            "--offline=yes",
+            f"--root={installed_root}",
+            "rtedge.service",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stderr == "", proc.stderr
+    exposed = {
+        line.split()[1] for line in proc.stdout.splitlines() if line.lstrip().startswith("✗")
+    }
+    assert exposed == set(ACCEPTED_EXPOSURES), proc.stdout
+    level = re.search(r"Overall exposure level for rtedge.service: ([\d.]+)", proc.stdout)
+    assert level is not None and float(level.group(1)) <= 2.0, proc.stdout
+
+
 @needs_root
 def test_enabled_by_install_pi(installed_root: Path) -> None:
     link = installed_root / "etc/systemd/system/multi-user.target.wants/rtedge.service"
