@@ -6,7 +6,9 @@ refuse kills the probe (--kill), so "passes" means "nothing refused", not "refus
 from __future__ import annotations
 
 import ctypes.util
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +132,41 @@ def test_elf_check_sees_an_executable_stack(tmp_path: Path) -> None:
         )
     assert wx_problems(tmp_path / "exec.so") == ["executable stack (PT_GNU_STACK RWE)"]
     assert wx_problems(tmp_path / "plain.so") == []
+
+
+RT_CHILD = """
+import os, resource, sys, threading, time
+resource.setrlimit(resource.RLIMIT_RTTIME, (200_000, 500_000))  # LimitRTTIME=200ms:500ms
+def audio_like():  # SCHED_FIFO, blocks every 20 ms like an ALSA period: never hits the limit
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        time.sleep(0.02)
+    print("audio-like thread fine; main thread policy", os.sched_getscheduler(0) != 0,
+          os.sched_getscheduler(threading.main_thread().native_id), flush=True)
+def runaway():
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    while True:
+        pass
+t = threading.Thread(target=audio_like); t.start(); t.join()
+if sys.argv[1] == "runaway":
+    t = threading.Thread(target=runaway, daemon=True); t.start(); t.join(5)
+    print("runaway survived", flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO here needs root (CAP_SYS_NICE)")
+def test_rttime_leash_kills_a_runaway_realtime_thread_only() -> None:
+    # LimitRTPRIO= grants SCHED_FIFO without capabilities; LimitRTTIME= is the safety net.
+    # The priority grant itself cannot be tried here (hard RLIMIT_RTPRIO is 0 and raising it
+    # needs CAP_SYS_RESOURCE); the leash can.
+    calm = subprocess.run(
+        [sys.executable, "-c", RT_CHILD, "calm"], capture_output=True, text=True, timeout=30
+    )
+    assert calm.returncode == 0, calm.stderr
+    assert "audio-like thread fine; main thread policy True 0" in calm.stdout  # main: OTHER
+    runaway = subprocess.run(
+        [sys.executable, "-c", RT_CHILD, "runaway"], capture_output=True, text=True, timeout=30
+    )
+    assert runaway.returncode == -signal.SIGXCPU, (runaway.returncode, runaway.stdout)
+    assert "runaway survived" not in runaway.stdout
