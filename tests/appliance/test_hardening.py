@@ -170,3 +170,33 @@ def test_rttime_leash_kills_a_runaway_realtime_thread_only() -> None:
     )
     assert runaway.returncode == -signal.SIGXCPU, (runaway.returncode, runaway.stdout)
     assert "runaway survived" not in runaway.stdout
+
+
+def test_daemon_call_under_the_units_filters(tmp_path: Path) -> None:
+    # The real daemon, under the unit's seccomp filters with every refusal fatal, makes a call
+    # to the real local peer, plays a push-to-talk turn and stops cleanly.
+    pytest.importorskip("rtedge.audio.pipeline", reason="rtedge run needs the audio part merged")
+    pytest.importorskip("rtedge.peer.cli", reason="rtedge peer not merged yet")
+    from tests.support import Daemon, Peer, Proc, tone, voiced_seconds
+
+    peer = Peer(tmp_path).start()
+    work = tmp_path / "daemon"
+    work.mkdir()
+    daemon = Daemon(work, peer.calls_url)
+    argv = [sys.executable, "-m", "rtedge", "run", "--config", str(daemon.config_path)]
+    sandbox = [sys.executable, str(SANDBOX), "--kill", "--"]
+    daemon.proc = Proc("daemon", sandbox + argv, daemon.env, work / "daemon.log")
+    daemon.alsa.start()
+    try:
+        daemon.wait_healthy(30)
+        daemon.say(tone(1.0))
+        daemon.wait_turn("speaking", 15)
+        daemon.wait_turn("idle", 30)
+        assert voiced_seconds(daemon.alsa.speaker_pcm()) > 0.3
+        code, elapsed = daemon.stop()
+        assert code == 0 and elapsed < 5, (code, daemon.log()[-3000:])
+    finally:
+        daemon.alsa.stop()
+        if daemon.proc is not None:
+            daemon.proc.kill()
+        peer.kill()
