@@ -34,6 +34,7 @@ def make_pi_tree(root: Path) -> Path:
     (wants / "ssh.service").symlink_to("/lib/systemd/system/ssh.service")
     (etc / "udev" / "rules.d").mkdir(parents=True)
     (root / "opt").mkdir()
+    (root / "usr" / "local" / "bin").mkdir(parents=True)
     for name, text, mode in (
         ("passwd", PI_PASSWD, 0o644),
         ("group", PI_GROUP, 0o644),

@@ -70,6 +70,7 @@ def test_install_makes_the_tree(pi_tree: Path, key_file: Path) -> None:
     rule = pi_tree / "etc/udev/rules.d/60-rtedge-gpio.rules"
     assert 'KERNEL=="gpiochip*", GROUP="gpio"' in rule.read_text()
     assert not (pi_tree / "opt/rtedge").exists()  # --no-venv
+    assert os.readlink(pi_tree / "usr/local/bin/rtedge") == "/opt/rtedge/venv/bin/rtedge"
 
 
 def test_second_run_changes_nothing(pi_tree: Path, key_file: Path) -> None:
