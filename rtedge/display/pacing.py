@@ -1,0 +1,199 @@
+"""When a frame is due on the audio playback clock, and the wait-prepare-show step shared by the
+service and video sources.
+
+Service frames (rtAV JPEG events): frame i of a response is due at ``anchor + i / fps``, where the
+anchor is the clock value at which that response's audio began playing (``onset``). The clock
+counts silence, so audio position p of the response plays at ``anchor + p`` through pauses.
+
+RTP video: due at ``anchor + pts`` with the anchor fixed when the stream starts (arrival plus the
+audio path's extra delay). aiortc exposes no RTCP sender reports, so there is no cross-stream
+lip-sync reference to do better with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from rtedge.display.frames import Picture
+from rtedge.display.presenter import Presenter
+
+RTP_VIDEO_TIME_BASE = Fraction(1, 90000)
+
+
+class Ended:
+    """Returned by a due function when the frame can never be shown."""
+
+
+ENDED = Ended()
+Due = float | None | Ended
+
+
+class Timeline:
+    """One response's frames on the audio clock. Loop thread only."""
+
+    __slots__ = (
+        "anchor",
+        "audio_anchored",
+        "cancelled",
+        "created",
+        "done",
+        "heard",
+        "key",
+        "received",
+        "response_id",
+        "total",
+    )
+
+    def __init__(self, key: str, response_id: str | None, created: float) -> None:
+        self.key = key
+        self.response_id = response_id
+        self.created = created  # clock when its first frame arrived
+        self.anchor: float | None = None  # clock at which frame 0 is due
+        self.audio_anchored = False  # anchored on an audio onset (not on the timeout)
+        self.heard = created  # last clock at which audio was playing, once anchored
+        self.received = 0
+        self.total: int | None = None  # total_frames from response.output_image.done
+        self.done = False  # no more frames coming (image done, response done, or superseded)
+        self.cancelled = False
+
+
+class Anchoring:
+    """Finds each response's anchor from the audio ``onset`` and tells when its frames are over.
+
+    Once anchored, frames stay on ``anchor + i / fps`` through quiet stretches: the playback path
+    reports silence by level, so a pause between words ends a "run" just as an underrun would,
+    and the clock keeps counting either way. Shifting frames at every pause would desynchronise
+    them; an underrun (rare, tens of ms) is left to the late-frame rule.
+    """
+
+    def __init__(
+        self, fps: float, *, anchor_timeout_s: float = 2.0, end_silence_s: float = 0.3
+    ) -> None:
+        self.period = 1.0 / fps
+        self.anchor_timeout_s = anchor_timeout_s
+        self.end_silence_s = end_silence_s
+        # The newest onset seen while a response's frames were being paced: a later response
+        # must start in a later run (B's frames arriving while A's audio still plays must not
+        # anchor to A's audio).
+        self.last_onset = -math.inf
+
+    def observe(self, tl: Timeline, now: float, onset: float | None, index: int) -> None:
+        if now < self.last_onset:  # the clock restarted (playback device reopened)
+            self.last_onset = -math.inf
+        if tl.anchor is None:
+            if onset is not None and onset > self.last_onset:
+                tl.anchor = self.last_onset = onset
+                tl.audio_anchored = True
+                tl.heard = now
+            elif now - tl.created >= self.anchor_timeout_s:
+                # No audio came for these frames: show them from now at their own rate.
+                tl.anchor = now - index * self.period
+            return
+        if onset is not None:
+            tl.heard = now
+            self.last_onset = max(self.last_onset, onset)
+
+    def ended(self, tl: Timeline, now: float, onset: float | None) -> bool:
+        """True when the response's remaining frames can no longer go with its audio: it was
+        cancelled, or it is done and playback has been silent for ``end_silence_s`` (finished,
+        or flushed by a barge-in)."""
+        if tl.cancelled:
+            return True
+        return (
+            tl.done and tl.audio_anchored and onset is None and now - tl.heard >= self.end_silence_s
+        )
+
+    def due(self, tl: Timeline, now: float, onset: float | None, index: int) -> Due:
+        """Frame ``index``'s due time; None while waiting for the response's audio to start;
+        ENDED when the frame can never be shown."""
+        self.observe(tl, now, onset, index)
+        if self.ended(tl, now, onset):
+            return ENDED
+        if tl.anchor is None:
+            return None
+        return tl.anchor + index * self.period
+
+
+class VideoTimeline:
+    """Due times for RTP video frames: stream position (pts) on an anchor set at the start."""
+
+    def __init__(self, delay_s: float, *, resync_s: float = 1.0) -> None:
+        self.delay_s = delay_s
+        self.resync_s = resync_s
+        self.anchor: float | None = None
+        self._pts0: int | None = None
+
+    def due(self, frame: av.VideoFrame, arrival: float) -> float:
+        expected = arrival + self.delay_s
+        if frame.pts is None:
+            return expected
+        if self._pts0 is None:
+            self._pts0 = frame.pts
+        tb = frame.time_base or RTP_VIDEO_TIME_BASE
+        # Through numerator/denominator: newer PyAV has its own rational type, not a Fraction.
+        pos = (frame.pts - self._pts0) * tb.numerator / tb.denominator
+        if self.anchor is None or abs(self.anchor + pos - expected) > self.resync_s:
+            # First frame, or the stream jumped (sender restart, long stall): start over here.
+            self.anchor = expected - pos
+        return self.anchor + pos
+
+
+class Outcome(StrEnum):
+    SHOWN = "shown"
+    LATE = "late"  # more than one frame period behind the audio
+    ENDED = "ended"  # its response ended or was cancelled before it was due
+    BAD = "bad_frame"  # could not be decoded
+    DOWN = "display_down"  # the display is missing or failed
+
+
+DueFn = Callable[[], Due]
+
+
+async def present_paced(
+    presenter: Presenter,
+    pic: Picture,
+    due_fn: DueFn,
+    clock: Callable[[], float],
+    *,
+    period: float,
+    lead_s: float = 0.06,
+    poll_s: float = 0.01,
+) -> tuple[Outcome, float | None, float | None]:
+    """Wait until the frame is nearly due (``due_fn`` None means not anchored yet), prepare it
+    on the display thread, wait until due, show it. Early frames wait; a frame more than one
+    ``period`` behind is dropped. Returns (outcome, due, clock when shown).
+
+    Waits are sliced to ``poll_s``: the anchor may move while waiting (an audio underrun), and the
+    audio clock need not run at exactly the loop clock's rate.
+    """
+    prepared: Any = None
+    have = False
+    while True:
+        now = clock()
+        due = due_fn()
+        if isinstance(due, Ended):
+            return Outcome.ENDED, None, None
+        if due is None:
+            await asyncio.sleep(poll_s)
+            continue
+        if now - due > period:
+            return Outcome.LATE, due, None
+        if not have and due - now <= lead_s:
+            ok, prepared = await presenter.prepare(pic)
+            if not ok:
+                return Outcome(prepared), due, None
+            have = True
+            continue  # preparing took time: look at the clock again
+        if have and now >= due - 0.0005:
+            break
+        await asyncio.sleep(min(max(due - now - (lead_s if not have else 0.0), 0.0), poll_s))
+    if not await presenter.show(prepared):
+        return Outcome.DOWN, due, None
+    return Outcome.SHOWN, due, clock()
