@@ -228,7 +228,9 @@ class Client:
                 f"no {etype} {match or ''} within {timeout}s; got {self.types()}"
             ) from None
 
-    async def request(self, event: dict[str, Any], etype: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def request(
+        self, event: dict[str, Any], etype: str, timeout: float = 10.0
+    ) -> dict[str, Any]:
         mark = len(self.events)
         self.send(event)
         return await self.wait_for(etype, timeout, after=mark)

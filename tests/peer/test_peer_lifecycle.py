@@ -36,14 +36,25 @@ async def test_session_cap_sends_session_expired_and_closes(peer: PeerHandle) ->
 
 
 async def test_concurrent_calls_are_isolated(peer: PeerHandle) -> None:
-    questions = {"what is 2 plus 3?": "2 plus 3 is 5.", "what is 4 times 6?": "4 times 6 is 24.",
-                 "hello": "Hello! How can I help?"}
+    questions = {
+        "what is 2 plus 3?": "2 plus 3 is 5.",
+        "what is 4 times 6?": "4 times 6 is 24.",
+        "hello": "Hello! How can I help?",
+    }
     clients = await asyncio.gather(*(peer.connect(session=PTT) for _ in questions))
     assert len({c.session_id for c in clients}) == 3 and len({c.call_id for c in clients}) == 3
 
     async def turn(c: Client, q: str) -> str:
-        c.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": q}]}})
+        c.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": q}],
+                },
+            }
+        )
         await c.request({"type": "response.create"}, "response.done")
         await c.wait_for("output_audio_buffer.stopped", timeout=15)
         return str(c.of("response.output_audio_transcript.done")[0]["transcript"])
@@ -122,9 +133,11 @@ async def test_abandoned_answer_times_out() -> None:
         import aiohttp
 
         async with aiohttp.ClientSession() as http:  # POST the offer, never apply the answer
-            async with http.post(f"{url}/v1/realtime/calls", data=c.pc.localDescription.sdp,
-                                 headers={"Authorization": "Bearer k",
-                                          "Content-Type": "application/sdp"}) as resp:
+            async with http.post(
+                f"{url}/v1/realtime/calls",
+                data=c.pc.localDescription.sdp,
+                headers={"Authorization": "Bearer k", "Content-Type": "application/sdp"},
+            ) as resp:
                 assert resp.status == 201
         registry = runner.app[PEER].registry
         assert len(registry.active) == 1

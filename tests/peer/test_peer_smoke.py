@@ -8,9 +8,23 @@ from tests.peer.conftest import PeerHandle
 
 async def test_text_turn_audio(peer: PeerHandle) -> None:
     c = await peer.connect()
-    c.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}})
+    c.send(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+        }
+    )
     await c.wait_for("session.updated")
-    c.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "what is 2 plus 3?"}]}})
+    c.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "what is 2 plus 3?"}],
+            },
+        }
+    )
     c.send({"type": "response.create"})
     done = await c.wait_for("response.done")
     await c.wait_for("output_audio_buffer.stopped", timeout=15)
