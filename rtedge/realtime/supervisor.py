@@ -82,7 +82,14 @@ class Supervisor:
                     else Connection.BACKOFF,
                     backoff_until=time.time() + delay,
                 )
-                log.info("next attempt in %.1fs", delay)
+                log_event(
+                    log,
+                    logging.INFO,
+                    "backoff",
+                    "next attempt in %.1fs",
+                    delay,
+                    delay_s=f"{delay:.1f}",
+                )
                 await asyncio.sleep(delay)
             self._state.update(backoff_until=None)
 
