@@ -332,8 +332,11 @@ def test_session_cap_of_the_service(
     wait_for(lambda: daemon.call_id() not in (None, first), cap + 10, "second session")
     log = daemon.watch.since(t0)
     last_old = max(t for t, code, body in log if code == 200 and body.get("call_id") == first)
-    new = daemon.call_id()
-    first_new = min(t for t, code, body in log if code == 200 and body.get("call_id") == new)
+    first_new = min(
+        t
+        for t, code, body in log
+        if code == 200 and t > last_old and body.get("call_id") not in (None, first)
+    )
     outage = first_new - last_old  # no backoff: only the set-up of the new call
     assert outage <= CONNECT_SLACK_S, outage
     assert any("session_expired" in p for p in daemon.watch.problems_since(t0))
@@ -361,3 +364,29 @@ def test_sigterm_during_a_reply(
     )
     assert "Traceback" not in daemon.log()
     print(f"SIGTERM exit {code} in {seconds:.2f}s")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a service that is silent between replies (OpenAI sends no RTP then, Opus DTX) "
+    "and then vanishes is only noticed when aioice's consent checks expire (6 x 5 s): /healthz "
+    "says 200 for ~35 s; see proposed-consent-liveness.patch",
+)
+def test_service_gone_while_idle_and_silent(
+    peer_factory: PeerFactory, fault_daemon: FaultDaemonFactory
+) -> None:
+    peer = peer_factory()
+    daemon = fault_daemon(peer.calls_url)
+    assert daemon.watch is not None
+    # Like OpenAI between replies: no RTP from the service, so the daemon cannot learn to watch
+    # idle RTP; the call is up and healthy.
+    peer.fault(call="stop_rtp")
+    time.sleep(LIVENESS_S)
+    assert daemon.healthz()[0] == 200
+    t_kill = time.monotonic()
+    peer.kill()  # the service (or the route to it) is gone
+    wait_for(
+        lambda: daemon.watch.unhealthy_since(t_kill),
+        LIVENESS_S + 2 * WATCH_INTERVAL_S + CONNECT_SLACK_S,
+        "healthz to report the vanished service",
+    )
