@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from proc_sample import sample, theil_sen  # noqa: E402
 
+from tests.faults.rig import DEFAULT_POOL, DEFAULT_POOL_CAP, probe, probe_env  # noqa: E402
 from tests.support import Daemon, Peer, http, tone  # noqa: E402
 
 #: Faults in the order the soak applies them, round robin. ``restart_peer`` kills the peer
@@ -91,6 +92,9 @@ class Soak:
         self.peer_args = ["--max-session-s", str(args.session_cap_s)]
         self.peer = Peer(workdir, *self.peer_args).start()
         (workdir / "daemon").mkdir()
+        # The fault suite's probe (tests/faults/probe): asyncio tasks and thread names, which the
+        # daemon does not report itself yet.
+        self.sock = Path(tempfile.mkdtemp(prefix="rts-")) / "probe.sock"
         self.daemon = Daemon(
             workdir / "daemon",
             self.peer.calls_url,
@@ -98,6 +102,7 @@ class Soak:
                 "realtime": {"rotate_after_s": args.rotate_after_s, "liveness_timeout_s": 3},
                 "reconnect": {"initial_s": 0.5, "max_s": 5, "jitter": 0.2, "healthy_after_s": 5},
             },
+            env=probe_env(self.sock),
         )
         self.t_start = time.monotonic()
         self.samples: list[dict[str, Any]] = []
@@ -118,10 +123,16 @@ class Soak:
     # -- actions ------------------------------------------------------------------------------
 
     def take_sample(self) -> None:
+        p = probe(self.sock, {"op": "stats"})  # first: what the probe allocates is counted
         s = sample(self.pid).as_dict()
         status = self.daemon.status()
         s["t_s"] = round(self.elapsed(), 1)
-        s["tasks"] = status.get("tasks")  # None until the daemon reports it
+        s["tasks"] = status.get("tasks", p.get("tasks"))  # the daemon's own count once it has one
+        s["thread_names"] = p.get("thread_names", [])
+        pool = sum(1 for n in s["thread_names"] if DEFAULT_POOL.match(n))
+        s["default_pool_threads"] = pool
+        # The loop's default executor grows lazily up to a fixed cap: bounded, not a leak.
+        s["threads_other"] = s["threads"] - pool
         for key in ("reconnects", "calls_started", "connection"):
             s[key] = status.get(key)
         s["events_bad"] = sum(status.get("events_bad", {}).values())
@@ -133,7 +144,8 @@ class Soak:
         self.samples.append(s)
         print(
             f"[{s['t_s']:7.0f}s] rss {s['rss_kb'] / 1024:.1f} MB fds {s['fds']} "
-            f"threads {s['threads']} cpu {s['cpu_s']:.1f}s reconnects {s['reconnects']} "
+            f"threads {s['threads']} (pool {pool}) tasks {s['tasks']} cpu {s['cpu_s']:.1f}s "
+            f"reconnects {s['reconnects']} "
             f"turns {self.turns}",
             flush=True,
         )
@@ -262,8 +274,12 @@ class Soak:
         series = {
             "rss_mb_per_h": [s["rss_kb"] / 1024 for s in steady],
             "fds_per_h": [float(s["fds"]) for s in steady],
-            "threads_per_h": [float(s["threads"]) for s in steady],
+            "threads_per_h": [float(s.get("threads_other", s["threads"])) for s in steady],
         }
+        pool_max = max((s.get("default_pool_threads", 0) for s in self.samples), default=0)
+        self.fits["default_pool_max"] = pool_max
+        if pool_max > DEFAULT_POOL_CAP:
+            self.failures.append(f"{pool_max} default-executor threads, cap {DEFAULT_POOL_CAP}")
         if all(s.get("tasks") is not None for s in steady):
             series["tasks_per_h"] = [float(s["tasks"]) for s in steady]
         for name, ys in series.items():
@@ -300,9 +316,9 @@ class Soak:
             "exit": getattr(self, "exit", None),
             "samples": self.samples,
         }
-        (out / "soak.json").write_text(json.dumps(data, indent=1) + "\n")
+        (out / f"{self.args.name}.json").write_text(json.dumps(data, indent=1) + "\n")
         if final:
-            (out / "soak.md").write_text(markdown(data) + "\n")
+            (out / f"{self.args.name}.md").write_text(markdown(data) + "\n")
 
 
 def markdown(d: dict[str, Any]) -> str:
@@ -333,8 +349,12 @@ def markdown(d: dict[str, Any]) -> str:
             f"max {fits.get('rss_max_mb', 'n/a')} of {a['rss_budget_mb']} MB |",
             f"| open fds | {first['fds']} | {last['fds']} | {fits.get('fds_per_h', 'n/a')}/h | "
             f"{a['max_fds_per_h']}/h |",
-            f"| threads | {first['threads']} | {last['threads']} | "
-            f"{fits.get('threads_per_h', 'n/a')}/h | {a['max_threads_per_h']}/h |",
+            f"| threads (outside the default executor) | {first.get('threads_other', '')} | "
+            f"{last.get('threads_other', '')} | {fits.get('threads_per_h', 'n/a')}/h | "
+            f"{a['max_threads_per_h']}/h |",
+            f"| threads of the default executor (bounded) | {first.get('default_pool_threads')} | "
+            f"{last.get('default_pool_threads')} | max {fits.get('default_pool_max')} | "
+            f"cap {DEFAULT_POOL_CAP} |",
             f"| asyncio tasks | {first.get('tasks') or 'n/a'} | {last.get('tasks') or 'n/a'} | "
             f"{fits.get('tasks_per_h', 'n/a (not reported by the daemon)')} | "
             f"{a['max_tasks_per_h']}/h |",
@@ -380,12 +400,14 @@ def main() -> int:
     p.add_argument("--rss-budget-mb", type=float, default=150.0)
     p.add_argument("--max-failed-turns", type=int, default=0)
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    p.add_argument("--name", default="soak", help="bench-results/NAME.json and NAME.md")
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="rtedge-soak-"))
     print(f"soak: {args.minutes} min, work directory {workdir}", flush=True)
     soak = Soak(args, workdir)
     ok = soak.run()
-    print((ROOT / "bench-results" / "soak.md").read_text(), flush=True)
+    print((ROOT / "bench-results" / f"{args.name}.md").read_text(), flush=True)
+    shutil.rmtree(soak.sock.parent, ignore_errors=True)
     if ok and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:

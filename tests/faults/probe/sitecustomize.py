@@ -21,9 +21,9 @@ import os
 if os.environ.get("RTEDGE_PROBE_SOCKET"):
     import asyncio
     import collections
-    import gc
     import json
     import socket
+    import sys
     import threading
     import time
     from typing import Any
@@ -31,12 +31,20 @@ if os.environ.get("RTEDGE_PROBE_SOCKET"):
     _loop: list[asyncio.AbstractEventLoop] = []
 
     def _find_loop() -> asyncio.AbstractEventLoop | None:
+        """The running loop, found on the stack of the thread running it (a scan of every
+        object with ``gc.get_objects()`` would cost tens of MB of RSS that the allocator keeps,
+        spoiling the very figure being measured)."""
         if _loop and not _loop[0].is_closed():
             return _loop[0]
-        for obj in gc.get_objects():
-            if isinstance(obj, asyncio.AbstractEventLoop) and obj.is_running():
-                _loop[:] = [obj]
-                return obj
+        for frame in sys._current_frames().values():
+            f: Any = frame
+            while f is not None:
+                if f.f_code.co_name in ("_run_once", "run_forever"):
+                    obj = f.f_locals.get("self")
+                    if isinstance(obj, asyncio.AbstractEventLoop) and obj.is_running():
+                        _loop[:] = [obj]
+                        return obj
+                f = f.f_back
         return None
 
     def _stats() -> dict[str, Any]:
