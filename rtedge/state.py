@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -110,8 +110,14 @@ class State:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_listeners", None)
+        # Not dataclasses.asdict: it would deep-copy the listeners and rebuild each Counter from
+        # (key, value) pairs, counting the pairs themselves.
+        data: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")
+        }
+        for key in ("events_in", "events_bad", "queue_drops"):
+            data[key] = dict(data[key])
+        data["devices"] = {name: asdict(dev) for name, dev in self.devices.items()}
         started = data.pop("session_started")
         data["session_age_s"] = round(time.monotonic() - started, 1) if started else None
         data["healthy"] = not self.problems()

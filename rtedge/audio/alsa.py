@@ -1,0 +1,627 @@
+"""ALSA capture and playback threads over pyalsaaudio, with reopen-on-failure.
+
+One thread per device. Devices are opened in non-blocking mode (a busy or vanished card must
+never block the interpreter: pyalsaaudio holds the GIL while ``snd_pcm_open`` runs) and the
+thread sleeps in ``poll()`` on the device's descriptors, so it never busy-polls. A device that
+does not pace itself (the ``null`` plugin, a regular file) is held to the wall clock by
+``Pacer``. Errors close the device and reopen it with exponential backoff; status changes go
+to ``on_status`` (called on the worker thread: the owner crosses into asyncio itself).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import select
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from rtedge.audio.dsp import SILENCE_RMS, Converter, Int16Array, Rechunker, apply_gain, rms
+
+log = logging.getLogger(__name__)
+
+StatusCallback = Callable[[bool, str], None]
+
+
+class Pcm(Protocol):
+    """The part of ``alsaaudio.PCM`` the workers use."""
+
+    def read(self) -> tuple[int, bytes]: ...
+    def write(self, data: bytes) -> int: ...
+    def avail(self) -> int: ...
+    def drop(self) -> int: ...
+    def close(self) -> None: ...
+    def polldescriptors(self) -> list[tuple[int, int]]: ...
+    def info(self) -> dict[str, Any]: ...
+
+
+class DeviceError(Exception):
+    """The device failed while streaming; it will be closed and reopened."""
+
+
+@dataclass(frozen=True)
+class PcmParams:
+    device: str
+    rate: int
+    channels: int
+    period_frames: int
+    periods: int
+
+
+OpenPcm = Callable[[str, PcmParams], Pcm]
+"""Seam for tests and tools: ``(kind, params) -> Pcm`` with kind ``capture`` or ``playback``."""
+
+
+def open_alsa_pcm(kind: str, params: PcmParams) -> Pcm:
+    """Open an ALSA PCM in non-blocking mode with the given parameters (raises on failure)."""
+    import alsaaudio
+
+    pcm_type = alsaaudio.PCM_CAPTURE if kind == "capture" else alsaaudio.PCM_PLAYBACK
+    pcm: Pcm = alsaaudio.PCM(
+        type=pcm_type,
+        mode=alsaaudio.PCM_NONBLOCK,
+        device=params.device,
+        rate=params.rate,
+        channels=params.channels,
+        format=alsaaudio.PCM_FORMAT_S16_LE,
+        periodsize=params.period_frames,
+        periods=params.periods,
+    )
+    info = pcm.info()
+    if info.get("rate") != params.rate or info.get("channels") != params.channels:
+        # The device refused our shape (a hw: device without the plug layer): say so plainly.
+        got = f"{info.get('rate')} Hz, {info.get('channels')} ch"
+        pcm.close()
+        raise DeviceError(
+            f"{params.device} cannot do {params.rate} Hz, {params.channels} ch (offers {got}); "
+            "use a plughw:/default device or change [audio] sample_rate/channels"
+        )
+    return pcm
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+class Backoff:
+    """Exponential delays from ``initial`` doubling to ``maximum``."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial = initial
+        self.maximum = max(maximum, initial)
+        self._next = initial
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self.maximum, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+class Pacer:
+    """Keeps a worker from running ahead of the wall clock by more than ``ahead_s``.
+
+    Real devices block or poll at their own clock; then the pacer only re-anchors and never
+    sleeps. Devices that never block (``null``, files) are slowed to real time. Falling behind
+    (a stall, an xrun) re-anchors instead of allowing a burst to catch up.
+    """
+
+    def __init__(self, rate: int, ahead_s: float, stop: threading.Event) -> None:
+        self.rate = rate
+        self.ahead_s = ahead_s
+        self._stop = stop
+        self._t0: float | None = None
+        self._frames = 0
+
+    def after(self, frames: int) -> None:
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+            self._frames = 0
+        self._frames += frames
+        lead = self._frames / self.rate - (now - self._t0)
+        if lead < -self.ahead_s:
+            self._t0 = now - self._frames / self.rate
+        elif lead > self.ahead_s:
+            self._stop.wait(lead - self.ahead_s)
+
+    def reset(self) -> None:
+        self._t0 = None
+
+
+class _Worker:
+    kind = "device"
+
+    def __init__(
+        self,
+        params: PcmParams,
+        *,
+        on_status: StatusCallback,
+        reopen_initial_s: float,
+        reopen_max_s: float,
+        open_pcm: OpenPcm | None = None,
+    ) -> None:
+        self.params = params
+        self._on_status = on_status
+        self._open_pcm = open_pcm or open_alsa_pcm
+        self._backoff = Backoff(reopen_initial_s, reopen_max_s)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ok = False
+        self._reported_missing = False
+        self.last_beat = time.monotonic()  # progress mark for the systemd watchdog
+        self.opens = 0
+        self.failures = 0
+        self.xruns = 0
+
+    @property
+    def period_s(self) -> float:
+        return self.params.period_frames / self.params.rate
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"rtedge-{self.kind}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Ask the thread to finish; True when it did within ``timeout``."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning(
+                "%s thread did not finish within %.1fs (blocked in the driver)", self.kind, timeout
+            )
+            return False
+        return True
+
+    def _status(self, ok: bool, detail: str) -> None:
+        self.ok = ok
+        try:
+            self._on_status(ok, detail)
+        except Exception:  # a status listener must never kill the audio thread
+            log.exception("%s status callback failed", self.kind)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pcm = self._open_pcm(self.kind, self.params)
+            except Exception as exc:  # ALSAAudioError, OSError, DeviceError
+                self.failures += 1
+                reason = f"{self.params.device}: {describe_error(exc)}"
+                if not self._reported_missing:
+                    log.warning("%s device unavailable: %s", self.kind, reason)
+                    self._reported_missing = True
+                self._status(False, reason)
+                self._idle(self._backoff.next())
+                continue
+            self.opens += 1
+            try:
+                self._stream(pcm)
+            except Exception as exc:
+                self.failures += 1
+                reason = f"{self.params.device}: {describe_error(exc)}"
+                if not self._reported_missing:
+                    log.warning("%s device failed: %s; reopening", self.kind, reason)
+                    self._reported_missing = True
+                self._status(False, reason)
+            finally:
+                self._close(pcm)
+            if not self._stop.is_set():
+                self._idle(self._backoff.next())
+
+    def _streaming(self) -> None:
+        """The first period moved: the device works (some plugins only fail on first I/O)."""
+        self._backoff.reset()
+        self._reported_missing = False
+        log.info("%s device streaming: %s", self.kind, self._describe())
+        self._status(True, self._describe())
+
+    def _describe(self) -> str:
+        p = self.params
+        return f"{p.device} {p.rate} Hz {p.channels} ch"
+
+    def beat(self) -> float:
+        """``time.monotonic()`` of the thread's last sign of life (a period moved, a retry)."""
+        return self.last_beat
+
+    def _idle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            self.last_beat = now = time.monotonic()
+            if now >= deadline:
+                return
+            self._stop.wait(min(0.5, deadline - now))
+
+    def _close(self, pcm: Pcm) -> None:
+        with contextlib.suppress(Exception):
+            pcm.close()
+
+    def _stream(self, pcm: Pcm) -> None:
+        raise NotImplementedError
+
+
+def _poller(pcm: Pcm) -> select.poll:
+    poller = select.poll()
+    for fd, events in pcm.polldescriptors():
+        poller.register(fd, events)
+    return poller
+
+
+class CaptureWorker(_Worker):
+    """Reads the microphone, converts it once to ``out_rate``/mono and hands out fixed periods.
+
+    ``on_period(samples, level)`` gets interleaved s16 mono chunks of ``out_frames`` frames, on
+    the capture thread.
+    """
+
+    kind = "capture"
+
+    def __init__(
+        self,
+        params: PcmParams,
+        *,
+        on_period: Callable[[Int16Array, float], None],
+        on_status: StatusCallback,
+        out_rate: int,
+        out_frames: int,
+        reopen_initial_s: float,
+        reopen_max_s: float,
+        stall_s: float = 2.0,
+        open_pcm: OpenPcm | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            on_status=on_status,
+            reopen_initial_s=reopen_initial_s,
+            reopen_max_s=reopen_max_s,
+            open_pcm=open_pcm,
+        )
+        self._on_period = on_period
+        self.out_rate = out_rate
+        self.out_frames = out_frames
+        self.stall_s = stall_s
+        self.periods_read = 0
+        self.frames_read = 0
+
+    def _stream(self, pcm: Pcm) -> None:
+        p = self.params
+        poller = _poller(pcm)
+        converter = Converter(p.rate, p.channels, self.out_rate, 1)
+        rechunker = Rechunker(self.out_frames, 1)
+        pacer = Pacer(p.rate, p.periods * self.period_s, self._stop)
+        timeout_ms = max(1, int(self.period_s * 2000))
+        last_data = time.monotonic()
+        empty_reads = 0
+        first = True
+        while not self._stop.is_set():
+            self.last_beat = time.monotonic()
+            if not poller.poll(timeout_ms):
+                if time.monotonic() - last_data > self.stall_s:
+                    raise DeviceError(f"no audio for {self.stall_s:.1f}s")
+                continue
+            n, data = pcm.read()
+            if n == -errno.EPIPE:
+                self.xruns += 1  # overrun: pyalsaaudio already re-prepared the stream
+                continue
+            if n <= 0:
+                empty_reads += 1
+                if empty_reads > 2:  # ready but nothing to read: do not spin
+                    self._stop.wait(self.period_s / 4)
+                if time.monotonic() - last_data > self.stall_s:
+                    raise DeviceError(f"no audio for {self.stall_s:.1f}s")
+                continue
+            empty_reads = 0
+            last_data = time.monotonic()
+            if first:
+                self._streaming()
+                first = False
+            self.frames_read += n
+            samples = np.frombuffer(data, dtype=np.int16)
+            for chunk in rechunker.push(converter.convert(samples)):
+                self.periods_read += 1
+                self._on_period(chunk, rms(chunk))
+            pacer.after(n)
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+    level: float
+    run_start: int | None  # where the current non-silent run began, None when silent
+
+
+class PlaybackWorker(_Worker):
+    """Writes our small bounded buffer to the speaker, one period at a time, keeping the device
+    between one and two periods full. Silence is written when the buffer is empty, so the device
+    keeps running and the playback clock keeps counting.
+
+    ``push`` / ``flush`` / ``add_earcon`` are called from the event loop; everything else runs
+    on the playback thread. While the device is missing, a virtual sink consumes the buffer at
+    wall-clock pace, so the remote track is drained and the clock goes on.
+    """
+
+    kind = "playback"
+
+    def __init__(
+        self,
+        params: PcmParams,
+        *,
+        latency_frames: int,
+        volume: float,
+        on_status: StatusCallback,
+        reopen_initial_s: float,
+        reopen_max_s: float,
+        open_pcm: OpenPcm | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            on_status=on_status,
+            reopen_initial_s=reopen_initial_s,
+            reopen_max_s=reopen_max_s,
+            open_pcm=open_pcm,
+        )
+        self.volume = volume
+        self.capacity_frames = max(latency_frames, params.period_frames) + params.period_frames
+        self._lock = threading.Lock()
+        self._chunks: collections.deque[Int16Array] = collections.deque()
+        self._buffered = 0  # frames in _chunks
+        self._earcons: collections.deque[Int16Array] = collections.deque()
+        self._flush = threading.Event()
+        # playback clock, written by the thread, read anywhere
+        self._written = 0
+        self._clock: tuple[int, int, float] = (0, 0, time.monotonic())  # written, queued, when
+        self._last_played = 0
+        self._spans: collections.deque[_Span] = collections.deque(maxlen=256)
+        self._run_start: int | None = None
+        self.frames_dropped = 0
+        self.silence_periods = 0
+        self.device_origin = 0  # clock position of the current device's first frame
+
+    # ---- loop side -------------------------------------------------------------------------
+
+    def push(self, samples: Int16Array) -> int:
+        """Queue interleaved device-format samples; returns frames dropped to stay bounded."""
+        ch = self.params.channels
+        if samples.size == 0:
+            return 0
+        dropped = 0
+        with self._lock:
+            self._chunks.append(samples)
+            self._buffered += samples.size // ch
+            while self._buffered > self.capacity_frames and self._chunks:
+                excess = self._buffered - self.capacity_frames
+                head = self._chunks[0]
+                head_frames = head.size // ch
+                if head_frames <= excess:
+                    self._chunks.popleft()
+                    self._buffered -= head_frames
+                    dropped += head_frames
+                else:
+                    self._chunks[0] = head[excess * ch :]
+                    self._buffered -= excess
+                    dropped += excess
+        self.frames_dropped += dropped
+        return dropped
+
+    def buffered_frames(self) -> int:
+        return self._buffered
+
+    def flush(self) -> None:
+        """Empty our buffer now and ask the thread to drop the device's at its next period."""
+        with self._lock:
+            self._chunks.clear()
+            self._buffered = 0
+        self._flush.set()
+
+    def add_earcon(self, samples: Int16Array) -> None:
+        with self._lock:
+            self._earcons.append(samples)
+
+    def played_frames(self) -> int:
+        written, queued, when = self._clock
+        elapsed = max(0.0, time.monotonic() - when)
+        played = min(written, written - queued + int(elapsed * self.params.rate))
+        played = max(played, self._last_played)
+        self._last_played = played
+        return played
+
+    def span_at(self, position: int) -> _Span | None:
+        for span in reversed(self._spans):
+            if span.start <= position < span.end:
+                return span
+            if span.end <= position:
+                return span if position - span.end < self.params.period_frames else None
+        return None
+
+    # ---- thread side -----------------------------------------------------------------------
+
+    def _take(self, frames: int) -> tuple[Int16Array, float]:
+        """Up to one period of speech (padded with silence), earcons mixed, volume applied.
+        Returns the samples and the level of the speech alone (earcons excluded)."""
+        ch = self.params.channels
+        want = frames * ch
+        parts: list[Int16Array] = []
+        got = 0
+        with self._lock:
+            while got < want and self._chunks:
+                head = self._chunks[0]
+                need = want - got
+                if head.size <= need:
+                    parts.append(self._chunks.popleft())
+                    got += head.size
+                else:
+                    parts.append(head[:need])
+                    self._chunks[0] = head[need:]
+                    got += need
+            self._buffered -= got // ch
+            earcon_parts: list[Int16Array] = []
+            egot = 0
+            while egot < want and self._earcons:
+                head = self._earcons[0]
+                need = want - egot
+                if head.size <= need:
+                    earcon_parts.append(self._earcons.popleft())
+                    egot += head.size
+                else:
+                    earcon_parts.append(head[:need])
+                    self._earcons[0] = head[need:]
+                    egot += need
+        if got == 0:
+            self.silence_periods += 1
+        speech = np.zeros(want, dtype=np.int16)
+        if parts:
+            joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            speech[: joined.size] = joined
+        speech = apply_gain(speech, self.volume)
+        level = rms(speech)
+        if earcon_parts:
+            e = earcon_parts[0] if len(earcon_parts) == 1 else np.concatenate(earcon_parts)
+            mixed = speech.astype(np.int32)
+            mixed[: e.size] += apply_gain(e, self.volume)
+            speech = np.clip(mixed, -32768, 32767).astype(np.int16)
+        return speech, level
+
+    def _account(self, frames: int, level: float, queued: int) -> None:
+        start = self._written
+        self._written += frames
+        if level >= SILENCE_RMS:
+            if self._run_start is None:
+                self._run_start = start
+        else:
+            self._run_start = None
+        self._spans.append(_Span(start, self._written, level, self._run_start))
+        self._clock = (self._written, queued, time.monotonic())
+
+    def _drop_queued(self, queued: int) -> None:
+        """The device's ``queued`` frames were discarded: rewind the clock to what played."""
+        played = max(self._written - queued, self._last_played)
+        self._written = played
+        while self._spans and self._spans[-1].start >= played:
+            self._spans.pop()
+        if self._spans and self._spans[-1].end > played:
+            self._spans[-1].end = played
+        self._run_start = None
+        self._clock = (played, 0, time.monotonic())
+
+    def _idle(self, seconds: float) -> None:
+        """Device missing: be a virtual sink at wall-clock pace until the next open attempt."""
+        frames = self.params.period_frames
+        now = time.monotonic()
+        deadline = now + seconds
+        next_t = now + self.period_s  # a period is counted once it has had time to play
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.last_beat = time.monotonic()
+            if self._flush.is_set():
+                self._flush.clear()
+                self._run_start = None
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+            if time.monotonic() < next_t:
+                break  # stopping
+            _, level = self._take(frames)
+            self._account(frames, level, 0)
+            next_t += self.period_s
+
+    def _close(self, pcm: Pcm) -> None:
+        with contextlib.suppress(Exception):
+            pcm.drop()
+        super()._close(pcm)
+
+    def _stream(self, pcm: Pcm) -> None:
+        p = self.params
+        buffer_frames = int(pcm.info().get("buffer_size") or p.period_frames * p.periods)
+        self.device_origin = self._written
+        try:
+            self._play_loop(pcm, buffer_frames)
+        except Exception:
+            if not self.ok:
+                # it failed before it ever played: those frames were never heard
+                self._drop_queued(self._written - self.device_origin)
+            raise
+
+    def _play_loop(self, pcm: Pcm, buffer_frames: int) -> None:
+        p = self.params
+        ch = p.channels
+        period = p.period_frames
+        poller = _poller(pcm)
+        pacer = Pacer(p.rate, buffer_frames / p.rate + self.period_s, self._stop)
+        timeout_ms = max(1, int(self.period_s * 1000))
+        pending: Int16Array | None = None
+        pending_level = 0.0
+        first = True
+        stalled_since: float | None = None
+        while not self._stop.is_set():
+            self.last_beat = time.monotonic()
+            if self._flush.is_set():
+                self._flush.clear()
+                pending = None
+                avail = pcm.avail()
+                queued = buffer_frames - avail if 0 <= avail <= buffer_frames else 0
+                pcm.drop()
+                self._drop_queued(queued)
+                pacer.reset()
+            avail = pcm.avail()
+            # avail < 0: xrun or not prepared, and the next write recovers
+            queued = 0 if avail < 0 else max(0, buffer_frames - avail)
+            if queued > period and pending is None:
+                # the device still holds more than a period: sleep in poll until it wants more
+                if not poller.poll(timeout_ms):
+                    if stalled_since is None:
+                        stalled_since = time.monotonic()
+                    elif time.monotonic() - stalled_since > 2.0:
+                        raise DeviceError("device stopped consuming audio")
+                continue
+            stalled_since = None
+            if pending is None:
+                pending, pending_level = self._take(period)
+            n = pcm.write(pending.tobytes())
+            if n == -errno.EPIPE:
+                # underrun: pyalsaaudio re-prepared the device; write the same period again
+                # (no catch-up burst: what was missed is simply late by one period)
+                self.xruns += 1
+                pacer.reset()
+                continue
+            if n < 0:
+                raise DeviceError(f"write returned {n}")
+            if n == 0:
+                poller.poll(timeout_ms)
+                continue
+            if first and self._written + n - self.device_origin > buffer_frames + period:
+                # more than the device holds went through: it really plays (the file plugin
+                # accepts a buffer before its first write to the file can fail)
+                self._streaming()
+                first = False
+            avail = pcm.avail()
+            queued = max(0, buffer_frames - avail) if avail >= 0 else 0
+            self._account(n, pending_level, queued)
+            pending = pending[n * ch :] if n * ch < pending.size else None
+            pacer.after(n)
+
+
+__all__ = [
+    "Backoff",
+    "CaptureWorker",
+    "DeviceError",
+    "OpenPcm",
+    "Pacer",
+    "Pcm",
+    "PcmParams",
+    "PlaybackWorker",
+    "describe_error",
+    "open_alsa_pcm",
+]

@@ -1,0 +1,170 @@
+"""Sample-format plumbing: conversion with PyAV's resampler, fixed-size re-chunking, levels,
+gain and the earcon tones. Pure functions and small stateful helpers; no I/O, no threads."""
+
+from __future__ import annotations
+
+import fractions
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+Int16Array = npt.NDArray[np.int16]
+
+WEBRTC_RATE = 48000
+"""Rate of every frame handed to or taken from aiortc."""
+
+SILENCE_RMS = 1e-3
+"""RMS (0..1 full scale) below which a period counts as silence (about -60 dBFS)."""
+
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def layout_name(channels: int) -> str:
+    """The PyAV/FFmpeg layout name for an interleaved stream of ``channels`` channels."""
+    try:
+        return _LAYOUTS[channels]
+    except KeyError:
+        raise ValueError(f"unsupported channel count {channels}") from None
+
+
+def rms(samples: Int16Array) -> float:
+    """Root mean square of s16 samples as a fraction of full scale (0..1)."""
+    if samples.size == 0:
+        return 0.0
+    x = samples.astype(np.float32)
+    return float(np.sqrt(np.mean(x * x)) / 32768.0)
+
+
+def apply_gain(samples: Int16Array, gain: float) -> Int16Array:
+    """Scale s16 samples by ``gain`` with saturation (software volume)."""
+    if gain == 1.0:
+        return samples
+    if gain == 0.0:
+        return np.zeros_like(samples)
+    scaled = samples.astype(np.float32) * np.float32(gain)
+    out: Int16Array = np.clip(scaled, -32768, 32767).astype(np.int16)
+    return out
+
+
+class Converter:
+    """Converts interleaved s16 audio between (rate, channels) pairs with ``av.AudioResampler``.
+
+    Stateful (the resampler keeps filter history), so one instance per stream. When input and
+    output already match, samples pass through untouched and no resampler is built.
+    """
+
+    def __init__(self, in_rate: int, in_channels: int, out_rate: int, out_channels: int) -> None:
+        self.in_rate = in_rate
+        self.in_channels = in_channels
+        self.out_rate = out_rate
+        self.out_channels = out_channels
+        self._in_layout = layout_name(in_channels)
+        self._passthrough = in_rate == out_rate and in_channels == out_channels
+        self._resampler: Any = None
+        if not self._passthrough:
+            self._resampler = av.AudioResampler(
+                format="s16", layout=layout_name(out_channels), rate=out_rate
+            )
+        self._pts = 0
+
+    @property
+    def passthrough(self) -> bool:
+        return self._passthrough
+
+    def convert(self, samples: Int16Array) -> Int16Array:
+        """Interleaved s16 in, interleaved s16 out (possibly empty while the filter fills)."""
+        if self._passthrough:
+            return samples
+        n = samples.size // self.in_channels
+        frame = av.AudioFrame.from_ndarray(
+            samples.reshape(1, -1), format="s16", layout=self._in_layout
+        )
+        frame.sample_rate = self.in_rate
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, self.in_rate)
+        self._pts += n
+        return _frames_to_array(self._resampler.resample(frame))
+
+    def convert_frame(self, frame: Any) -> Int16Array:
+        """Convert an ``av.AudioFrame`` of any format/layout/rate (the resampler adapts to it)."""
+        if self._resampler is None:
+            self._resampler = av.AudioResampler(
+                format="s16", layout=layout_name(self.out_channels), rate=self.out_rate
+            )
+            self._passthrough = False
+        return _frames_to_array(self._resampler.resample(frame))
+
+
+def _frames_to_array(frames: list[Any]) -> Int16Array:
+    if not frames:
+        return np.zeros(0, dtype=np.int16)
+    parts = [np.asarray(f.to_ndarray(), dtype=np.int16).reshape(-1) for f in frames]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+class Rechunker:
+    """Collects interleaved samples and hands them out in chunks of exactly ``frames`` frames."""
+
+    def __init__(self, frames: int, channels: int) -> None:
+        self.frames = frames
+        self.channels = channels
+        self._size = frames * channels
+        self._buf: Int16Array = np.zeros(0, dtype=np.int16)
+
+    def push(self, samples: Int16Array) -> list[Int16Array]:
+        buf = np.concatenate((self._buf, samples)) if self._buf.size else samples
+        n = buf.size // self._size
+        out = [buf[i * self._size : (i + 1) * self._size] for i in range(n)]
+        self._buf = buf[n * self._size :].copy()
+        return out
+
+    def clear(self) -> None:
+        self._buf = np.zeros(0, dtype=np.int16)
+
+
+def tone(
+    freqs: list[float],
+    *,
+    rate: int,
+    channels: int,
+    note_s: float = 0.06,
+    amplitude: float = 0.25,
+    fade_s: float = 0.006,
+) -> Int16Array:
+    """A short sequence of sine notes with raised-cosine edges, interleaved s16."""
+    n = int(round(note_s * rate))
+    t = np.arange(n, dtype=np.float64) / rate
+    fade = max(1, int(round(fade_s * rate)))
+    env = np.ones(n)
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))
+    env[:fade] = ramp
+    env[-fade:] = ramp[::-1]
+    notes = [np.sin(2 * np.pi * f * t) * env for f in freqs]
+    mono = np.concatenate(notes) * amplitude * 32767.0
+    samples = np.repeat(mono.astype(np.int16), channels)
+    return samples
+
+
+def earcon_samples(name: str, *, rate: int, channels: int) -> Int16Array:
+    """The built-in earcons: a rising pair of notes on press, a falling pair on release."""
+    if name == "press":
+        return tone([880.0, 1320.0], rate=rate, channels=channels)
+    if name == "release":
+        return tone([1320.0, 880.0], rate=rate, channels=channels)
+    raise ValueError(f"unknown earcon {name!r}")
+
+
+__all__ = [
+    "SILENCE_RMS",
+    "WEBRTC_RATE",
+    "Converter",
+    "Int16Array",
+    "Rechunker",
+    "apply_gain",
+    "earcon_samples",
+    "layout_name",
+    "rms",
+    "tone",
+]

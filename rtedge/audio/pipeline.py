@@ -1,0 +1,219 @@
+"""The device's ears and mouth, as one object the session core drives.
+
+Capture thread -> ``call_soon_threadsafe`` -> every live ``MicTrack`` (gated by ``talking``).
+``play(track)`` -> ``SpeakerSink`` -> bounded buffer -> playback thread -> speaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from typing import Literal
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from rtedge.audio.alsa import CaptureWorker, OpenPcm, PcmParams, PlaybackWorker
+from rtedge.audio.dsp import WEBRTC_RATE, Int16Array, earcon_samples
+from rtedge.audio.tracks import FRAME_SAMPLES, MicTrack, SpeakerSink
+from rtedge.settings import AudioSettings
+from rtedge.state import State
+
+log = logging.getLogger(__name__)
+
+LEVEL_INTERVAL_S = 0.1
+CAPTURE_PERIODS = 4  # capture ring: 4 periods, so a late thread does not overrun
+PLAYBACK_PERIODS = 2  # playback ring: double buffering, the least latency that is glitch-free
+
+
+class AudioPipeline:
+    """ALSA microphone and speaker for one appliance; outlives calls (one ``mic_track()`` and
+    one ``play()`` per call)."""
+
+    def __init__(
+        self,
+        settings: AudioSettings,
+        state: State,
+        *,
+        hands_free: bool = False,
+        open_pcm: OpenPcm | None = None,
+        flush_holdoff_s: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.hands_free = hands_free
+        self.flush_holdoff_s = flush_holdoff_s
+        self._talking = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tracks: list[MicTrack] = []
+        self._sinks: list[SpeakerSink] = []
+        self._mic_peak = 0.0
+        self._levels_task: asyncio.Task[None] | None = None
+        rate = settings.sample_rate
+        period = rate * settings.period_ms // 1000
+        self.capture = CaptureWorker(
+            PcmParams(settings.capture_device, rate, settings.channels, period, CAPTURE_PERIODS),
+            on_period=self._from_capture_thread,
+            on_status=lambda ok, detail: self._status_from_thread("capture", ok, detail),
+            out_rate=WEBRTC_RATE,
+            out_frames=FRAME_SAMPLES,
+            reopen_initial_s=settings.reopen_initial_s,
+            reopen_max_s=settings.reopen_max_s,
+            open_pcm=open_pcm,
+        )
+        self.playback = PlaybackWorker(
+            PcmParams(
+                settings.playback_device, rate, settings.playback_channels, period, PLAYBACK_PERIODS
+            ),
+            latency_frames=rate * settings.playback_latency_ms // 1000,
+            volume=settings.volume,
+            on_status=lambda ok, detail: self._status_from_thread("playback", ok, detail),
+            reopen_initial_s=settings.reopen_initial_s,
+            reopen_max_s=settings.reopen_max_s,
+            open_pcm=open_pcm,
+        )
+        self._earcons = {
+            name: earcon_samples(name, rate=rate, channels=settings.playback_channels)
+            for name in ("press", "release")
+        }
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start both device threads; missing devices are retried in the background."""
+        self._loop = asyncio.get_running_loop()
+        self.capture.start()
+        self.playback.start()
+        if self._levels_task is None:
+            self._levels_task = asyncio.create_task(self._publish_levels(), name="audio-levels")
+
+    async def stop(self) -> None:
+        """Stop the threads (joined within about a second) and end the mic tracks."""
+        if self._levels_task is not None:
+            self._levels_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._levels_task
+            self._levels_task = None
+        for track in list(self._tracks):
+            track.stop()
+        await asyncio.gather(
+            asyncio.to_thread(self.capture.stop, 1.0), asyncio.to_thread(self.playback.stop, 1.0)
+        )
+
+    def heartbeats(self) -> dict[str, Callable[[], float]]:
+        """Per audio thread, a callable giving ``time.monotonic()`` of its last progress (for
+        the systemd watchdog: a thread stuck in the driver stops moving)."""
+        capture, playback = self.capture, self.playback
+        # plain functions, not bound methods: State.snapshot() deep-copies its listeners, and
+        # the watchdog that keeps these is one; the workers hold locks that cannot be copied
+        return {"capture": lambda: capture.last_beat, "playback": lambda: playback.last_beat}
+
+    # ---- microphone -------------------------------------------------------------------------
+
+    @property
+    def talking(self) -> bool:
+        """Gate for the microphone: while False (and not hands-free) the tracks send silence."""
+        return self._talking
+
+    @talking.setter
+    def talking(self, value: bool) -> None:
+        self._talking = bool(value)
+
+    def mic_track(self) -> MediaStreamTrack:
+        """A fresh track for a new call; it ends when stopped or when the pipeline stops."""
+        track = MicTrack(
+            gate=lambda: self._talking or self.hands_free,
+            capture_live=lambda: self.capture.ok,
+            on_drop=lambda n: self.state.count_drop("mic", n),
+            on_stop=self._forget_track,
+        )
+        self._tracks.append(track)
+        return track
+
+    def _forget_track(self, track: MicTrack) -> None:
+        with contextlib.suppress(ValueError):
+            self._tracks.remove(track)
+
+    def _from_capture_thread(self, samples: Int16Array, level: float) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            loop.call_soon_threadsafe(self._on_mic, samples.tobytes(), level)
+
+    def _on_mic(self, pcm: bytes, level: float) -> None:
+        self._mic_peak = max(self._mic_peak, level)
+        for track in self._tracks:
+            track.push(pcm)
+
+    def _status_from_thread(self, name: str, ok: bool, detail: str) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self.state.set_device, name, ok, detail)
+
+    # ---- speaker ----------------------------------------------------------------------------
+
+    async def play(self, track: MediaStreamTrack) -> None:
+        """Drain ``track`` into the speaker until it ends or this is cancelled. Always drains,
+        also while the speaker is missing (the audio is then discarded at real-time pace)."""
+        sink = SpeakerSink(
+            track,
+            rate=self.settings.sample_rate,
+            channels=self.settings.playback_channels,
+            push=self._to_speaker,
+            holdoff_s=self.flush_holdoff_s,
+        )
+        self._sinks.append(sink)
+        try:
+            await sink.run()
+        finally:
+            self._sinks.remove(sink)
+
+    def _to_speaker(self, samples: Int16Array) -> None:
+        dropped = self.playback.push(samples)
+        if dropped:
+            period = self.playback.params.period_frames
+            self.state.count_drop("playback", math.ceil(dropped / period))
+
+    def flush(self) -> None:
+        """Barge-in: empty our buffer now and the device's within one period; audio of the
+        cancelled response still in flight is discarded until the remote stream goes quiet."""
+        self.playback.flush()
+        for sink in self._sinks:
+            sink.mute_in_flight()
+
+    def earcon(self, name: Literal["press", "release"]) -> None:
+        """A short local sound mixed into the speaker only (never sent to the service)."""
+        if self.settings.earcons:
+            self.playback.add_earcon(self._earcons[name])
+
+    def speaker_level(self) -> float:
+        """RMS (0..1) of the remote audio at the playback position (earcons excluded)."""
+        span = self.playback.span_at(self.playback.played_frames())
+        return span.level if span is not None else 0.0
+
+    def played_seconds(self) -> float:
+        """Seconds of audio the speaker has played, silence included (monotonic)."""
+        return self.playback.played_frames() / self.settings.sample_rate
+
+    def speech_onset(self) -> float | None:
+        """``played_seconds()`` where the current non-silent run began; None while silent."""
+        span = self.playback.span_at(self.playback.played_frames())
+        if span is None or span.run_start is None:
+            return None
+        return span.run_start / self.settings.sample_rate
+
+    # ---- levels -----------------------------------------------------------------------------
+
+    async def _publish_levels(self) -> None:
+        while True:
+            await asyncio.sleep(LEVEL_INTERVAL_S)
+            mic, self._mic_peak = self._mic_peak, 0.0
+            self.state.update(mic_level=round(mic, 3), speaker_level=round(self.speaker_level(), 3))
+
+
+__all__ = ["AudioPipeline"]

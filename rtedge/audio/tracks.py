@@ -1,0 +1,186 @@
+"""The aiortc side of the audio: the microphone track we send and the sink that drains the
+remote track into the speaker."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fractions
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from rtedge.audio.dsp import SILENCE_RMS, WEBRTC_RATE, Converter, rms
+
+log = logging.getLogger(__name__)
+
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz, what aiortc packetizes
+FRAME_S = FRAME_SAMPLES / WEBRTC_RATE
+_TIME_BASE = fractions.Fraction(1, WEBRTC_RATE)
+_SILENCE = bytes(FRAME_SAMPLES * 2)
+
+
+class MicTrack(MediaStreamTrack):
+    """20 ms s16 mono 48 kHz frames: the microphone while the gate is open, digital silence
+    otherwise. Paced by the capture clock; when capture delivers nothing (device missing or
+    stalled) it falls back to the wall clock, so RTP never stops.
+
+    Frames are pushed in by the pipeline on the event loop (``push``); the queue is bounded
+    and drops the oldest frame, counting it through ``on_drop``.
+    """
+
+    kind = "audio"
+
+    def __init__(
+        self,
+        *,
+        gate: Callable[[], bool],
+        capture_live: Callable[[], bool],
+        on_drop: Callable[[int], None],
+        on_stop: Callable[[MicTrack], None],
+        max_queue: int = 5,
+    ) -> None:
+        super().__init__()
+        self._gate = gate
+        self._capture_live = capture_live
+        self._on_drop = on_drop
+        self._on_stop = on_stop
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._max_queue = max_queue
+        self._waiter: asyncio.Future[None] | None = None
+        self._pts = 0
+        self._last: float | None = None
+        self._synthetic = False
+        self._started = False
+        self.frames_sent = 0
+        self.frames_live = 0  # frames that carried the microphone (gate open)
+        self.frames_synthetic = 0
+
+    def push(self, pcm: bytes) -> None:
+        """One 20 ms period of mono s16 from the capture thread (called on the loop)."""
+        if not self._started or self.readyState != "live":
+            return  # nobody reads yet (call still connecting): nothing to queue up
+        self._queue.append(pcm)
+        if len(self._queue) > self._max_queue:
+            self._queue.popleft()
+            self._on_drop(1)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        self._started = True
+        if self._last is None:
+            self._last = loop.time() - FRAME_S
+        data: bytes | None = None
+        while True:
+            if self._queue:
+                data = self._queue.popleft()
+                break
+            now = loop.time()
+            slack = FRAME_S if self._synthetic or not self._capture_live() else 3 * FRAME_S
+            deadline = self._last + slack
+            if now >= deadline:
+                break
+            self._waiter = loop.create_future()
+            try:
+                async with asyncio.timeout(deadline - now):
+                    await self._waiter
+            except TimeoutError:
+                pass
+            finally:
+                self._waiter = None
+            if self.readyState != "live":
+                raise MediaStreamError
+        now = loop.time()
+        if data is None:
+            # wall clock: one period after the last frame, resynchronised after a long gap
+            self._synthetic = True
+            self.frames_synthetic += 1
+            self._last = self._last + FRAME_S if now - self._last < 3 * FRAME_S else now
+            payload = _SILENCE
+        else:
+            self._synthetic = False
+            self._last = now
+            if self._gate():
+                payload = data
+                self.frames_live += 1
+            else:
+                payload = _SILENCE
+        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        frame.planes[0].update(payload)
+        frame.pts = self._pts
+        frame.sample_rate = WEBRTC_RATE
+        frame.time_base = _TIME_BASE
+        self._pts += FRAME_SAMPLES
+        self.frames_sent += 1
+        return frame
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            super().stop()
+            self._on_stop(self)
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+
+class SpeakerSink:
+    """Drains one remote audio track: every frame is received (aiortc would otherwise grow
+    without bound), converted once to the speaker's rate/channels and handed to ``push``.
+
+    After ``mute_in_flight()`` (a barge-in flush) incoming audio is discarded until the remote
+    stream goes quiet (a silent frame or a gap of three periods) or ``holdoff_s`` passes, so
+    audio already in flight from the cancelled response is not played.
+    """
+
+    def __init__(
+        self,
+        track: MediaStreamTrack,
+        *,
+        rate: int,
+        channels: int,
+        push: Callable[[Any], None],
+        holdoff_s: float = 0.5,
+    ) -> None:
+        self.track = track
+        self._converter = Converter(WEBRTC_RATE, 2, rate, channels)
+        self._push = push
+        self.holdoff_s = holdoff_s
+        self._mute_until: float | None = None
+        self._last_arrival: float | None = None
+        self.frames_in = 0
+        self.frames_discarded = 0
+
+    def mute_in_flight(self) -> None:
+        self._mute_until = asyncio.get_running_loop().time() + self.holdoff_s
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                frame = await self.track.recv()
+            except MediaStreamError:
+                return
+            now = loop.time()
+            gap = None if self._last_arrival is None else now - self._last_arrival
+            self._last_arrival = now
+            self.frames_in += 1
+            samples = self._converter.convert_frame(frame)
+            if self._mute_until is not None:
+                quiet = rms(samples) < SILENCE_RMS or (gap is not None and gap > 3 * FRAME_S)
+                if quiet or now >= self._mute_until:
+                    self._mute_until = None
+                else:
+                    self.frames_discarded += 1
+                    continue
+            self._push(samples)
+
+
+__all__ = ["FRAME_S", "FRAME_SAMPLES", "MicTrack", "SpeakerSink"]

@@ -1,0 +1,208 @@
+"""Push-to-talk: a gpiozero ``Button`` (and the HTTP press/release) -> asyncio callbacks.
+
+Edges from the button arrive on gpiozero's thread (on mock pins: the caller's thread) and
+cross into the event loop with ``call_soon_threadsafe``; everything else runs on the loop.
+
+A press counts once the button has been down ``min_press_ms`` without a break: taps, noise and
+chatter (say 50 presses in a second) never reach ``on_press``. Once a press counted, contact
+bounce on the way up is absorbed: the release counts when the button has stayed up for
+``bounce_ms``. ``on_release`` only ever follows an ``on_press``. In ``toggle`` mode a counted
+press starts talking and the next one ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from rtedge.settings import PttSettings
+
+log = logging.getLogger(__name__)
+
+
+class PushToTalk:
+    def __init__(
+        self,
+        settings: PttSettings,
+        on_press: Callable[[], None],
+        on_release: Callable[[], None],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        pin_factory: Any = None,
+    ) -> None:
+        self.settings = settings
+        self._on_press = on_press
+        self._on_release = on_release
+        self._loop = loop
+        self._pin_factory = pin_factory
+        self.button: Any = None
+        self._down = False  # raw (debounced by us) contact state
+        self._confirm: asyncio.TimerHandle | None = None
+        self._release: asyncio.TimerHandle | None = None
+        self._held = False  # a counted press is in effect (hold) / talking (toggle)
+        self._latched = False  # toggle: this physical press already toggled
+        self.presses = 0
+        self.ignored = 0
+
+    @property
+    def held(self) -> bool:
+        """True while talking: a counted press is held (hold) or toggled on (toggle)."""
+        return self._held
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Attach to the loop and open the GPIO button when ``gpio_pin`` is set. A GPIO that
+        cannot be opened is logged, never raised: the HTTP path keeps working."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        pin = self.settings.gpio_pin
+        if pin is None or self.button is not None:
+            return
+        try:
+            from gpiozero import Button
+
+            bounce = self.settings.bounce_ms / 1000 if self.settings.bounce_ms else None
+            self.button = Button(
+                pin,
+                pull_up=self.settings.active_low,
+                bounce_time=bounce,
+                pin_factory=self._pin_factory,
+            )
+        except Exception as exc:  # no GPIO chip, pin busy, no pin library...
+            log.warning("push-to-talk button on GPIO%s unavailable: %s", pin, exc)
+            self.button = None
+            return
+        self.button.when_pressed = self._edge_down
+        self.button.when_released = self._edge_up
+        log.info(
+            "push-to-talk on GPIO%s (%s, %s mode)",
+            pin,
+            "active low" if self.settings.active_low else "active high",
+            self.settings.mode,
+        )
+
+    def close(self) -> None:
+        if self.button is not None:
+            try:
+                self.button.close()
+            except Exception as exc:
+                log.debug("closing the button: %s", exc)
+            self.button = None
+        for handle in (self._confirm, self._release):
+            if handle is not None:
+                handle.cancel()
+        self._confirm = self._release = None
+
+    # ---- inputs -----------------------------------------------------------------------------
+
+    def press(self) -> None:
+        """The button went down (HTTP path; same logic as the GPIO edge)."""
+        self._dispatch(self._down_edge)
+
+    def release(self) -> None:
+        """The button came up (HTTP path)."""
+        self._dispatch(self._up_edge)
+
+    def _edge_down(self, *_: Any) -> None:  # gpiozero thread
+        self._post(self._down_edge)
+
+    def _edge_up(self, *_: Any) -> None:  # gpiozero thread
+        self._post(self._up_edge)
+
+    def _post(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(fn)
+
+    def _dispatch(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None:
+            try:
+                self._loop = loop = asyncio.get_running_loop()
+            except RuntimeError:
+                log.warning("push-to-talk used before start(): ignored")
+                return
+        if _on_loop_thread(loop):
+            fn()
+        else:
+            self._post(fn)
+
+    # ---- logic (event loop only) ------------------------------------------------------------
+
+    def _down_edge(self) -> None:
+        if self._down:
+            return
+        self._down = True
+        if self._release is not None:
+            # back down within bounce_ms of coming up: one press, still held
+            self._release.cancel()
+            self._release = None
+            return
+        loop = self._loop
+        assert loop is not None
+        self._confirm = loop.call_later(self.settings.min_press_ms / 1000, self._confirmed)
+
+    def _up_edge(self) -> None:
+        if not self._down:
+            return
+        self._down = False
+        if self._confirm is not None:
+            # came up before min_press_ms: a tap or chatter, ignored
+            self._confirm.cancel()
+            self._confirm = None
+            self.ignored += 1
+            return
+        if self._held or self._latched:
+            loop = self._loop
+            assert loop is not None
+            delay = self.settings.bounce_ms / 1000
+            if delay <= 0:
+                self._released()
+            else:
+                self._release = loop.call_later(delay, self._released)
+
+    def _confirmed(self) -> None:
+        self._confirm = None
+        if not self._down:
+            return
+        self.presses += 1
+        if self.settings.mode == "toggle":
+            self._latched = True
+            if self._held:
+                self._held = False
+                self._fire(self._on_release)
+            else:
+                self._held = True
+                self._fire(self._on_press)
+            return
+        self._held = True
+        self._fire(self._on_press)
+
+    def _released(self) -> None:
+        self._release = None
+        if self.settings.mode == "toggle":
+            self._latched = False  # the next counted press toggles again
+            return
+        if self._held:
+            self._held = False
+            self._fire(self._on_release)
+
+    def _fire(self, callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("push-to-talk callback failed")
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+__all__ = ["PushToTalk"]

@@ -1,0 +1,45 @@
+"""The peer's settings, shared by the HTTP layer, every call and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["assistant", "echo", "loopback"]
+
+
+@dataclass(slots=True)
+class PeerConfig:
+    """Everything ``create_app`` needs. Defaults are what ``rtedge peer`` uses."""
+
+    mode: Mode = "assistant"
+    """``assistant``: short spoken replies; ``echo``: each response plays back the last committed
+    input audio exactly; ``loopback``: every received audio frame is sent straight back (no turns),
+    for measuring the bare audio loop."""
+    api_keys: tuple[str, ...] = ()
+    """Accepted standard keys. Empty: any non-empty key is accepted (ephemeral ``ek_`` keys are
+    always checked against the ones this peer minted)."""
+    max_session_s: float = 3600.0
+    """Session cap; at the cap the peer sends ``session_expired`` and closes, as OpenAI does."""
+    image_fps: float = 25.0
+    """Avatar frame rate when the session asks for ``image``."""
+    image_size: int = 256
+    """Avatar frame edge in pixels (JPEG, square)."""
+    ice_hosts: tuple[str, ...] | None = None
+    """Host addresses aioice gathers; None keeps aioice's own discovery."""
+    max_body_bytes: int = 256 * 1024
+    """Largest accepted HTTP request body (413 beyond)."""
+    connect_timeout_s: float = 30.0
+    """A call whose peer connection is not up this long after the answer is torn down."""
+    generation_lead_s: float = 1.0
+    """How far response generation may run ahead of the audio being sent. OpenAI generates faster
+    than real time, so ``response.done`` arrives before playback ends; a bounded lead keeps that
+    shape while leaving time to cancel a reply that is still generating."""
+    max_input_buffer_s: float = 120.0
+    """Input audio kept while uncommitted (oldest dropped beyond)."""
+    ended_calls_kept: int = 50
+    """Ended calls still listed by ``GET /_rtedge/calls``."""
+    voice_engine: Literal["auto", "espeak", "tones"] = "auto"
+    """``auto`` uses espeak-ng when installed, else the tone voice."""
+    default_model: str = "gpt-realtime"
+    default_instructions: str = "You are the rtedge local peer, a test voice assistant."

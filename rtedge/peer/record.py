@@ -1,0 +1,65 @@
+"""What ``GET /_rtedge/calls`` reports about a call: kept while it runs and for a while after."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+MAX_EVENTS_KEPT: Final = 10_000
+
+
+@dataclass(slots=True)
+class CallRecord:
+    call_id: str
+    session_id: str
+    started_at: float = field(default_factory=time.time)
+    label: str | None = None
+    active: bool = True
+    connection_state: str = "new"
+    ended_at: float | None = None
+    end_reason: str | None = None
+    client_events: list[str] = field(default_factory=list)
+    server_events: list[str] = field(default_factory=list)
+    events_dropped: int = 0
+    rtp_frames_in: int = 0
+    rtp_frames_out: int = 0
+    voiced_frames_out: int = 0
+    late_frames_out: int = 0
+    image_frames: int = 0
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+
+    def client_event(self, etype: str) -> None:
+        if len(self.client_events) < MAX_EVENTS_KEPT:
+            self.client_events.append(etype)
+        else:
+            self.events_dropped += 1
+
+    def server_event(self, etype: str) -> None:
+        if len(self.server_events) < MAX_EVENTS_KEPT:
+            self.server_events.append(etype)
+        else:
+            self.events_dropped += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "session_id": self.session_id,
+            "label": self.label,
+            "active": self.active,
+            "connection_state": self.connection_state,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "end_reason": self.end_reason,
+            "client_events": list(self.client_events),
+            "server_events": list(self.server_events),
+            "events_dropped": self.events_dropped,
+            "rtp_frames_in": self.rtp_frames_in,
+            "rtp_frames_out": self.rtp_frames_out,
+            "voiced_frames_out": self.voiced_frames_out,
+            "late_frames_out": self.late_frames_out,
+            "image_frames": self.image_frames,
+            "responses": [dict(r) for r in self.responses],
+            "faults": list(self.faults),
+        }

@@ -1,0 +1,525 @@
+"""The per-call Realtime session: client events in, server events out, as OpenAI's GA service does.
+
+Event handling is synchronous (the data channel delivers messages in order and each one is handled
+to the end before the next), so ordering on the wire is deterministic. Work that takes time (a
+response, avatar frames) runs as tasks owned by the call, through ``spawn``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import typing
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
+
+import numpy as np
+from pydantic import ValidationError
+
+from rtedge.peer import sessionconf, wire
+from rtedge.peer.audio_in import MIN_COMMIT_MS, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
+from rtedge.peer.audio_out import OutputTrack, Playout
+from rtedge.peer.avatar_stream import AvatarStream
+from rtedge.peer.config import PeerConfig
+from rtedge.peer.record import CallRecord
+from rtedge.peer.response import ResponseRun
+from rtedge.peer.sessionconf import SessionError
+from rtedge.peer.voice import Voice, resample
+from rtedge.realtime.events import CLIENT_EVENT_TYPES, client_event_adapter
+
+JsonDict = dict[str, Any]
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+
+CLIENT_TYPE_NAMES: Final = frozenset(
+    typing.get_args(t.model_fields["type"].annotation)[0] for t in CLIENT_EVENT_TYPES
+)
+USER_AUDIO_KEPT: Final = 8  # committed input audio kept for echo mode (the most recent items)
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    def __init__(
+        self,
+        config: PeerConfig,
+        voice: Voice,
+        record: CallRecord,
+        effective: JsonDict,
+        send: Callable[[JsonDict], None],
+        spawn: Spawn,
+    ) -> None:
+        self.config = config
+        self.voice = voice
+        self.record = record
+        self.effective = effective
+        self.rtav = any(k in effective for k in sessionconf.RTAV_FIELDS)
+        self._send_raw = send
+        self._spawn = spawn
+        self.conversation_id = wire.new_id("conv")
+        self.conversation: OrderedDict[str, JsonDict] = OrderedDict()
+        self.user_audio: OrderedDict[str, Pcm] = OrderedDict()
+        self.user_audio_ms: dict[str, int] = {}
+        self.assistant_audio_ms: dict[str, int] = {}
+        self.call_names: dict[str, str] = {}
+        self.input = InputAudio(config.max_input_buffer_s)
+        self.input.configure(sessionconf.turn_detection(effective))
+        self.output = OutputTrack(self._on_playout_started, self._on_playout_drained)
+        self.avatar = AvatarStream(
+            self.send, self.output.level, config.image_fps, config.image_size, spawn
+        )
+        self.active: ResponseRun | None = None
+        self.audio_produced = False
+        self.vad_item_id: str | None = None
+        self.closed = False
+
+    # -- out ------------------------------------------------------------------------------
+    def send(self, event: JsonDict) -> None:
+        if self.closed:
+            return
+        event = wire.stamp(event)
+        self.record.server_event(event["type"])
+        if event["type"] == "response.output_image.delta":
+            self.record.image_frames += 1
+        self._send_raw(event)
+
+    def error(
+        self, message: str, code: str | None, param: str | None, client_event_id: str | None
+    ) -> None:
+        self.send(wire.error_event(message, code, param, client_event_id))
+
+    def session_created(self) -> None:
+        self.send({"type": "session.created", "session": self.effective})
+
+    def close(self) -> None:
+        """Stop sending; the call cancels the tasks. No closing events: the channel is going."""
+        self.closed = True
+        if self.active is not None:
+            self.active.finished = True
+            self.active = None
+        self.output.clear()
+        self.output.stop()
+
+    # -- in: data channel -------------------------------------------------------------------
+    def handle_message(self, data: str | bytes) -> None:
+        if self.closed:
+            return
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.record.client_event("<invalid_json>")
+            self.error(f"Invalid JSON in client event: {exc}", "invalid_json", None, None)
+            return
+        if not isinstance(raw, dict):
+            self.record.client_event("<invalid_event>")
+            self.error("A client event must be a JSON object.", "invalid_event", None, None)
+            return
+        event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+        etype = raw.get("type")
+        if not isinstance(etype, str) or not etype:
+            self.record.client_event("<missing_type>")
+            self.error("The 'type' field is missing.", "invalid_event", "type", event_id)
+            return
+        self.record.client_event(etype)
+        if etype not in CLIENT_TYPE_NAMES:
+            supported = ", ".join(f"'{t}'" for t in sorted(CLIENT_TYPE_NAMES))
+            self.error(
+                f"Invalid value: '{etype}'. Supported values are: {supported}.",
+                "invalid_value",
+                "type",
+                event_id,
+            )
+            return
+        if etype == "session.update":
+            self._session_update(raw, event_id)
+            return
+        try:
+            model = client_event_adapter.validate_python(raw)
+        except ValidationError as exc:
+            err = sessionconf.from_validation(exc, raw, "")
+            self.error(err.message, err.code, err.param, event_id)
+            return
+        unknown = sessionconf.first_extra(model, "")
+        if unknown is not None:
+            self.error(f"Unknown parameter: '{unknown}'.", "unknown_parameter", unknown, event_id)
+            return
+        handler = getattr(self, "_on_" + etype.replace(".", "_"))
+        try:
+            handler(raw, event_id)
+        except SessionError as err:
+            self.error(err.message, err.code, err.param, event_id)
+
+    def _session_update(self, raw: JsonDict, event_id: str | None) -> None:
+        extra = [k for k in raw if k not in ("type", "event_id", "session")]
+        try:
+            if extra:
+                raise SessionError(
+                    f"Unknown parameter: '{extra[0]}'.", "unknown_parameter", extra[0]
+                )
+            if "session" not in raw:
+                raise SessionError(
+                    "Missing required parameter: 'session'.",
+                    "missing_required_parameter",
+                    "session",
+                )
+            update = sessionconf.validate_update(raw["session"], "session", self.rtav)
+            new_voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
+            if (
+                new_voice is not None
+                and self.audio_produced
+                and new_voice != ((self.effective["audio"].get("output") or {}).get("voice"))
+            ):
+                raise SessionError(
+                    "Cannot update a conversation's voice if assistant audio is present.",
+                    "cannot_update_voice",
+                    "session.audio.output.voice",
+                )
+        except SessionError as err:
+            self.error(err.message, err.code, err.param, event_id)
+            return
+        self.effective = sessionconf.merge(self.effective, update)
+        self.rtav = self.rtav or any(k in update for k in sessionconf.RTAV_FIELDS)
+        td_path = update.get("audio", {}).get("input", {})
+        if "turn_detection" in td_path:
+            self.input.configure(sessionconf.turn_detection(self.effective))
+            self.vad_item_id = None
+        self.send({"type": "session.updated", "session": self.effective})
+
+    # -- client event handlers (names follow the event types) --------------------------------
+    def _on_input_audio_buffer_append(self, raw: JsonDict, event_id: str | None) -> None:
+        fmt = ((self.effective["audio"].get("input") or {}).get("format") or {}).get("type")
+        if fmt not in (None, "audio/pcm"):
+            raise SessionError(
+                f"input_audio_buffer.append supports audio/pcm only on this peer (session has {fmt}).",
+                "invalid_value",
+                "audio",
+            )
+        try:
+            data = base64.b64decode(raw["audio"], validate=True)
+        except (binascii.Error, ValueError):
+            raise SessionError("Invalid base64 in 'audio'.", "invalid_value", "audio") from None
+        pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)
+        self.input.append(resample(pcm, 24_000))
+
+    def _on_input_audio_buffer_commit(self, raw: JsonDict, event_id: str | None) -> None:
+        ms = self.input.buffered_ms
+        if ms < MIN_COMMIT_MS:
+            raise SessionError(
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {ms:.2f}ms of audio.",
+                "input_audio_buffer_commit_empty",
+                None,
+            )
+        self.vad_item_id = None
+        if self.input.vad is not None:
+            self.input.vad.speaking = False
+        self.commit(wire.new_id("item"))
+
+    def _on_input_audio_buffer_clear(self, raw: JsonDict, event_id: str | None) -> None:
+        self.input.clear()
+        if self.input.vad is not None:
+            self.input.vad.speaking = False
+        self.vad_item_id = None
+        self.send({"type": "input_audio_buffer.cleared"})
+
+    def _on_conversation_item_create(self, raw: JsonDict, event_id: str | None) -> None:
+        item = dict(raw["item"])
+        item_id = item.get("id") or wire.new_id("item")
+        if item_id in self.conversation:
+            raise SessionError(
+                f"Item with id '{item_id}' already exists.", "invalid_value", "item.id"
+            )
+        prev = raw.get("previous_item_id")
+        if prev is not None and prev != "root" and prev not in self.conversation:
+            raise SessionError(
+                f"Previous item with id '{prev}' not found.", "invalid_value", "previous_item_id"
+            )
+        item.update(id=item_id, object="realtime.item", status="completed")
+        if item.get("type") == "function_call" and item.get("call_id"):
+            self.call_names[str(item["call_id"])] = str(item.get("name"))
+        for content in item.get("content") or []:
+            if isinstance(content, dict) and content.get("type") == "input_audio":
+                self._item_audio(item_id, content)
+        self.add_item(item)
+
+    def _item_audio(self, item_id: str, content: JsonDict) -> None:
+        """An ``input_audio`` part with base64 audio (pcm 24 kHz) counts as that item's audio."""
+        audio = content.pop("audio", None)
+        content.setdefault("transcript", None)
+        if not isinstance(audio, str):
+            return
+        try:
+            data = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise SessionError(
+                "Invalid base64 in 'item.content.audio'.", "invalid_value", "item.content"
+            ) from None
+        pcm = resample(
+            np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16), 24_000
+        )
+        self._keep_user_audio(item_id, pcm)
+
+    def _on_conversation_item_retrieve(self, raw: JsonDict, event_id: str | None) -> None:
+        item = self._item(raw["item_id"])
+        self.send({"type": "conversation.item.retrieved", "item": item})
+
+    def _on_conversation_item_delete(self, raw: JsonDict, event_id: str | None) -> None:
+        self._item(raw["item_id"])
+        del self.conversation[raw["item_id"]]
+        self.send({"type": "conversation.item.deleted", "item_id": raw["item_id"]})
+
+    def _on_conversation_item_truncate(self, raw: JsonDict, event_id: str | None) -> None:
+        item = self._item(raw["item_id"])
+        if item.get("role") != "assistant" or raw["content_index"] != 0:
+            raise SessionError(
+                "Only assistant audio content can be truncated.", "invalid_value", "item_id"
+            )
+        end_ms = int(raw["audio_end_ms"])
+        total_ms = self.assistant_audio_ms.get(item["id"], 0)
+        if end_ms > total_ms:
+            raise SessionError(
+                f"audio_end_ms ({end_ms}) is longer than the item's audio ({total_ms} ms).",
+                "invalid_value",
+                "audio_end_ms",
+            )
+        for playout in self.output.clear():
+            if playout.item_id != item["id"]:
+                self.output.play(playout)  # only the truncated item's audio stops
+            elif playout.started:
+                self._cleared(playout)
+        self._truncate(item["id"], end_ms)
+
+    def _on_response_create(self, raw: JsonDict, event_id: str | None) -> None:
+        if self.active is not None:
+            raise SessionError(
+                f"Conversation already has an active response in progress: {self.active.id}. "
+                "Wait until the response is finished before creating a new one.",
+                "conversation_already_has_active_response",
+                None,
+            )
+        params = raw.get("response") or {}
+        mods = params.get("output_modalities")
+        if isinstance(mods, list) and len(set(mods)) > 1:
+            raise SessionError(
+                "Invalid value: output_modalities may be ['audio'] or ['text'], not both.",
+                "invalid_value",
+                "response.output_modalities",
+            )
+        self.start_response(params)
+
+    def _on_response_cancel(self, raw: JsonDict, event_id: str | None) -> None:
+        wanted = raw.get("response_id")
+        if self.active is None or (wanted is not None and wanted != self.active.id):
+            raise SessionError(
+                "Cancellation failed: no active response found.", "response_cancel_not_active", None
+            )
+        self.stop_audio(cancel_reason="client_cancelled")
+
+    def _on_output_audio_buffer_clear(self, raw: JsonDict, event_id: str | None) -> None:
+        self.stop_audio(cancel_reason="client_cancelled")
+
+    # -- conversation -----------------------------------------------------------------------
+    def _item(self, item_id: str) -> JsonDict:
+        item = self.conversation.get(item_id)
+        if item is None:
+            raise SessionError(
+                f"Item with item_id not found: {item_id}", "item_not_found", "item_id"
+            )
+        return item
+
+    def _previous(self, item_id: str) -> str | None:
+        prev = None
+        for key in self.conversation:
+            if key == item_id:
+                return prev
+            prev = key
+        return prev
+
+    def add_item(self, item: JsonDict, announce_done: bool = True) -> None:
+        prev = next(reversed(self.conversation), None) if self.conversation else None
+        self.conversation[item["id"]] = item
+        self.send({"type": "conversation.item.added", "previous_item_id": prev, "item": item})
+        if announce_done:
+            self.item_done(item)
+
+    def item_done(self, item: JsonDict) -> None:
+        self.send(
+            {
+                "type": "conversation.item.done",
+                "previous_item_id": self._previous(item["id"]),
+                "item": item,
+            }
+        )
+
+    def commit(self, item_id: str) -> None:
+        """Commit the input buffer as a user audio item (then, maybe, transcription)."""
+        pcm = self.input.take()
+        prev = next(reversed(self.conversation), None) if self.conversation else None
+        self.send(
+            {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": prev}
+        )
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        self._keep_user_audio(item_id, pcm)
+        self.add_item(item)
+        if (self.effective["audio"].get("input") or {}).get("transcription"):
+            # No speech recognizer runs here: the "transcript" says what was heard, honestly.
+            seconds = pcm.size / (SAMPLES_PER_MS * 1000)
+            self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "transcript": f"[{seconds:.1f} s of audio]",
+                    "usage": {"type": "duration", "seconds": round(seconds, 3)},
+                }
+            )
+
+    def _keep_user_audio(self, item_id: str, pcm: Pcm) -> None:
+        self.user_audio[item_id] = pcm
+        self.user_audio_ms[item_id] = pcm.size // SAMPLES_PER_MS
+        while len(self.user_audio) > USER_AUDIO_KEPT:
+            self.user_audio.popitem(last=False)
+
+    # -- responses --------------------------------------------------------------------------
+    def start_response(self, params: JsonDict) -> ResponseRun:
+        run = ResponseRun(self, params)
+        self.active = run
+        self.send({"type": "response.created", "response": run.response_object(created=True)})
+        run.task = self._spawn(run.run(), f"response-{run.id}")
+        return run
+
+    def response_finished(self, run: ResponseRun) -> None:
+        if self.active is run:
+            self.active = None
+        plan = run.plan
+        if run.playout is not None:
+            self.assistant_audio_ms[run.playout.item_id] = (
+                run.playout.queued_samples // SAMPLES_PER_MS
+            )
+        self.record.responses.append(
+            {
+                "response_id": run.id,
+                "status": run.status,
+                "reason": run.reason,
+                "kind": plan.kind if plan else None,
+                "output_modalities": run.modalities,
+                "text": run.sent_text,
+                "audio_ms": run.playout.queued_samples // SAMPLES_PER_MS if run.playout else 0,
+            }
+        )
+
+    def start_playout(self, playout: Playout) -> None:
+        self.output.play(playout)
+
+    def stop_audio(self, cancel_reason: str) -> None:
+        """Cut the outgoing audio now (the next 20 ms frame is silence), tell the client what was
+        cut (``output_audio_buffer.cleared`` + ``conversation.item.truncated``), and cancel the
+        response still generating, if any."""
+        dropped = self.output.clear()
+        heard: list[tuple[str, int]] = []
+        for playout in dropped:
+            if playout.queued_samples or playout.started:
+                self._cleared(playout)
+                heard.append((playout.item_id, playout.played_ms))
+                self.send(
+                    {
+                        "type": "conversation.item.truncated",
+                        "item_id": playout.item_id,
+                        "content_index": 0,
+                        "audio_end_ms": playout.played_ms,
+                    }
+                )
+        if self.active is not None:
+            self.active.finish("cancelled", cancel_reason)
+        for item_id, _ in heard:
+            self._drop_transcript(item_id)
+
+    def _cleared(self, playout: Playout) -> None:
+        if self.avatar.response_id == playout.response_id:
+            self.avatar.stop()
+        self.send({"type": "output_audio_buffer.cleared", "response_id": playout.response_id})
+
+    def _truncate(self, item_id: str, audio_end_ms: int) -> None:
+        self._drop_transcript(item_id)
+        self.send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": audio_end_ms,
+            }
+        )
+
+    def _drop_transcript(self, item_id: str) -> None:
+        # OpenAI deletes the transcript of truncated audio so the context holds nothing unheard.
+        item = self.conversation.get(item_id)
+        if item is not None:
+            for content in item.get("content") or []:
+                if isinstance(content, dict) and content.get("type") == "output_audio":
+                    content["transcript"] = ""
+
+    # -- outgoing track callbacks (run inside aiortc's sender loop) ---------------------------
+    def _on_playout_started(self, playout: Playout) -> None:
+        self.audio_produced = True
+        self.send({"type": "output_audio_buffer.started", "response_id": playout.response_id})
+        if sessionconf.wants_images(self.effective):
+            self.avatar.start(playout.response_id, playout.item_id)
+
+    def _on_playout_drained(self, playout: Playout) -> None:
+        if not playout.started:
+            return
+        if self.avatar.response_id == playout.response_id:
+            self.avatar.stop()
+        self.send({"type": "output_audio_buffer.stopped", "response_id": playout.response_id})
+
+    # -- in: audio --------------------------------------------------------------------------
+    def push_audio(self, pcm: Pcm) -> None:
+        """One received 20 ms frame (48 kHz mono)."""
+        self.record.rtp_frames_in += 1
+        if self.closed:
+            return
+        if self.config.mode == "loopback":
+            self.output.feed_live(pcm)
+            return
+        event = self.input.push(pcm)
+        if event is not None:
+            self._vad(event)
+
+    def _vad(self, event: VadEvent) -> None:
+        td = sessionconf.turn_detection(self.effective) or {}
+        if event.kind == "speech_started":
+            self.vad_item_id = wire.new_id("item")
+            self.send(
+                {
+                    "type": "input_audio_buffer.speech_started",
+                    "audio_start_ms": event.ms,
+                    "item_id": self.vad_item_id,
+                }
+            )
+            if td.get("interrupt_response", True) and (
+                self.active is not None or self.output.playing is not None
+            ):
+                self.stop_audio(cancel_reason="turn_detected")
+            return
+        item_id = self.vad_item_id or wire.new_id("item")
+        self.vad_item_id = None
+        self.send(
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": event.ms,
+                "item_id": item_id,
+            }
+        )
+        self.commit(item_id)
+        if td.get("create_response", True) and self.active is None:
+            self.start_response({})

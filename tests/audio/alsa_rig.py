@@ -1,0 +1,218 @@
+"""Real ALSA without a sound card: the ``file`` plugin over a ``null`` slave (see TESTING.md).
+
+Each test writes its own asound.conf and points ``ALSA_CONFIG_PATH`` at it (a fresh path is
+re-read by alsa-lib within one process; the same path edited is not). The microphone is a FIFO
+fed in real time by a writer thread; the speaker is a raw file (or a FIFO drained in real
+time). Devices live inside a directory so a test can make one vanish (rename the directory
+away: open fails with ENOENT) and come back atomically (rename a fresh directory in, its FIFO
+ends already held open, so alsa-lib never blocks opening them while holding the GIL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+Int16 = npt.NDArray[np.int16]
+
+
+async def eventually(cond: Callable[[], object], within: float = 5.0) -> None:
+    """Wait until ``cond()`` is truthy, polling every 20 ms; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> Int16:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * freq * t) * amplitude * 32767).astype(np.int16)
+
+
+def interleave(mono: Int16, channels: int) -> Int16:
+    return np.repeat(mono, channels)
+
+
+class MicFeeder:
+    """Writes interleaved s16 into a FIFO one period per period, on an absolute schedule.
+    After ``data`` runs out it keeps writing silence (a live microphone in a quiet room)."""
+
+    def __init__(self, fifo: Path, *, rate: int, channels: int, period_ms: int = 20) -> None:
+        self.fifo = fifo
+        self.rate = rate
+        self.channels = channels
+        self.period_frames = rate * period_ms // 1000
+        self.period_s = period_ms / 1000
+        self._data: Int16 = np.zeros(0, dtype=np.int16)
+        self._pos = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.fd = os.open(fifo, os.O_RDWR)  # never blocks, and the FIFO has a writer from now on
+        self.periods_written = 0
+        self.data_started_at: float | None = None
+
+    def play(self, samples: Int16) -> None:
+        """Queue interleaved samples to be fed next (replacing what is left)."""
+        with self._lock:
+            self._data = samples
+            self._pos = 0
+            self.data_started_at = None
+
+    def start(self) -> MicFeeder:
+        self._thread = threading.Thread(target=self._run, daemon=True, name="mic-feeder")
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        size = self.period_frames * self.channels
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                chunk = self._data[self._pos : self._pos + size]
+                if chunk.size and self._pos == 0:
+                    self.data_started_at = time.monotonic()
+                self._pos += chunk.size
+            if chunk.size < size:
+                chunk = np.concatenate((chunk, np.zeros(size - chunk.size, dtype=np.int16)))
+            try:
+                os.write(self.fd, chunk.tobytes())
+            except OSError:
+                return
+            self.periods_written += 1
+            next_t += self.period_s
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+class FifoDrain:
+    """Holds the read end of a FIFO that alsa-lib writes into, keeping everything read."""
+
+    def __init__(self, fifo: Path) -> None:
+        self.fd = os.open(fifo, os.O_RDWR)
+        self.data = bytearray()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="fifo-drain")
+        self._thread.start()
+
+    def _run(self) -> None:
+        import select
+
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        while not self._stop.is_set():
+            if not poller.poll(50):
+                continue
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.data.extend(chunk)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+class AlsaRig:
+    """Writes the asound.conf for one test and owns its FIFOs and files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.mic_dir = root / "mic"
+        self.spk_dir = root / "spk"
+        self.conf = root / "asound.conf"
+        self._n = 0
+
+    @property
+    def mic_fifo(self) -> Path:
+        return self.mic_dir / "mic.fifo"
+
+    @property
+    def mic_sink(self) -> Path:
+        return self.mic_dir / "capture-copy.fifo"
+
+    @property
+    def spk_path(self) -> Path:
+        return self.spk_dir / "spk.raw"
+
+    def write_conf(self, *, capture_copy: bool = False, speaker_fifo: bool = False) -> Path:
+        """Defines ``rtmic`` (capture) and ``rtspk`` (playback). ``capture_copy`` makes the
+        plugin's copy of captured audio go to a FIFO (closing its reader fails the device);
+        ``speaker_fifo`` makes the speaker a FIFO instead of a regular file."""
+        copy = self.mic_sink if capture_copy else Path("/dev/null")
+        spk = self.spk_dir / ("spk.fifo" if speaker_fifo else "spk.raw")
+        self.conf.write_text(
+            f"""
+pcm.rtmic {{ type file slave.pcm {{ type null }} file "{copy}" infile "{self.mic_fifo}"
+  format "raw" hint {{ show on description "rtedge test microphone" }} }}
+pcm.rtspk {{ type file slave.pcm {{ type null }} file "{spk}" format "raw"
+  hint {{ show on description "rtedge test speaker" }} }}
+pcm.rtbad {{ type file slave.pcm {{ type null }} file "/dev/null"
+  infile "{self.root}/nowhere/mic.fifo" format "raw" }}
+pcm.!default {{ type asym capture.pcm "rtmic" playback.pcm "rtspk" }}
+ctl.!default {{ type null }}
+"""
+        )
+        os.environ["ALSA_CONFIG_PATH"] = str(self.conf)
+        return self.conf
+
+    def make_mic(
+        self, *, rate: int = 48000, channels: int = 1, capture_copy: bool = False
+    ) -> tuple[MicFeeder, FifoDrain | None]:
+        """Build the mic directory off to the side, hold its FIFOs open, then move it in.
+        Returns the (not yet started) feeder and, with ``capture_copy``, the copy's drain."""
+        self._n += 1
+        staging = self.root / f"mic-staging-{self._n}"
+        staging.mkdir()
+        os.mkfifo(staging / "mic.fifo")
+        drain = None
+        if capture_copy:
+            os.mkfifo(staging / "capture-copy.fifo")
+            drain = FifoDrain(staging / "capture-copy.fifo")
+        feeder = MicFeeder(staging / "mic.fifo", rate=rate, channels=channels)
+        os.rename(staging, self.mic_dir)
+        return feeder, drain
+
+    def vanish_mic(self) -> None:
+        self._n += 1
+        os.rename(self.mic_dir, self.root / f"mic-gone-{self._n}")
+
+    def make_speaker(self, *, fifo: bool = False) -> FifoDrain | None:
+        self._n += 1
+        staging = self.root / f"spk-staging-{self._n}"
+        staging.mkdir()
+        drain = None
+        if fifo:
+            os.mkfifo(staging / "spk.fifo")
+            drain = FifoDrain(staging / "spk.fifo")
+        os.rename(staging, self.spk_dir)
+        return drain
+
+    def vanish_speaker(self) -> None:
+        self._n += 1
+        os.rename(self.spk_dir, self.root / f"spk-gone-{self._n}")
+
+    def speaker_samples(self) -> Int16:
+        if not self.spk_path.exists():
+            return np.zeros(0, dtype=np.int16)
+        return np.frombuffer(self.spk_path.read_bytes(), dtype=np.int16)

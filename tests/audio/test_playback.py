@@ -1,0 +1,298 @@
+"""Playback through real ALSA (file plugin): a remote track's audio must reach the speaker
+file; flush, volume, levels, earcons, missing and vanishing speakers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import time
+
+import av
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from rtedge.audio.pipeline import AudioPipeline
+from rtedge.settings import AudioSettings
+from rtedge.state import State
+from tests.audio.alsa_rig import AlsaRig, eventually, sine
+
+RATE = 48000
+PERIOD = 960
+
+
+def settings(**kw: object) -> AudioSettings:
+    base: dict[str, object] = {
+        "capture_device": "rtbad",  # no microphone needed here
+        "playback_device": "rtspk",
+        "reopen_initial_s": 0.1,
+        "reopen_max_s": 0.4,
+        "earcons": False,
+    }
+    base.update(kw)
+    return AudioSettings.model_validate(base)
+
+
+def chirp(seconds: float, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0, f1 = 200.0, 2000.0
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))
+    return (np.sin(phase) * amplitude * 32767).astype(np.int16)
+
+
+class RemoteTrack(MediaStreamTrack):
+    """Stands in for aiortc's remote audio track: s16 stereo 48 kHz frames of 960 samples,
+    delivered in real time (or all at once with ``paced=False``), then the track ends."""
+
+    kind = "audio"
+
+    def __init__(self, mono: np.ndarray, *, paced: bool = True) -> None:
+        super().__init__()
+        self.mono = mono
+        self.paced = paced
+        self.pos = 0
+        self.frames_out = 0
+        self._next: float | None = None
+
+    def feed(self, mono: np.ndarray) -> None:
+        self.mono = np.concatenate((self.mono[self.pos :], mono))
+        self.pos = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.pos >= self.mono.size:
+            self.stop()
+            raise MediaStreamError
+        if self.paced:
+            now = time.monotonic()
+            self._next = now if self._next is None else self._next + PERIOD / RATE
+            await asyncio.sleep(max(0.0, self._next - now))
+        chunk = self.mono[self.pos : self.pos + PERIOD]
+        chunk = np.pad(chunk, (0, PERIOD - chunk.size))
+        self.pos += PERIOD
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(chunk, 2).reshape(1, -1), format="s16", layout="stereo"
+        )
+        frame.sample_rate = RATE
+        frame.pts = self.frames_out * PERIOD
+        frame.time_base = fractions.Fraction(1, RATE)
+        self.frames_out += 1
+        return frame
+
+
+def best_match(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, float]:
+    """Offset of ``needle`` in ``haystack`` by cross-correlation, and the correlation
+    coefficient there."""
+    h = haystack.astype(np.float64)
+    n = needle.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(h.size + n.size)))
+    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)[: h.size]
+    lag = int(np.argmax(corr))
+    seg = h[lag : lag + n.size]
+    if seg.size < n.size:
+        return lag, 0.0
+    coef = float(np.dot(seg, n) / (np.linalg.norm(seg) * np.linalg.norm(n) + 1e-9))
+    return lag, coef
+
+
+def left(samples: np.ndarray) -> np.ndarray:
+    return samples.reshape(-1, 2)[:, 0]
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((x.astype(np.float64) / 32768.0) ** 2))) if x.size else 0.0
+
+
+async def started(rig: AlsaRig, **kw: object) -> tuple[AudioPipeline, State]:
+    state = State()
+    pipe = AudioPipeline(settings(**kw), state)
+    await pipe.start()
+    await eventually(lambda: state.devices.get("playback") is not None)
+    return pipe, state
+
+
+async def test_remote_audio_reaches_the_speaker_in_real_time(rig: AlsaRig) -> None:
+    rig.write_conf()
+    rig.make_speaker()
+    pipe, state = await started(rig)
+    assert state.devices["playback"].ok
+    reference = chirp(1.0)
+    track = RemoteTrack(np.concatenate((np.zeros(RATE // 5, np.int16), reference)))
+    t0 = time.monotonic()
+    await asyncio.wait_for(pipe.play(track), 5)
+    assert time.monotonic() - t0 == pytest.approx(1.2, abs=0.1)  # drained at the track's pace
+    await asyncio.sleep(0.2)
+    await pipe.stop()
+    out = rig.speaker_samples().reshape(-1, 2)
+    assert np.array_equal(out[:, 0], out[:, 1])  # mono remote audio on both speaker channels
+    lag, coef = best_match(out[:, 0], reference)
+    assert coef > 0.999
+    assert rms(out[lag : lag + reference.size, 0]) == pytest.approx(rms(reference), rel=0.01)
+    # the device ran at real time: about as many frames as wall-clock seconds it was open
+    assert out.shape[0] / RATE == pytest.approx(time.monotonic() - t0, abs=0.3)
+    assert state.queue_drops["playback"] == 0
+
+
+async def test_software_volume(rig: AlsaRig) -> None:
+    rig.write_conf()
+    rig.make_speaker()
+    pipe, _ = await started(rig, volume=0.5)
+    reference = chirp(0.6)
+    await asyncio.wait_for(pipe.play(RemoteTrack(reference)), 5)
+    await asyncio.sleep(0.1)
+    await pipe.stop()
+    out = left(rig.speaker_samples())
+    lag, coef = best_match(out, reference)
+    assert coef > 0.999
+    assert rms(out[lag : lag + reference.size]) == pytest.approx(0.5 * rms(reference), rel=0.02)
+
+
+async def test_flush_silences_the_speaker_within_one_period(rig: AlsaRig) -> None:
+    rig.write_conf()
+    rig.make_speaker()
+    pipe, _ = await started(rig)
+    # the reply goes on for 0.25 s after the press (in flight when the service cancels), then
+    # the stream is quiet, then the next reply comes
+    reply = sine(500, 0.75, RATE, 0.5)
+    quiet = np.zeros(RATE // 5, np.int16)
+    track = RemoteTrack(np.concatenate((reply, quiet, sine(800, 0.5, RATE, 0.5))))
+    player = asyncio.create_task(pipe.play(track))
+    await asyncio.sleep(0.5)
+    at_flush = int(pipe.played_seconds() * RATE) - pipe.playback.device_origin
+    pipe.flush()
+    await asyncio.wait_for(player, 5)
+    await asyncio.sleep(0.1)
+    await pipe.stop()
+    out = left(rig.speaker_samples())
+    assert rms(out[at_flush - 4 * PERIOD : at_flush]) > 0.3  # it was loud before the press
+    cut = out[at_flush + PERIOD : at_flush + int(0.4 * RATE)]
+    assert cut.size > 0 and not cut.any()  # then nothing at all one period later
+    tail = out[at_flush + int(0.4 * RATE) :]
+    assert rms(tail) > 0.1  # the next reply plays again
+
+
+async def test_bounded_buffer_drops_oldest_and_counts(rig: AlsaRig) -> None:
+    rig.write_conf()
+    rig.make_speaker()
+    pipe, state = await started(rig)
+    burst = RemoteTrack(sine(300, 1.0, RATE, 0.5), paced=False)  # 1 s arrives at once
+    await asyncio.wait_for(pipe.play(burst), 5)
+    await asyncio.sleep(0.3)
+    await pipe.stop()
+    assert state.queue_drops["playback"] >= 40
+    out = left(rig.speaker_samples())
+    loud = np.flatnonzero(np.abs(out) > 1000)
+    # at most the buffer's capacity (target latency + one period) was played
+    assert loud.size and (loud[-1] - loud[0]) / RATE <= 0.06 + 0.005
+
+
+async def test_levels_and_speech_onset_follow_the_playback_position(rig: AlsaRig) -> None:
+    rig.write_conf()
+    rig.make_speaker()
+    pipe, state = await started(rig)
+    track = RemoteTrack(np.concatenate((np.zeros(RATE // 2, np.int16), sine(440, 1.0, RATE, 0.5))))
+    player = asyncio.create_task(pipe.play(track))
+    try:
+        await asyncio.sleep(0.3)
+        assert pipe.speech_onset() is None
+        assert pipe.speaker_level() == 0.0
+        await eventually(lambda: pipe.speech_onset() is not None, within=1.0)
+        onset = pipe.speech_onset()
+        assert onset is not None
+        assert onset <= pipe.played_seconds()
+        await asyncio.sleep(0.3)
+        assert pipe.speech_onset() == onset  # the run goes on
+        assert pipe.speaker_level() == pytest.approx(0.354, abs=0.01)
+        await eventually(lambda: state.speaker_level > 0.3, within=1.0)
+        clock = [pipe.played_seconds() for _ in range(3)]
+        assert clock == sorted(clock)
+        await asyncio.wait_for(player, 5)
+        await eventually(lambda: pipe.speech_onset() is None, within=1.0)
+    finally:
+        player.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await player
+        await pipe.stop()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_earcons_play_locally_only_when_enabled(rig: AlsaRig, enabled: bool) -> None:
+    rig.write_conf()
+    rig.make_speaker()
+    pipe, _ = await started(rig, earcons=enabled)
+    await asyncio.sleep(0.1)
+    pipe.earcon("press")
+    await asyncio.sleep(0.3)
+    assert pipe.speaker_level() == 0.0  # the avatar does not lip-sync to earcons
+    await pipe.stop()
+    out = left(rig.speaker_samples())
+    if not enabled:
+        assert not out.any()
+        return
+    loud = np.flatnonzero(np.abs(out) > 500)
+    assert loud.size
+    tone = out[loud[0] : loud[-1]]
+    assert tone.size / RATE == pytest.approx(0.12, abs=0.01)
+    half = tone.size // 2
+    spectrum = [np.abs(np.fft.rfft(part)) for part in (tone[:half], tone[half:])]
+    peaks = [np.argmax(s) * RATE / (2 * (s.size - 1)) for s in spectrum]
+    assert peaks[0] == pytest.approx(880, abs=30)  # press: rising
+    assert peaks[1] == pytest.approx(1320, abs=30)
+
+
+async def test_missing_speaker_still_drains_then_recovers(rig: AlsaRig) -> None:
+    rig.write_conf()  # no speaker directory: opening fails
+    state = State()
+    pipe = AudioPipeline(settings(), state)
+    await pipe.start()
+    try:
+        await eventually(lambda: "playback" in state.devices)
+        assert not state.devices["playback"].ok
+        assert any("playback unavailable" in p for p in state.problems())
+        track = RemoteTrack(sine(440, 3.0, RATE, 0.3))
+        player = asyncio.create_task(pipe.play(track))
+        t0, c0 = time.monotonic(), pipe.played_seconds()
+        await asyncio.sleep(0.5)
+        assert track.frames_out == pytest.approx(25, abs=3)  # drained in real time
+        assert pipe.played_seconds() - c0 == pytest.approx(time.monotonic() - t0, abs=0.1)
+        rig.make_speaker()
+        await eventually(lambda: state.devices["playback"].ok)
+        await asyncio.wait_for(player, 5)
+    finally:
+        await pipe.stop()
+    out = left(rig.speaker_samples())
+    assert rms(out) > 0.05
+
+
+async def test_speaker_that_fails_mid_stream_is_reopened(rig: AlsaRig) -> None:
+    rig.write_conf(speaker_fifo=True)
+    drain = rig.make_speaker(fifo=True)
+    assert drain is not None
+    state = State()
+    pipe = AudioPipeline(settings(), state)
+    await pipe.start()
+    drain2 = None
+    try:
+        track = RemoteTrack(sine(440, 30.0, RATE, 0.3))
+        player = asyncio.create_task(pipe.play(track))
+        await eventually(lambda: len(drain.data) > RATE * 4 // 2)  # half a second arrived
+        rig.vanish_speaker()
+        drain.close()
+        await eventually(lambda: not state.devices["playback"].ok)
+        frames = track.frames_out
+        await asyncio.sleep(0.4)
+        assert track.frames_out - frames >= 15  # still drained
+        assert not player.done()
+        drain2 = rig.make_speaker(fifo=True)
+        assert drain2 is not None
+        await eventually(lambda: state.devices["playback"].ok)
+        await eventually(lambda: len(drain2.data) > RATE * 4 // 2)
+        out = left(np.frombuffer(bytes(drain2.data), dtype=np.int16))
+        assert rms(out[-RATE // 4 :]) == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
+        player.cancel()
+    finally:
+        t0 = time.monotonic()
+        await pipe.stop()
+        assert time.monotonic() - t0 < 1.5
+        if drain2 is not None:
+            drain2.close()
