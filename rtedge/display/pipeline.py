@@ -233,10 +233,12 @@ class DisplayPipeline:
             self._anon += 1
 
     def on_response_done(self, response_id: str | None, *, cancelled: bool = False) -> None:
-        """The response ended (``response.done``) or was cancelled (barge-in). Its frames still
-        pending are dropped (counted) once its audio stops playing: right away when
-        ``cancelled``, otherwise frames still due while its audio plays out are shown first.
-        None means every response."""
+        """The response ended (``response.done``) or was cancelled. Its pending frames are
+        dropped (counted): at once when ``cancelled`` (pass it for status "cancelled"); otherwise
+        once its audio is over, i.e. the turn is no longer SPEAKING (output_audio_buffer.stopped)
+        and playback has been silent for 0.3 s. Over WebRTC response.done comes when generation
+        ends, often well before the audio (and its frames) have played, so it cannot end them by
+        itself. None means every response."""
         if response_id is None:
             targets = list(self._timelines.values())
             self._anon += 1
