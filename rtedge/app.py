@@ -172,7 +172,7 @@ class Appliance:
             try:
                 await asyncio.wait_for(step, timeout=SHUTDOWN_BUDGET_S / len(steps))
             except Exception as exc:  # shutdown goes on whatever one part does
-                log.warning("shutdown step failed: %r", exc)
+                log_event(log, logging.WARNING, "shutdown_error", "shutdown step failed: %r", exc)
         if self._http is not None:
             await self._http.close()
 
@@ -186,7 +186,7 @@ async def _main(settings: Settings) -> int:
     try:
         await app.run(stop)
     except OSError as exc:
-        log.error("cannot start: %s", exc)
+        log_event(log, logging.ERROR, "start_failed", "cannot start: %s", exc)
         return 1
     return 0
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import time
 from collections.abc import Callable
 
 from systemd import daemon
 
+from rtedge.logs import event as log_event
 from rtedge.state import State
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,26 @@ def watchdog_interval() -> float | None:
     if pid and pid.isdigit() and int(pid) != os.getpid():
         return None
     return int(usec) / 1e6 / 2
+
+
+def try_realtime(priority: int = 10) -> bool:
+    """Lift the calling thread (an ALSA capture or playback thread) to SCHED_FIFO.
+
+    Only when the service manager granted it: rtedge.service sets ``LimitRTPRIO=20`` (no
+    capability needed) and ``LimitRTTIME=200ms:500ms``, which kills a real-time thread that spins
+    without blocking. Anywhere else (RLIMIT_RTPRIO 0, even as root) the thread stays SCHED_OTHER.
+    Only the calling thread changes: the event loop never runs real-time.
+    """
+    try:
+        limit = resource.getrlimit(resource.RLIMIT_RTPRIO)[0]
+        if limit == 0:
+            return False
+        if limit != resource.RLIM_INFINITY:
+            priority = min(priority, int(limit))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError, ValueError):
+        return False
+    return True
 
 
 def status_line(state: State) -> str:
@@ -61,7 +83,8 @@ class Notifier:
         daemon.notify(message)
 
     def ready(self) -> None:
-        self.notify("READY=1\nSTATUS=" + status_line(self._state))
+        self._last_status = status_line(self._state)  # not sent twice by the first _on_state
+        self.notify("READY=1\nSTATUS=" + self._last_status)
         self._state.subscribe(self._on_state)
 
     def stopping(self) -> None:
@@ -88,7 +111,14 @@ class Notifier:
             if stalled:
                 for name in stalled:
                     self.skipped[name] = self.skipped.get(name, 0) + 1
-                log.warning("watchdog ping withheld: no progress in %s", ", ".join(stalled))
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "watchdog_withheld",
+                    "watchdog ping withheld: no progress in %s",
+                    ", ".join(stalled),
+                    parts=",".join(stalled),
+                )
                 continue
             self.notify("WATCHDOG=1")
             self.pings += 1

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from rtedge.audio.dsp import SILENCE_RMS, Converter, Int16Array, Rechunker, apply_gain, rms
+from rtedge.logs import event as log_event
+from rtedge.systemd import try_realtime
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +199,8 @@ class _Worker:
             log.exception("%s status callback failed", self.kind)
 
     def _run(self) -> None:
+        if try_realtime():
+            log.info("%s thread runs SCHED_FIFO (the service's LimitRTPRIO)", self.kind)
         while not self._stop.is_set():
             try:
                 pcm = self._open_pcm(self.kind, self.params)
@@ -204,7 +208,16 @@ class _Worker:
                 self.failures += 1
                 reason = f"{self.params.device}: {describe_error(exc)}"
                 if not self._reported_missing:
-                    log.warning("%s device unavailable: %s", self.kind, reason)
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "device_error",
+                        "%s device unavailable: %s",
+                        self.kind,
+                        reason,
+                        device=self.params.device,
+                        direction=self.kind,
+                    )
                     self._reported_missing = True
                 self._status(False, reason)
                 self._idle(self._backoff.next())
@@ -216,7 +229,16 @@ class _Worker:
                 self.failures += 1
                 reason = f"{self.params.device}: {describe_error(exc)}"
                 if not self._reported_missing:
-                    log.warning("%s device failed: %s; reopening", self.kind, reason)
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "device_error",
+                        "%s device failed: %s; reopening",
+                        self.kind,
+                        reason,
+                        device=self.params.device,
+                        direction=self.kind,
+                    )
                     self._reported_missing = True
                 self._status(False, reason)
             finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
@@ -70,6 +71,8 @@ class Conversation:
         self._assistant_text: list[str] = []
         self._commit_handle: asyncio.TimerHandle | None = None
         self.turns_completed = 0
+        #: When the current turn state began (monotonic): liveness is judged from here.
+        self.turn_since = time.monotonic()
         audio.talking = hands_free
 
     # -- call attachment -------------------------------------------------------------------
@@ -295,6 +298,7 @@ class Conversation:
 
     def _set_turn(self, turn: Turn) -> None:
         if self._state.turn is not turn:
+            self.turn_since = time.monotonic()
             self._state.update(turn=turn)
             if self._display is not None:
                 self._display.set_turn(turn)

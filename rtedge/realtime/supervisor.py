@@ -82,7 +82,14 @@ class Supervisor:
                     else Connection.BACKOFF,
                     backoff_until=time.time() + delay,
                 )
-                log.info("next attempt in %.1fs", delay)
+                log_event(
+                    log,
+                    logging.INFO,
+                    "backoff",
+                    "next attempt in %.1fs",
+                    delay,
+                    delay_s=f"{delay:.1f}",
+                )
                 await asyncio.sleep(delay)
             self._state.update(backoff_until=None)
 
@@ -148,20 +155,26 @@ class Supervisor:
 
     async def _watch(self, call: Call) -> str:
         dead = asyncio.ensure_future(call.wait_dead())
+        # Services that stream RTP between replies (silence frames) can be watched while idle
+        # too; learnt per call, since OpenAI may send nothing between turns (Opus DTX).
+        idle_rtp_ticks = 0
+        limit = self._liveness_timeout_s
         try:
             while True:
                 done, _ = await asyncio.wait({dead}, timeout=WATCH_INTERVAL_S)
                 if done:
                     return dead.result()
                 now = time.monotonic()
+                since = self._conv.turn_since
                 speaking = self._state.turn is Turn.SPEAKING and self._conv.audio_playing
-                if speaking and now - call.last_rtp > self._liveness_timeout_s:
+                if speaking and now - max(call.last_rtp, since) > limit:
                     return "no audio from the service while it was speaking"
-                if (
-                    self._conv.awaiting_response
-                    and now - call.last_event > self._liveness_timeout_s
-                ):
+                if self._conv.awaiting_response and now - max(call.last_event, since) > limit:
                     return "no events from the service while waiting for a reply"
+                if not speaking and now - call.last_rtp < 2 * WATCH_INTERVAL_S:
+                    idle_rtp_ticks += 1
+                if idle_rtp_ticks >= 8 and now - call.last_rtp > limit:
+                    return "the service stopped sending audio"
                 age = now - (call.opened_at or now)
                 if age >= self._rotate_after_s and self._conv.quiet:
                     return "rotation"

@@ -155,3 +155,108 @@ def test_install_with_a_real_venv(tmp_path: Path) -> None:
     exe = root / "opt/rtedge/venv/bin/rtedge"
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("rtedge "), proc.stderr
+
+
+LIVE_STUBS = {
+    # The service manager and the package manager cannot run here: these record the calls.
+    "systemctl": """#!/bin/sh
+echo "systemctl $*" >> "$STUBS/calls.log"
+case "$1" in
+  is-enabled) [ -L /etc/systemd/system/multi-user.target.wants/rtedge.service ]; exit $? ;;
+  is-active) [ -e "$STUBS/active" ]; exit $? ;;
+  restart) touch "$STUBS/active" ;;
+  enable) mkdir -p /etc/systemd/system/multi-user.target.wants
+          ln -sf /etc/systemd/system/rtedge.service \\
+            /etc/systemd/system/multi-user.target.wants/rtedge.service ;;
+  disable) rm -f /etc/systemd/system/multi-user.target.wants/rtedge.service ;;
+esac
+exit 0
+""",
+    "udevadm": '#!/bin/sh\necho "udevadm $*" >> "$STUBS/calls.log"\n',
+    "dpkg-query": '#!/bin/sh\nprintf "install ok installed"\n',
+    "apt-get": '#!/bin/sh\necho "apt-get $*" >> "$STUBS/calls.log"\nexit 1\n',
+}
+
+OVERLAY = """
+set -e
+for d in etc opt usr/local; do
+  mkdir -p "$OV/$d/up" "$OV/$d/work"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$OV/$d/up,workdir=$OV/$d/work" "/$d"
+done
+"$@"
+"""
+
+
+def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Path) -> None:
+    # install-pi on "/" itself (the path a Pi takes), with /etc, /opt and /usr/local overlaid in
+    # a private mount namespace so that nothing reaches this machine; systemctl, udevadm and
+    # apt are stubs that record what they were asked.
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespaces here")
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name, text in LIVE_STUBS.items():
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "STUBS": str(stubs),
+        "OV": str(tmp_path / "ov"),
+    }
+
+    def live(*args: str) -> str:
+        proc = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "bash", "-c", OVERLAY, "sh"]
+            + ["bash", str(INSTALL_PI), "--no-venv", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def calls() -> list[str]:
+        log = stubs / "calls.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return lines
+
+    live("--api-key-file", str(key_file))
+    assert calls() == [
+        "udevadm control --reload",
+        "udevadm trigger --subsystem-match=gpio",
+        "systemctl daemon-reload",
+        "systemctl is-enabled --quiet rtedge.service",
+        "systemctl enable --quiet rtedge.service",
+        "systemctl restart rtedge.service",
+    ]
+    etc = tmp_path / "ov/etc/up"  # what the run wrote into /etc
+    assert (etc / "systemd/system/rtedge.service").read_bytes() == (
+        REPO / "systemd/rtedge.service"
+    ).read_bytes()
+    assert (etc / "rtedge/api_key").read_text().strip() == KEY
+    assert mode(etc / "rtedge/api_key") == 0o600
+    assert "rtedge" in entries(etc / "passwd")
+    link = tmp_path / "ov/usr/local/up/bin/rtedge"
+    assert os.readlink(link) == "/opt/rtedge/venv/bin/rtedge"
+
+    out = live()  # again: nothing changed, so the running daemon is left alone
+    assert calls() == [
+        "systemctl daemon-reload",
+        "systemctl is-enabled --quiet rtedge.service",
+        "systemctl is-active --quiet rtedge.service",
+    ]
+    assert "unit: unchanged" in out
+
+    live("--uninstall")
+    assert calls() == [
+        "systemctl cat rtedge.service",
+        "systemctl disable --now rtedge.service",
+        "systemctl daemon-reload",
+    ]
+    assert not (etc / "systemd/system/rtedge.service").exists()
+    assert not (etc / "rtedge/api_key").exists() and (etc / "rtedge/rtedge.toml").exists()
+    assert "rtedge" not in entries(etc / "passwd")

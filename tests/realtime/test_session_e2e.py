@@ -53,7 +53,8 @@ def test_barge_in_cancels_and_silences(
     peer_factory: PeerFactory, daemon_factory: DaemonFactory
 ) -> None:
     peer = peer_factory()
-    daemon = daemon_factory(peer.calls_url)
+    # A press counts after min_press_ms; with 0 the cut itself is measured from the HTTP press.
+    daemon = daemon_factory(peer.calls_url, config={"ptt": {"min_press_ms": 0}})
     daemon.say(speech_pcm("Please tell me a very long story about the sea and the mountains."))
     daemon.wait_turn("speaking", 10)
     time.sleep(0.5)
@@ -76,6 +77,7 @@ def test_peer_killed_and_restarted_reconnects(
     peer = peer_factory()
     daemon = daemon_factory(peer.calls_url)
     first = daemon.status()["call_id"]
+    time.sleep(2.5)  # long enough for the daemon to learn the peer streams RTP between replies
     peer.kill()
     wait_for(lambda: daemon.healthz()[0] == 503, 10, "healthz to report the loss")
     code, body = daemon.healthz()
