@@ -49,6 +49,10 @@ class Appliance:
                 clock=self.audio.played_seconds,
                 level=self.audio.speaker_level,
                 onset=self.audio.speech_onset,
+                # First guess of arrival-to-speaker delay, until one is learnt from a reply.
+                audio_delay_s=(settings.audio.playback_latency_ms + 2 * settings.audio.period_ms)
+                / 1000
+                + 0.02,
             )
         self.conversation = Conversation(
             self.state,

@@ -206,7 +206,8 @@ class DisplaySettings(_Section):
     """Directory with the framebuffer geometry (``virtual_size``, ``bits_per_pixel``,
     ``stride``)."""
     fps: int = Field(default=25, ge=1, le=60)
-    """Frame rate of the local avatar while speaking."""
+    """Frame rate of the local avatar while speaking, and the rate service frames (rtAV's JPEG
+    events, which carry no timestamps) are paced at."""
     avatar_dir: Path | None = None
     """Directory of sprite images for the local avatar (built-in sprites when unset)."""
     local_avatar: bool = True
