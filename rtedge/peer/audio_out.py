@@ -46,6 +46,7 @@ class Playout:
     played_samples: int = 0
     finished: bool = False  # no more audio will be added
     started: bool = False
+    progress: asyncio.Event = field(default_factory=asyncio.Event)  # set as frames are taken
 
     @property
     def played_ms(self) -> int:
@@ -75,6 +76,7 @@ class Playout:
                 need = 0
         out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         self.played_samples += out.size
+        self.progress.set()
         return out
 
 

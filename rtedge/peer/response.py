@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 JsonDict = dict[str, Any]
 CHUNK_SAMPLES: Final = RATE // 10  # audio is handed to the track 100 ms at a time
 TEXT_DELTA_GAP_S: Final = 0.005  # text and argument deltas stream, they do not arrive as one
-POLL_S: Final = 0.02
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +189,9 @@ class ResponseRun:
         pos = 0
         while pos < pcm.size:
             while self.playout.unplayed_s >= lead:
-                await asyncio.sleep(POLL_S)
+                # Wait for the track to send more: generation stays ``lead`` ahead of playback.
+                self.playout.progress.clear()
+                await self.playout.progress.wait()
             step = max(CHUNK_SAMPLES, int(lead * RATE) if pos == 0 else 0)
             self.playout.add(pcm[pos : pos + step])
             pos += step

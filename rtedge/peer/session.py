@@ -193,7 +193,7 @@ class Session:
         fmt = ((self.effective["audio"].get("input") or {}).get("format") or {}).get("type")
         if fmt not in (None, "audio/pcm"):
             raise SessionError(
-                f"input_audio_buffer.append supports audio/pcm only on this peer (session has {fmt}).",
+                f"input_audio_buffer.append takes audio/pcm only here (session has {fmt}).",
                 "invalid_value",
                 "audio",
             )
@@ -290,6 +290,9 @@ class Session:
                 self.output.play(playout)  # only the truncated item's audio stops
             elif playout.started:
                 self._cleared(playout)
+        active = self.active
+        if active is not None and active.item is not None and active.item["id"] == item["id"]:
+            active.finish("cancelled", "client_cancelled")  # its audio is gone: stop generating
         self._truncate(item["id"], end_ms)
 
     def _on_response_create(self, raw: JsonDict, event_id: str | None) -> None:

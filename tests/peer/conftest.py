@@ -85,9 +85,9 @@ def make_config() -> Callable[..., PeerConfig]:
     return lambda **kw: PeerConfig(**kw)
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> None:
+async def until(cond: Callable[[], bool], within: float = 10.0, step: float = 0.02) -> None:
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + within
     while not cond():
         if loop.time() > end:
             raise AssertionError("condition not met in time")

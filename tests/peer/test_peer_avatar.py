@@ -51,7 +51,7 @@ async def test_frames_follow_the_loudness_of_the_audio(peer: PeerHandle) -> None
     await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")
     created = await c.request({"type": "response.create"}, "response.created")
     rid = created["response"]["id"]
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     started = c.of("output_audio_buffer.started")[0]
     done = c.of("response.output_image.done")
     assert len(done) == 1 and done[0]["response_id"] == rid
@@ -76,9 +76,22 @@ async def test_frames_follow_the_loudness_of_the_audio(peer: PeerHandle) -> None
 
 async def test_cancel_ends_the_frames(peer: PeerHandle) -> None:
     c = await peer.connect(session=RTAV_PTT)
-    c.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "tell me about the sea and the mountains"
-                         " and the rivers and the lakes and the forests"}]}})
+    c.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {
+                        "type": "input_text",
+                        "text": "tell me about the sea and the mountains"
+                        " and the rivers and the lakes and the forests",
+                    }
+                ],
+            },
+        }
+    )
     created = await c.request({"type": "response.create"}, "response.created")
     rid = created["response"]["id"]
     await c.wait_for("output_audio_buffer.started")
@@ -94,21 +107,39 @@ async def test_cancel_ends_the_frames(peer: PeerHandle) -> None:
 
 
 async def test_no_frames_without_image_modality(peer: PeerHandle) -> None:
-    c = await peer.connect(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
-    c.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "hello"}]}})
+    c = await peer.connect(
+        session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    )
+    c.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "hello"}],
+            },
+        }
+    )
     await c.request({"type": "response.create"}, "response.done")
-    await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    await c.wait_for("output_audio_buffer.stopped", within=15)
     assert not c.of("response.output_image.delta") and not c.of("response.output_image.done")
 
 
 @pytest.mark.parametrize("peer_config", [PeerConfig(image_fps=10, image_size=512)])
 async def test_rate_and_size_are_configurable(peer: PeerHandle) -> None:
     c = await peer.connect(session=RTAV_PTT)
-    c.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "I like trains"}]}})
+    c.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "I like trains"}],
+            },
+        }
+    )
     created = await c.request({"type": "response.create"}, "response.created")
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     started = c.of("output_audio_buffer.started")[0]
     frames = frames_of(c, created["response"]["id"])
     assert 8 <= len(frames) / (stopped["_t"] - started["_t"]) <= 12

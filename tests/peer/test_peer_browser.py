@@ -161,15 +161,22 @@ async def test_chromium_text_and_push_to_talk_turns(peer: PeerHandle, tmp_path: 
 
     async def token(request: web.Request) -> web.Response:
         # The app's backend: the standard key never reaches the browser.
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
                 f"{peer.url}/v1/realtime/client_secrets",
-                json={"session": {"type": "realtime", "instructions": "Be brief.",
-                                  # push-to-talk app: no server VAD (the fake mic never stops)
-                                  "audio": {"input": {"turn_detection": None}}}},
+                json={
+                    "session": {
+                        "type": "realtime",
+                        "instructions": "Be brief.",
+                        # push-to-talk app: no server VAD (the fake mic never stops)
+                        "audio": {"input": {"turn_detection": None}},
+                    }
+                },
                 headers={"Authorization": "Bearer sk-backend"},
-            ) as resp:
-                return web.json_response(await resp.json(), status=resp.status)
+            ) as resp,
+        ):
+            return web.json_response(await resp.json(), status=resp.status)
 
     async def report(request: web.Request) -> web.Response:
         if not result.done():
@@ -188,13 +195,24 @@ async def test_chromium_text_and_push_to_talk_turns(peer: PeerHandle, tmp_path: 
     write_mic_wav(mic)
     assert CHROMIUM is not None
     proc = await asyncio.create_subprocess_exec(
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}", "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic}",
-        "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--allow-loopback-in-peer-connection",
         f"http://127.0.0.1:{port}/page.html",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         got = await asyncio.wait_for(result, 60)
@@ -215,6 +233,9 @@ async def test_chromium_text_and_push_to_talk_turns(peer: PeerHandle, tmp_path: 
     record = await peer.call_record(got["callId"])
     assert record["label"] == "oai-events"
     ce = record["client_events"]
-    assert ce.index("input_audio_buffer.clear") < ce.index("input_audio_buffer.commit") < \
-        len(ce) - 1 - ce[::-1].index("response.create")
+    assert (
+        ce.index("input_audio_buffer.clear")
+        < ce.index("input_audio_buffer.commit")
+        < len(ce) - 1 - ce[::-1].index("response.create")
+    )
     assert record["rtp_frames_in"] > 100  # the fake microphone reached the peer

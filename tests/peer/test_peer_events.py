@@ -15,7 +15,11 @@ PTT = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
 def user_text(text: str) -> dict[str, Any]:
     return {
         "type": "conversation.item.create",
-        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
     }
 
 
@@ -69,15 +73,32 @@ async def test_session_update_merges_and_reports_full_config(peer: PeerHandle) -
     ("session", "code", "param"),
     [
         ({"instructions": "no type"}, "missing_required_parameter", "session.type"),
-        ({"type": "realtime", "turn_detection": None}, "unknown_parameter", "session.turn_detection"),
-        ({"type": "realtime", "input_audio_format": "pcm16"}, "unknown_parameter",
-         "session.input_audio_format"),
-        ({"type": "realtime", "audio": {"output": {"voice": "marin", "pitch": 2}}},
-         "unknown_parameter", "session.audio.output.pitch"),
+        (
+            {"type": "realtime", "turn_detection": None},
+            "unknown_parameter",
+            "session.turn_detection",
+        ),
+        (
+            {"type": "realtime", "input_audio_format": "pcm16"},
+            "unknown_parameter",
+            "session.input_audio_format",
+        ),
+        (
+            {"type": "realtime", "audio": {"output": {"voice": "marin", "pitch": 2}}},
+            "unknown_parameter",
+            "session.audio.output.pitch",
+        ),
         ({"type": "realtime", "voice": "alloy"}, "unknown_parameter", "session.voice"),
-        ({"type": "realtime", "output_modalities": ["image"]}, "invalid_value",
-         "session.output_modalities[0]"),
-        ({"type": "realtime", "max_output_tokens": 0}, "invalid_value", "session.max_output_tokens"),
+        (
+            {"type": "realtime", "output_modalities": ["image"]},
+            "invalid_value",
+            "session.output_modalities[0]",
+        ),
+        (
+            {"type": "realtime", "max_output_tokens": 0},
+            "invalid_value",
+            "session.max_output_tokens",
+        ),
         ({"type": "transcription"}, "invalid_value", "session.type"),
         ("not an object", "invalid_type", "session"),
     ],
@@ -94,7 +115,9 @@ async def test_session_update_ga_validation_errors(
     assert err["error"]["event_id"] == "evt_client_1"
     assert err["error"]["type"] == "invalid_request_error"
     # The session is kept and unchanged.
-    ok = await c.request({"type": "session.update", "session": {"type": "realtime"}}, "session.updated")
+    ok = await c.request(
+        {"type": "session.update", "session": {"type": "realtime"}}, "session.updated"
+    )
     assert ok["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
 
 
@@ -121,7 +144,8 @@ async def test_rtav_extension_fields_accepted(peer: PeerHandle) -> None:
     )
     assert again["session"]["driving"] == "SmileTeeth"
     err = await c.request(
-        {"type": "session.update", "session": {"type": "realtime", "modalities": ["smell"]}}, "error"
+        {"type": "session.update", "session": {"type": "realtime", "modalities": ["smell"]}},
+        "error",
     )
     assert err["error"]["param"] == "session.modalities[0]"
 
@@ -133,16 +157,32 @@ async def test_protocol_errors_keep_the_session(peer: PeerHandle) -> None:
         ("[1, 2]", "invalid_event", None),
         ({"event_id": "e1"}, "invalid_event", "type"),
         ({"type": "response.explode", "event_id": "e2"}, "invalid_value", "type"),
-        ({"type": "input_audio_buffer.commit", "event_id": "e3"}, "input_audio_buffer_commit_empty",
-         None),
+        (
+            {"type": "input_audio_buffer.commit", "event_id": "e3"},
+            "input_audio_buffer_commit_empty",
+            None,
+        ),
         ({"type": "response.cancel", "event_id": "e4"}, "response_cancel_not_active", None),
-        ({"type": "conversation.item.create", "event_id": "e5"}, "missing_required_parameter",
-         "item"),
-        ({"type": "response.create", "bogus": True, "event_id": "e6"}, "unknown_parameter", "bogus"),
-        ({"type": "conversation.item.retrieve", "item_id": "item_nope", "event_id": "e7"},
-         "item_not_found", "item_id"),
-        ({"type": "response.create", "response": {"output_modalities": ["audio", "text"]}},
-         "invalid_value", "response.output_modalities"),
+        (
+            {"type": "conversation.item.create", "event_id": "e5"},
+            "missing_required_parameter",
+            "item",
+        ),
+        (
+            {"type": "response.create", "bogus": True, "event_id": "e6"},
+            "unknown_parameter",
+            "bogus",
+        ),
+        (
+            {"type": "conversation.item.retrieve", "item_id": "item_nope", "event_id": "e7"},
+            "item_not_found",
+            "item_id",
+        ),
+        (
+            {"type": "response.create", "response": {"output_modalities": ["audio", "text"]}},
+            "invalid_value",
+            "response.output_modalities",
+        ),
     ]
     for event, code, param in cases:
         err = await c.request(event, "error")  # type: ignore[arg-type]
@@ -180,31 +220,41 @@ async def test_second_response_create_while_active(peer: PeerHandle) -> None:
 
 async def test_conversation_item_events(peer: PeerHandle) -> None:
     c = await peer.connect(session=PTT)
-    added = await c.request(
-        {**user_text("first"), "event_id": "a"}, "conversation.item.added"
-    )
+    added = await c.request({**user_text("first"), "event_id": "a"}, "conversation.item.added")
     first = added["item"]
     assert first["id"].startswith("item_") and first["status"] == "completed"
     assert added["previous_item_id"] is None
     done = await c.wait_for("conversation.item.done", item=first)
     assert done["item"]["content"][0]["text"] == "first"
     second = await c.request(
-        {"type": "conversation.item.create",
-         "item": {"id": "item_mine", "type": "message", "role": "system",
-                  "content": [{"type": "input_text", "text": "be nice"}]}},
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "id": "item_mine",
+                "type": "message",
+                "role": "system",
+                "content": [{"type": "input_text", "text": "be nice"}],
+            },
+        },
         "conversation.item.added",
     )
     assert second["item"]["id"] == "item_mine" and second["previous_item_id"] == first["id"]
-    got = await c.request({"type": "conversation.item.retrieve", "item_id": "item_mine"},
-                          "conversation.item.retrieved")
+    got = await c.request(
+        {"type": "conversation.item.retrieve", "item_id": "item_mine"},
+        "conversation.item.retrieved",
+    )
     assert got["item"]["role"] == "system"
-    deleted = await c.request({"type": "conversation.item.delete", "item_id": "item_mine"},
-                              "conversation.item.deleted")
+    deleted = await c.request(
+        {"type": "conversation.item.delete", "item_id": "item_mine"}, "conversation.item.deleted"
+    )
     assert deleted["item_id"] == "item_mine"
     err = await c.request({"type": "conversation.item.delete", "item_id": "item_mine"}, "error")
     assert err["error"]["code"] == "item_not_found"
     dup = await c.request(
-        {"type": "conversation.item.create", "item": {**first, "content": [{"type": "input_text", "text": "x"}]}},
+        {
+            "type": "conversation.item.create",
+            "item": {**first, "content": [{"type": "input_text", "text": "x"}]},
+        },
         "error",
     )
     assert dup["error"]["param"] == "item.id"

@@ -21,8 +21,9 @@ async def frames_in(c: Client, seconds: float) -> int:
 async def test_close_datachannel(peer: PeerHandle) -> None:
     c = await peer.connect()
     result = await peer.admin("POST", "faults", {"call": "close_datachannel"})
-    assert result["applied"] == [{"call_id": c.call_id, "fault": "close_datachannel",
-                                  "result": "applied"}]
+    assert result["applied"] == [
+        {"call_id": c.call_id, "fault": "close_datachannel", "result": "applied"}
+    ]
     await asyncio.wait_for(c.closed.wait(), 5)
     assert c.pc.connectionState == "connected"  # only the channel went
 
@@ -34,8 +35,9 @@ async def test_stop_rtp_keeps_connection_then_resume(peer: PeerHandle) -> None:
     await asyncio.sleep(0.3)  # frames in flight
     assert await frames_in(c, 1.0) == 0
     assert c.pc.connectionState == "connected"
-    pong = await c.request({"type": "session.update", "session": {"type": "realtime"}},
-                           "session.updated")  # events still flow
+    pong = await c.request(
+        {"type": "session.update", "session": {"type": "realtime"}}, "session.updated"
+    )  # events still flow
     assert pong
     await peer.admin("POST", "faults", {"call": "resume_rtp"})
     await asyncio.sleep(0.3)
@@ -100,10 +102,13 @@ async def test_session_expired_fault(peer: PeerHandle) -> None:
 
 
 async def test_call_fault_for_unknown_call_is_404(peer: PeerHandle) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{peer.url}/_rtedge/faults",
-                             json={"call": "stop_rtp", "call_id": "rtc_nope"}) as resp:
-            assert resp.status == 404
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{peer.url}/_rtedge/faults", json={"call": "stop_rtp", "call_id": "rtc_nope"}
+        ) as resp,
+    ):
+        assert resp.status == 404
     result = await peer.admin("POST", "faults", {"call": "stop_rtp"})
     assert result["applied"] == []  # no active call: nothing to do
 

@@ -30,13 +30,15 @@ async def offer_sdp() -> str:
 async def post(
     url: str, data: Any = None, headers: dict[str, str] | None = None, json: Any = None
 ) -> tuple[int, dict[str, str], Any]:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(url, data=data, json=json, headers=headers or {}) as resp:
-            try:
-                body: Any = await resp.json(content_type=None)
-            except ValueError:
-                body = await resp.text()
-            return resp.status, dict(resp.headers), body
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=data, json=json, headers=headers or {}) as resp,
+    ):
+        try:
+            body: Any = await resp.json(content_type=None)
+        except ValueError:
+            body = await resp.text()
+        return resp.status, dict(resp.headers), body
 
 
 def assert_error(body: Any, code: str | None, param: str | None = None) -> None:
@@ -98,15 +100,22 @@ async def test_multipart_urlencoded_is_refused_415(peer: PeerHandle) -> None:
     ("session", "code", "param"),
     [
         ({"instructions": "x"}, "missing_required_parameter", "session.type"),
-        ({"type": "realtime", "modalities_typo": 1}, "unknown_parameter", "session.modalities_typo"),
+        (
+            {"type": "realtime", "modalities_typo": 1},
+            "unknown_parameter",
+            "session.modalities_typo",
+        ),
         ({"type": "realtime", "voice": "alloy"}, "unknown_parameter", "session.voice"),
         (
             {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "loud"}}}},
             "invalid_value",
             "session.audio.input.turn_detection.type",
         ),
-        ({"type": "realtime", "output_modalities": ["audio", "text"]}, "invalid_value",
-         "session.output_modalities"),
+        (
+            {"type": "realtime", "output_modalities": ["audio", "text"]},
+            "invalid_value",
+            "session.output_modalities",
+        ),
     ],
 )
 async def test_multipart_bad_session_400_with_param(
@@ -195,7 +204,9 @@ async def test_wrong_content_type_415_and_oversized_413(peer: PeerHandle) -> Non
         for _ in range(40):
             yield b"x" * 10_000
 
-    status, _, body = await post(f"{peer.url}/v1/realtime/calls", data=chunks(), headers=SDP_HEADERS)
+    status, _, body = await post(
+        f"{peer.url}/v1/realtime/calls", data=chunks(), headers=SDP_HEADERS
+    )
     assert status == 413
 
 
@@ -232,8 +243,11 @@ async def test_client_secret_mint_use_and_expiry(peer: PeerHandle) -> None:
         f"{peer.url}/v1/realtime/client_secrets",
         json={
             "expires_after": {"anchor": "created_at", "seconds": 120},
-            "session": {"type": "realtime", "instructions": "From the secret.",
-                        "audio": {"input": {"turn_detection": None}}},
+            "session": {
+                "type": "realtime",
+                "instructions": "From the secret.",
+                "audio": {"input": {"turn_detection": None}},
+            },
         },
         headers={"Authorization": "Bearer sk-test"},
     )
@@ -251,7 +265,8 @@ async def test_client_secret_mint_use_and_expiry(peer: PeerHandle) -> None:
         assert eff["audio"]["input"]["turn_detection"] is None
     # An ephemeral key cannot mint another one.
     status, _, body = await post(
-        f"{peer.url}/v1/realtime/client_secrets", json={},
+        f"{peer.url}/v1/realtime/client_secrets",
+        json={},
         headers={"Authorization": f"Bearer {parsed.value}"},
     )
     assert status == 401
@@ -259,7 +274,8 @@ async def test_client_secret_mint_use_and_expiry(peer: PeerHandle) -> None:
     keys = peer.app[PEER].keys
     keys.clock = lambda: time.time() + 121
     status, _, body = await post(
-        f"{peer.url}/v1/realtime/calls", data=await offer_sdp(),
+        f"{peer.url}/v1/realtime/calls",
+        data=await offer_sdp(),
         headers={"Authorization": f"Bearer {parsed.value}", "Content-Type": "application/sdp"},
     )
     assert status == 401
@@ -269,7 +285,8 @@ async def test_client_secret_mint_use_and_expiry(peer: PeerHandle) -> None:
 
 async def test_unknown_ephemeral_key_refused(peer: PeerHandle) -> None:
     status, _, body = await post(
-        f"{peer.url}/v1/realtime/calls", data=await offer_sdp(),
+        f"{peer.url}/v1/realtime/calls",
+        data=await offer_sdp(),
         headers={"Authorization": "Bearer ek_not_minted_here", "Content-Type": "application/sdp"},
     )
     assert status == 401
@@ -278,12 +295,18 @@ async def test_unknown_ephemeral_key_refused(peer: PeerHandle) -> None:
 @pytest.mark.parametrize(
     ("body", "code", "param"),
     [
-        ({"expires_after": {"anchor": "created_at", "seconds": 5}}, "invalid_value",
-         "expires_after.seconds"),
+        (
+            {"expires_after": {"anchor": "created_at", "seconds": 5}},
+            "invalid_value",
+            "expires_after.seconds",
+        ),
         ({"expires_after": {"anchor": "now"}}, "invalid_value", "expires_after.anchor"),
         ({"session": {"instructions": "x"}}, "missing_required_parameter", "session.type"),
-        ({"session": {"type": "realtime", "temperature": 0.8}}, "unknown_parameter",
-         "session.temperature"),
+        (
+            {"session": {"type": "realtime", "temperature": 0.8}},
+            "unknown_parameter",
+            "session.temperature",
+        ),
         ({"ttl": 5}, "unknown_parameter", "ttl"),
     ],
 )
@@ -291,7 +314,8 @@ async def test_client_secret_validation(
     peer: PeerHandle, body: dict[str, Any], code: str, param: str
 ) -> None:
     status, _, resp = await post(
-        f"{peer.url}/v1/realtime/client_secrets", json=body,
+        f"{peer.url}/v1/realtime/client_secrets",
+        json=body,
         headers={"Authorization": "Bearer sk-test"},
     )
     assert status == 400
@@ -300,13 +324,15 @@ async def test_client_secret_validation(
 
 async def test_client_secret_defaults_and_bad_json(peer: PeerHandle) -> None:
     status, _, body = await post(
-        f"{peer.url}/v1/realtime/client_secrets", json={"session": {"type": "realtime"}},
+        f"{peer.url}/v1/realtime/client_secrets",
+        json={"session": {"type": "realtime"}},
         headers={"Authorization": "Bearer sk-test"},
     )
     assert status == 200
     assert abs(body["expires_at"] - (time.time() + 600)) < 5  # default 600 s
     status, _, body = await post(
-        f"{peer.url}/v1/realtime/client_secrets", data=b"{not json",
+        f"{peer.url}/v1/realtime/client_secrets",
+        data=b"{not json",
         headers={"Authorization": "Bearer sk-test", "Content-Type": "application/json"},
     )
     assert status == 400
@@ -349,8 +375,10 @@ async def test_malformed_requests_leak_nothing(peer: PeerHandle) -> None:
         ("garbage", SDP_HEADERS),
         (sdp.replace("a=fingerprint", "a=nofingerprint"), SDP_HEADERS),
         (b"\xff\xfe\x00binary", SDP_HEADERS),
-        ("--x\r\nbroken multipart", {"Authorization": "Bearer k",
-                                     "Content-Type": "multipart/form-data; boundary=x"}),
+        (
+            "--x\r\nbroken multipart",
+            {"Authorization": "Bearer k", "Content-Type": "multipart/form-data; boundary=x"},
+        ),
         ("{}", {"Authorization": "Bearer k", "Content-Type": "application/json"}),
     ]
     for _ in range(3):
@@ -409,14 +437,22 @@ async def test_http_fault_on_client_secrets(peer: PeerHandle) -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    [{"http_status": 200}, {"slow_answer_s": -1}, {"call": "explode"}, {"http_status": 401, "x": 1},
-     {"http_status": 500, "slow_answer_s": 1}, "nope"],
+    [
+        {"http_status": 200},
+        {"slow_answer_s": -1},
+        {"call": "explode"},
+        {"http_status": 401, "x": 1},
+        {"http_status": 500, "slow_answer_s": 1},
+        "nope",
+    ],
 )
 async def test_bad_fault_specs_are_400(peer: PeerHandle, spec: Any) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{peer.url}/_rtedge/faults", json=spec) as resp:
-            assert resp.status == 400
-            assert_error(await resp.json(), "invalid_fault")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{peer.url}/_rtedge/faults", json=spec) as resp,
+    ):
+        assert resp.status == 400
+        assert_error(await resp.json(), "invalid_fault")
 
 
 def _non_loopback_ipv4() -> str | None:
@@ -444,10 +480,15 @@ async def test_admin_routes_refuse_non_loopback() -> None:
     await web.TCPSite(runner, "0.0.0.0", port).start()
     try:
         async with aiohttp.ClientSession() as http:
-            for method, path in (("GET", "calls"), ("GET", "stats"), ("POST", "faults"),
-                                 ("DELETE", "faults")):
-                async with http.request(method, f"http://{addr}:{port}/_rtedge/{path}",
-                                        json={"call": "drop_connection"}) as resp:
+            for method, path in (
+                ("GET", "calls"),
+                ("GET", "stats"),
+                ("POST", "faults"),
+                ("DELETE", "faults"),
+            ):
+                async with http.request(
+                    method, f"http://{addr}:{port}/_rtedge/{path}", json={"call": "drop_connection"}
+                ) as resp:
                     assert resp.status == 403, path
                     assert_error(await resp.json(), "forbidden")
             async with http.get(f"http://127.0.0.1:{port}/_rtedge/stats") as resp:

@@ -17,12 +17,20 @@ from tests.peer.conftest import free_port, until
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def start(*args: str, env: dict[str, str] | None = None) -> tuple[asyncio.subprocess.Process, int]:
+async def start(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, int]:
     port = free_port()
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rtedge.peer", "--listen", f"127.0.0.1:{port}", *args,
-        stderr=asyncio.subprocess.PIPE, env=full_env,
+        sys.executable,
+        "-m",
+        "rtedge.peer",
+        "--listen",
+        f"127.0.0.1:{port}",
+        *args,
+        stderr=asyncio.subprocess.PIPE,
+        env=full_env,
     )
     assert proc.stderr is not None
     ready = f"listening on http://127.0.0.1:{port}"
@@ -37,23 +45,37 @@ async def start(*args: str, env: dict[str, str] | None = None) -> tuple[asyncio.
 
 
 async def test_subprocess_call_keys_and_sigterm() -> None:
-    proc, port = await start("--api-key", "k1", "--log-level", "INFO",
-                             env={"RTEDGE_PEER_API_KEYS": "k2, k3"})
+    proc, port = await start(
+        "--api-key", "k1", "--log-level", "INFO", env={"RTEDGE_PEER_API_KEYS": "k2, k3"}
+    )
     url = f"http://127.0.0.1:{port}"
     c = Client(url)
     try:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{url}/v1/realtime/calls", data="v=0",
-                                 headers={"Authorization": "Bearer nope",
-                                          "Content-Type": "application/sdp"}) as resp:
-                assert resp.status == 401
-        await c.connect(key="k3", session={"type": "realtime",
-                                           "audio": {"input": {"turn_detection": None}}})
-        c.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": "what is 6 times 7?"}]}})
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{url}/v1/realtime/calls",
+                data="v=0",
+                headers={"Authorization": "Bearer nope", "Content-Type": "application/sdp"},
+            ) as resp,
+        ):
+            assert resp.status == 401
+        await c.connect(
+            key="k3", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+        )
+        c.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "what is 6 times 7?"}],
+                },
+            }
+        )
         await c.request({"type": "response.create"}, "response.done")
         assert c.of("response.output_audio_transcript.done")[0]["transcript"] == "6 times 7 is 42."
-        await c.wait_for("output_audio_buffer.stopped", timeout=15)
+        await c.wait_for("output_audio_buffer.stopped", within=15)
         assert len(c.received.frames) > 50
         assert not c.violations
         # SIGTERM: the active call is closed and the process exits 0.
@@ -71,7 +93,10 @@ def test_bad_listen_is_config_error() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "rtedge.peer", "--listen", "nonsense"],
-        env=env, capture_output=True, text=True, timeout=30,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 78
     assert "HOST:PORT" in result.stderr

@@ -28,7 +28,11 @@ VOICED_RMS = 0.01  # about -40 dBFS; decoded Opus silence is far below
 def user_text(text: str) -> dict[str, Any]:
     return {
         "type": "conversation.item.create",
-        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
     }
 
 
@@ -45,12 +49,17 @@ def response_events(c: Client, response_id: str) -> list[str]:
     out = []
     for e in c.events:
         rid = e.get("response_id") or (e.get("response") or {}).get("id")
-        if rid == response_id:
+        if (
+            rid == response_id
+            or e["type"].startswith("conversation.item.")
+            and e["type"]
+            in (
+                "conversation.item.added",
+                "conversation.item.done",
+            )
+            and e["item"].get("role") == "assistant"
+        ):
             out.append(e["type"])
-        elif e["type"].startswith("conversation.item.") and e["type"] in ("conversation.item.added",
-                                                                          "conversation.item.done"):
-            if e["item"].get("role") == "assistant":
-                out.append(e["type"])
     return out
 
 
@@ -61,11 +70,14 @@ async def test_text_turn_spoken_reply_sequence_and_audio(peer: PeerHandle) -> No
     rid = created["response"]["id"]
     assert created["response"]["status"] == "in_progress"
     done = await c.wait_for("response.done")
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     assert stopped["response_id"] == rid
     seq = response_events(c, rid)
-    core = [t for t in seq if t not in ("response.output_audio_transcript.delta",
-                                        "output_audio_buffer.started")]
+    core = [
+        t
+        for t in seq
+        if t not in ("response.output_audio_transcript.delta", "output_audio_buffer.started")
+    ]
     assert core == [
         "response.created",
         "response.output_item.added",
@@ -80,14 +92,21 @@ async def test_text_turn_spoken_reply_sequence_and_audio(peer: PeerHandle) -> No
         "output_audio_buffer.stopped",
     ]
     started_at = seq.index("output_audio_buffer.started")
-    assert seq.index("response.content_part.added") < started_at < seq.index("output_audio_buffer.stopped")
+    assert (
+        seq.index("response.content_part.added")
+        < started_at
+        < seq.index("output_audio_buffer.stopped")
+    )
     deltas = "".join(e["delta"] for e in c.of("response.output_audio_transcript.delta"))
     transcript = c.of("response.output_audio_transcript.done")[0]["transcript"]
     assert deltas == transcript == "2 plus 3 is 5."
     resp = done["response"]
     assert resp["status"] == "completed"
     assert resp["output"][0]["content"] == [{"type": "output_audio", "transcript": transcript}]
-    assert resp["usage"]["total_tokens"] > 0 and resp["usage"]["output_token_details"]["audio_tokens"] > 0
+    assert (
+        resp["usage"]["total_tokens"] > 0
+        and resp["usage"]["output_token_details"]["audio_tokens"] > 0
+    )
     # The audio: voiced between started and stopped, about as long as the speech; silent after.
     t_start = c.of("output_audio_buffer.started")[0]["_t"]
     t_stop = stopped["_t"]
@@ -126,9 +145,15 @@ async def test_text_only_modalities_use_output_text(peer: PeerHandle) -> None:
 async def test_per_response_text_modality_and_instructions(peer: PeerHandle) -> None:
     c = await peer.connect(session=PTT)
     done = await c.request(
-        {"type": "response.create",
-         "response": {"output_modalities": ["text"], "instructions": 'Say "ready when you are"',
-                      "metadata": {"topic": "greeting"}, "conversation": "none"}},
+        {
+            "type": "response.create",
+            "response": {
+                "output_modalities": ["text"],
+                "instructions": 'Say "ready when you are"',
+                "metadata": {"topic": "greeting"},
+                "conversation": "none",
+            },
+        },
         "response.done",
     )
     resp = done["response"]
@@ -144,7 +169,9 @@ async def test_push_to_talk_turn(peer: PeerHandle) -> None:
     c.mic.play(tone(1.0, 300))
     await until(lambda: c.mic is not None and c.mic.queued_s == 0)
     await asyncio.sleep(0.15)
-    committed = await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")
+    committed = await c.request(
+        {"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed"
+    )
     added = await c.wait_for("conversation.item.added")
     item_done = await c.wait_for("conversation.item.done")
     assert added["item"]["id"] == item_done["item"]["id"] == committed["item_id"]
@@ -155,7 +182,7 @@ async def test_push_to_talk_turn(peer: PeerHandle) -> None:
     transcript = c.of("response.output_audio_transcript.done")[0]["transcript"]
     m = re.fullmatch(r"I heard (\d+\.\d) seconds of audio\.", transcript)
     assert m and 1.0 <= float(m.group(1)) <= 1.5, transcript
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     started = c.of("output_audio_buffer.started")[0]
     assert voiced_between(c, started["_t"], stopped["_t"] + 0.2) > 1.0
 
@@ -165,29 +192,41 @@ async def test_server_vad_turn_creates_response(peer: PeerHandle) -> None:
     assert c.mic is not None
     await asyncio.sleep(0.3)
     c.mic.play(tone(0.6, 250))
-    started = await c.wait_for("input_audio_buffer.speech_started", timeout=5)
-    stopped = await c.wait_for("input_audio_buffer.speech_stopped", timeout=5)
+    started = await c.wait_for("input_audio_buffer.speech_started", within=5)
+    stopped = await c.wait_for("input_audio_buffer.speech_stopped", within=5)
     committed = await c.wait_for("input_audio_buffer.committed")
     assert started["item_id"] == stopped["item_id"] == committed["item_id"]
     span = stopped["audio_end_ms"] - started["audio_start_ms"]
     assert 1100 <= span <= 1700, span  # 300 ms prefix + 600 ms speech + 500 ms silence
     order = c.types()
-    assert order.index("input_audio_buffer.speech_stopped") < order.index("input_audio_buffer.committed")
+    assert order.index("input_audio_buffer.speech_stopped") < order.index(
+        "input_audio_buffer.committed"
+    )
     assert order.index("input_audio_buffer.committed") < order.index("response.created")
     await c.wait_for("response.done")
     transcript = c.of("response.output_audio_transcript.done")[0]["transcript"]
     assert transcript.startswith("I heard ")
-    await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    await c.wait_for("output_audio_buffer.stopped", within=15)
     assert voiced_s(c.received.frames) > 1.0
 
 
 async def test_server_vad_without_create_response(peer: PeerHandle) -> None:
-    session = {"type": "realtime", "audio": {"input": {"turn_detection": {
-        "type": "server_vad", "create_response": False, "silence_duration_ms": 200}}}}
+    session = {
+        "type": "realtime",
+        "audio": {
+            "input": {
+                "turn_detection": {
+                    "type": "server_vad",
+                    "create_response": False,
+                    "silence_duration_ms": 200,
+                }
+            }
+        },
+    }
     c = await peer.connect(session=session)
     assert c.mic is not None
     c.mic.play(tone(0.4, 250))
-    await c.wait_for("input_audio_buffer.committed", timeout=5)
+    await c.wait_for("input_audio_buffer.committed", within=5)
     await asyncio.sleep(0.8)
     assert not c.of("response.created")
 
@@ -225,23 +264,28 @@ async def test_response_cancel_stops_audio_and_truncates(peer: PeerHandle) -> No
     assert done["response"]["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
     assert done["response"]["output"][0]["status"] == "incomplete"
     after = [e["type"] for e in c.events[mark:] if e["type"] != "rate_limits.updated"]
-    assert after[:3] == ["output_audio_buffer.cleared", "conversation.item.truncated",
-                         "response.output_audio.done"]
+    assert after[:3] == [
+        "output_audio_buffer.cleared",
+        "conversation.item.truncated",
+        "response.output_audio.done",
+    ]
     assert after[-1] == "response.done"
     heard_ms = truncated["audio_end_ms"]
     assert 400 <= heard_ms <= 1200, heard_ms
     await assert_silent_after(peer, c, cleared["_t"])
     assert not c.of("output_audio_buffer.stopped")
     # The item's transcript is gone (nothing unheard stays in the context).
-    got = await c.request({"type": "conversation.item.retrieve", "item_id": truncated["item_id"]},
-                          "conversation.item.retrieved")
+    got = await c.request(
+        {"type": "conversation.item.retrieve", "item_id": truncated["item_id"]},
+        "conversation.item.retrieved",
+    )
     assert got["item"]["content"][0]["transcript"] == ""
 
 
 async def test_output_audio_buffer_clear_after_response_done(peer: PeerHandle) -> None:
     c = await peer.connect(session=PTT)
     await long_reply(c)
-    await c.wait_for("response.done", timeout=15)  # generation done, playback still going
+    await c.wait_for("response.done", within=15)  # generation done, playback still going
     assert not c.of("output_audio_buffer.stopped")
     err = await c.request({"type": "response.cancel"}, "error")
     assert err["error"]["code"] == "response_cancel_not_active"
@@ -257,18 +301,31 @@ async def test_output_audio_buffer_clear_after_response_done(peer: PeerHandle) -
 
 
 async def test_barge_in_with_server_vad(peer: PeerHandle) -> None:
-    session = {"type": "realtime", "audio": {"input": {"turn_detection": {
-        "type": "server_vad", "create_response": False, "interrupt_response": True}}}}
+    session = {
+        "type": "realtime",
+        "audio": {
+            "input": {
+                "turn_detection": {
+                    "type": "server_vad",
+                    "create_response": False,
+                    "interrupt_response": True,
+                }
+            }
+        },
+    }
     c = await peer.connect(session=session)
     assert c.mic is not None
     rid = await long_reply(c)
     await asyncio.sleep(0.4)
     mark = len(c.events)
     c.mic.play(tone(0.5, 250))
-    cleared = await c.wait_for("output_audio_buffer.cleared", after=mark, timeout=5)
+    cleared = await c.wait_for("output_audio_buffer.cleared", after=mark, within=5)
     after = [e["type"] for e in c.events[mark:]]
-    assert after[:3] == ["input_audio_buffer.speech_started", "output_audio_buffer.cleared",
-                         "conversation.item.truncated"]
+    assert after[:3] == [
+        "input_audio_buffer.speech_started",
+        "output_audio_buffer.cleared",
+        "conversation.item.truncated",
+    ]
     done = await c.wait_for("response.done", after=mark)
     assert done["response"]["id"] == rid
     assert done["response"]["status_details"]["reason"] == "turn_detected"
@@ -277,9 +334,16 @@ async def test_barge_in_with_server_vad(peer: PeerHandle) -> None:
 
 
 async def test_function_tool_call_and_continuation(peer: PeerHandle) -> None:
-    tool = {"type": "function", "name": "get_weather", "description": "Weather for a place",
-            "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
-                           "required": ["location"]}}
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather for a place",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string"}},
+            "required": ["location"],
+        },
+    }
     c = await peer.connect(session={**PTT, "tools": [tool], "tool_choice": "auto"})
     c.send(user_text("What's the weather in Paris? Use get_weather."))
     done = await c.request({"type": "response.create"}, "response.done")
@@ -291,20 +355,30 @@ async def test_function_tool_call_and_continuation(peer: PeerHandle) -> None:
     assert json.loads(args_done["arguments"]) == {"location": "Paris"}
     assert args_done["call_id"] == item["call_id"]
     types = c.types()
-    assert types.index("response.output_item.added") < types.index(
-        "response.function_call_arguments.delta") < types.index(
-        "response.function_call_arguments.done") < types.index("response.output_item.done")
+    assert (
+        types.index("response.output_item.added")
+        < types.index("response.function_call_arguments.delta")
+        < types.index("response.function_call_arguments.done")
+        < types.index("response.output_item.done")
+    )
     assert not c.of("output_audio_buffer.started")
     # The client runs the tool and asks for the continuation.
-    c.send({"type": "conversation.item.create",
-            "item": {"type": "function_call_output", "call_id": item["call_id"],
-                     "output": json.dumps({"temp_c": 18})}})
+    c.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "function_call_output",
+                "call_id": item["call_id"],
+                "output": json.dumps({"temp_c": 18}),
+            },
+        }
+    )
     mark = len(c.events)
     c.send({"type": "response.create"})
     await c.wait_for("response.done", after=mark)
     transcript = c.of("response.output_audio_transcript.done")[-1]["transcript"]
     assert transcript.startswith("The get weather tool returned") and "18" in transcript
-    stopped = await c.wait_for("output_audio_buffer.stopped", after=mark, timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", after=mark, within=15)
     assert voiced_between(c, c.events[mark]["_t"], stopped["_t"] + 0.2) > 0.5
 
 
@@ -319,8 +393,9 @@ async def test_tool_not_named_is_not_called(peer: PeerHandle) -> None:
 async def test_max_output_tokens_gives_incomplete(peer: PeerHandle) -> None:
     c = await peer.connect(session={**PTT, "output_modalities": ["text"]})
     c.send(user_text("I like trains"))
-    done = await c.request({"type": "response.create", "response": {"max_output_tokens": 2}},
-                           "response.done")
+    done = await c.request(
+        {"type": "response.create", "response": {"max_output_tokens": 2}}, "response.done"
+    )
     resp = done["response"]
     assert resp["status"] == "incomplete"
     assert resp["status_details"] == {"type": "incomplete", "reason": "max_output_tokens"}
@@ -328,12 +403,20 @@ async def test_max_output_tokens_gives_incomplete(peer: PeerHandle) -> None:
 
 
 async def test_transcription_and_append_over_data_channel(peer: PeerHandle) -> None:
-    session = {**PTT, "audio": {"input": {"turn_detection": None,
-                                          "transcription": {"model": "gpt-4o-mini-transcribe"}}}}
+    session = {
+        **PTT,
+        "audio": {
+            "input": {"turn_detection": None, "transcription": {"model": "gpt-4o-mini-transcribe"}}
+        },
+    }
     c = await peer.connect(session=session, with_mic=False)
     pcm24 = (np.sin(np.arange(24000 // 2) / 24000 * 2 * np.pi * 300) * 8000).astype("<i2")
-    c.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm24.tobytes()).decode()})
-    committed = await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")
+    c.send(
+        {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm24.tobytes()).decode()}
+    )
+    committed = await c.request(
+        {"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed"
+    )
     tr = await c.wait_for("conversation.item.input_audio_transcription.completed")
     assert tr["item_id"] == committed["item_id"]
     assert tr["usage"]["type"] == "duration" and abs(tr["usage"]["seconds"] - 0.5) < 0.01
@@ -345,17 +428,35 @@ async def test_truncate_item_and_voice_locked_after_audio(peer: PeerHandle) -> N
     c = await peer.connect(session=PTT)
     c.send(user_text("hello"))
     await c.request({"type": "response.create"}, "response.done")
-    await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    await c.wait_for("output_audio_buffer.stopped", within=15)
     item_id = c.of("response.output_item.done")[0]["item"]["id"]
-    tr = await c.request({"type": "conversation.item.truncate", "item_id": item_id,
-                          "content_index": 0, "audio_end_ms": 300}, "conversation.item.truncated")
+    tr = await c.request(
+        {
+            "type": "conversation.item.truncate",
+            "item_id": item_id,
+            "content_index": 0,
+            "audio_end_ms": 300,
+        },
+        "conversation.item.truncated",
+    )
     assert tr["audio_end_ms"] == 300
-    err = await c.request({"type": "conversation.item.truncate", "item_id": item_id,
-                           "content_index": 0, "audio_end_ms": 999_999}, "error")
+    err = await c.request(
+        {
+            "type": "conversation.item.truncate",
+            "item_id": item_id,
+            "content_index": 0,
+            "audio_end_ms": 999_999,
+        },
+        "error",
+    )
     assert err["error"]["param"] == "audio_end_ms"
-    err = await c.request({"type": "session.update",
-                           "session": {"type": "realtime", "audio": {"output": {"voice": "ash"}}}},
-                          "error")
+    err = await c.request(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"output": {"voice": "ash"}}},
+        },
+        "error",
+    )
     assert err["error"]["code"] == "cannot_update_voice"
 
 
@@ -364,14 +465,16 @@ async def test_echo_mode_plays_back_the_committed_audio(peer: PeerHandle) -> Non
     c = await peer.connect(session=PTT)
     assert c.mic is not None
     await c.request({"type": "input_audio_buffer.clear"}, "input_audio_buffer.cleared")
-    signal = np.concatenate([tone(0.3, 400), silence(0.2), tone(0.3, 900), silence(0.2), tone(0.3, 1500)])
+    signal = np.concatenate(
+        [tone(0.3, 400), silence(0.2), tone(0.3, 900), silence(0.2), tone(0.3, 1500)]
+    )
     c.mic.play(signal)
     await until(lambda: c.mic is not None and c.mic.queued_s == 0)
     # The last frames are still in flight (jitter buffers on the way): let them reach the peer.
     await asyncio.sleep(0.4)
     await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")
     await c.request({"type": "response.create"}, "response.done")
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     assert c.of("response.output_audio_transcript.done")[0]["transcript"] == ""
     started = c.of("output_audio_buffer.started")[0]
     got = c.received.pcm_between(started["_t"] - 0.1, stopped["_t"] + 0.3).astype(np.float64)
@@ -399,10 +502,18 @@ async def test_loopback_mode_returns_audio_at_once(peer: PeerHandle) -> None:
     await asyncio.sleep(0.3)
     t0 = time.monotonic()
     c.mic.play(tone(0.5, 500))
-    await until(lambda: any(t > t0 and rms(f) > VOICED_RMS
-                            for t, f in zip(c.received.times, c.received.frames, strict=True)), 3)
-    first = next(t for t, f in zip(c.received.times, c.received.frames, strict=True)
-                 if t > t0 and rms(f) > VOICED_RMS)
+    await until(
+        lambda: any(
+            t > t0 and rms(f) > VOICED_RMS
+            for t, f in zip(c.received.times, c.received.frames, strict=True)
+        ),
+        3,
+    )
+    first = next(
+        t
+        for t, f in zip(c.received.times, c.received.frames, strict=True)
+        if t > t0 and rms(f) > VOICED_RMS
+    )
     assert first - t0 < 0.3
     await asyncio.sleep(0.7)
     assert 0.4 <= voiced_between(c, t0, time.monotonic()) <= 0.62

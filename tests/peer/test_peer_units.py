@@ -25,7 +25,9 @@ def tone(seconds: float, level: float = 0.3) -> np.ndarray:
 async def test_output_track_paces_and_clear_silences_next_frame() -> None:
     started: list[str] = []
     drained: list[str] = []
-    track = OutputTrack(lambda p: started.append(p.response_id), lambda p: drained.append(p.response_id))
+    track = OutputTrack(
+        lambda p: started.append(p.response_id), lambda p: drained.append(p.response_id)
+    )
     p = Playout("resp_1", "item_1")
     p.add(tone(0.2))
     track.play(p)
@@ -74,10 +76,18 @@ async def test_output_track_pause_blocks_until_resume() -> None:
 
 def test_vad_start_stop_and_prefix() -> None:
     buf = InputAudio(max_s=10)
-    buf.configure({"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                   "silence_duration_ms": 200})
+    buf.configure(
+        {
+            "type": "server_vad",
+            "threshold": 0.5,
+            "prefix_padding_ms": 300,
+            "silence_duration_ms": 200,
+        }
+    )
     events = []
-    for chunk in [np.zeros(960, np.int16)] * 50 + [tone(0.02)] * 20 + [np.zeros(960, np.int16)] * 20:
+    for chunk in (
+        [np.zeros(960, np.int16)] * 50 + [tone(0.02)] * 20 + [np.zeros(960, np.int16)] * 20
+    ):
         ev = buf.push(chunk)
         if ev:
             events.append((ev.kind, ev.ms))
@@ -127,9 +137,18 @@ def test_brain_replies(text: str, reply: str) -> None:
 
 
 def test_brain_tools() -> None:
-    tool = {"name": "set_timer", "parameters": {"type": "object", "properties": {
-        "minutes": {"type": "integer"}, "label": {"type": "string"},
-        "loud": {"type": "boolean"}}, "required": ["minutes", "label"]}}
+    tool = {
+        "name": "set_timer",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "minutes": {"type": "integer"},
+                "label": {"type": "string"},
+                "loud": {"type": "boolean"},
+            },
+            "required": ["minutes", "label"],
+        },
+    }
     assert brain.pick_tool("please set timer", [tool], "auto") is tool
     assert brain.pick_tool("please set timer", [tool], "none") is None
     assert brain.pick_tool("nothing", [tool], "auto") is None
@@ -175,8 +194,11 @@ def test_fault_spec_parsing() -> None:
     assert book.take("calls") is f and book.take("calls") is f and book.take("calls") is None
     storm = faults.parse({"call": "event_storm", "rate": 500, "seconds": 2})
     assert isinstance(storm, faults.CallFault) and storm.rate == 500
-    for bad in ({"call": "event_storm", "rate": 20000, "seconds": 60}, {"count": 0, "http_status": 500},
-                {"call": "oversized_event", "bytes": 10}):
+    for bad in (
+        {"call": "event_storm", "rate": 20000, "seconds": 60},
+        {"count": 0, "http_status": 500},
+        {"call": "oversized_event", "bytes": 10},
+    ):
         with pytest.raises(faults.FaultSpecError):
             faults.parse(bad)
 
