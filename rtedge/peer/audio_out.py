@@ -31,6 +31,9 @@ FRAME_SAMPLES: Final = 960  # 20 ms
 FRAME_S: Final = FRAME_SAMPLES / RATE
 TIME_BASE: Final = fractions.Fraction(1, RATE)
 LIVE_MAX_FRAMES: Final = 5  # loopback jitter buffer: 100 ms, oldest dropped beyond
+#: A frame sent this much after its due time counts as late: three frames, more than a receiver's
+#: jitter buffer absorbs without a gap. (Smaller delays are scheduling noise, caught up at once.)
+LATE_MS: Final = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +156,7 @@ class OutputTrack(MediaStreamTrack):
         else:
             late_ms = -wait * 1000.0
             self.max_late_ms = max(self.max_late_ms, late_ms)
-            if late_ms > FRAME_S * 1000.0:
+            if late_ms > LATE_MS:
                 self.late_frames += 1
         if self.readyState != "live":
             raise MediaStreamError

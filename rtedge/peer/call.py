@@ -288,6 +288,7 @@ class Call:
             record.rtp_frames_out = out.frames_out
             record.voiced_frames_out = out.voiced_frames_out
             record.late_frames_out = out.late_frames
+            record.max_late_ms = out.max_late_ms
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
@@ -318,4 +319,5 @@ class Call:
             self.record.rtp_frames_out = out.frames_out
             self.record.voiced_frames_out = out.voiced_frames_out
             self.record.late_frames_out = out.late_frames
+            self.record.max_late_ms = out.max_late_ms
         return self.record
