@@ -101,6 +101,8 @@ class ResponseRun:
             tool = brain.pick_tool(text, tools, choice) if text else None
             if tool is not None:
                 plan = Plan("tool", tool=tool, arguments=brain.tool_arguments(text, tool))
+            elif last.get("id") in s.timeout_items:
+                plan = Plan(kind, brain.IDLE_PROMPT)
             elif text:
                 plan = Plan(kind, brain.reply_to_text(text))
             elif audio_ms:

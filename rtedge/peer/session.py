@@ -74,6 +74,8 @@ class Session:
         self.active: ResponseRun | None = None
         self.audio_produced = False
         self.vad_item_id: str | None = None
+        self.idle_since_ms: int | None = None  # server_vad idle timer, from the end of a reply
+        self.timeout_items: set[str] = set()
         self.closed = False
 
     # -- out ------------------------------------------------------------------------------
@@ -395,6 +397,7 @@ class Session:
 
     # -- responses --------------------------------------------------------------------------
     def start_response(self, params: JsonDict) -> ResponseRun:
+        self.idle_since_ms = None
         run = ResponseRun(self, params)
         self.active = run
         self.send({"type": "response.created", "response": run.response_object(created=True)})
@@ -481,6 +484,8 @@ class Session:
     def _on_playout_drained(self, playout: Playout) -> None:
         if not playout.started:
             return
+        # OpenAI starts idle_timeout_ms when the last response's audio has finished playing.
+        self.idle_since_ms = self.input.now_ms
         if self.avatar.response_id == playout.response_id:
             self.avatar.stop()
         self.send({"type": "output_audio_buffer.stopped", "response_id": playout.response_id})
@@ -496,7 +501,40 @@ class Session:
             return
         event = self.input.push(pcm)
         if event is not None:
+            self.idle_since_ms = None
             self._vad(event)
+        elif self.idle_since_ms is not None:
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        """server_vad ``idle_timeout_ms``: no speech that long after a reply -> the buffer is
+        committed as a turn (``input_audio_buffer.timeout_triggered``) and a response made."""
+        td = sessionconf.turn_detection(self.effective) or {}
+        idle = td.get("idle_timeout_ms")
+        since = self.idle_since_ms
+        if td.get("type") != "server_vad" or not isinstance(idle, int) or since is None:
+            self.idle_since_ms = None
+            return
+        if self.active is not None or self.output.playing is not None:
+            self.idle_since_ms = None
+            return
+        now = self.input.now_ms
+        if now - since < idle:
+            return
+        self.idle_since_ms = None
+        item_id = wire.new_id("item")
+        self.timeout_items.add(item_id)
+        self.send(
+            {
+                "type": "input_audio_buffer.timeout_triggered",
+                "audio_start_ms": since,
+                "audio_end_ms": now,
+                "item_id": item_id,
+            }
+        )
+        self.commit(item_id)
+        if td.get("create_response", True):
+            self.start_response({})
 
     def _vad(self, event: VadEvent) -> None:
         td = sessionconf.turn_detection(self.effective) or {}

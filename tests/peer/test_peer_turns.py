@@ -517,3 +517,21 @@ async def test_loopback_mode_returns_audio_at_once(peer: PeerHandle) -> None:
     assert first - t0 < 0.3
     await asyncio.sleep(0.7)
     assert 0.4 <= voiced_between(c, t0, time.monotonic()) <= 0.62
+
+
+async def test_server_vad_idle_timeout_prompts_the_user(peer: PeerHandle) -> None:
+    session = {
+        "type": "realtime",
+        "audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}},
+    }
+    c = await peer.connect(session=session)
+    c.send(user_text("hello"))
+    await c.request({"type": "response.create"}, "response.done")
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
+    timeout = await c.wait_for("input_audio_buffer.timeout_triggered", within=8)
+    assert 4.8 <= timeout["_t"] - stopped["_t"] <= 6.0
+    assert 4900 <= timeout["audio_end_ms"] - timeout["audio_start_ms"] <= 5100
+    committed = await c.wait_for("input_audio_buffer.committed", item_id=timeout["item_id"])
+    assert committed
+    await c.wait_for("response.done", after=c.events.index(timeout))
+    assert c.of("response.output_audio_transcript.done")[-1]["transcript"] == "Are you still there?"
