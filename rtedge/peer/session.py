@@ -10,17 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
-import typing
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import numpy as np
-from pydantic import ValidationError
 
-from rtedge.peer import sessionconf, wire
+from rtedge.peer import inbound, sessionconf, wire
 from rtedge.peer.audio_in import MIN_COMMIT_MS, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
 from rtedge.peer.audio_out import OutputTrack, Playout
 from rtedge.peer.avatar_stream import AvatarStream
@@ -29,14 +26,10 @@ from rtedge.peer.record import CallRecord
 from rtedge.peer.response import ResponseRun
 from rtedge.peer.sessionconf import SessionError
 from rtedge.peer.voice import Voice, resample
-from rtedge.realtime.events import CLIENT_EVENT_TYPES, client_event_adapter
 
 JsonDict = dict[str, Any]
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
-CLIENT_TYPE_NAMES: Final = frozenset(
-    typing.get_args(t.model_fields["type"].annotation)[0] for t in CLIENT_EVENT_TYPES
-)
 USER_AUDIO_KEPT: Final = 8  # committed input audio kept for echo mode (the most recent items)
 
 log = logging.getLogger(__name__)
@@ -110,78 +103,29 @@ class Session:
         if self.closed:
             return
         try:
-            raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.record.client_event("<invalid_json>")
-            self.error(f"Invalid JSON in client event: {exc}", "invalid_json", None, None)
+            event = inbound.decode(data)
+        except inbound.BadEvent as bad:
+            self.record.client_event(bad.label)
+            self.error(bad.message, bad.code, bad.param, bad.event_id)
             return
-        if not isinstance(raw, dict):
-            self.record.client_event("<invalid_event>")
-            self.error("A client event must be a JSON object.", "invalid_event", None, None)
-            return
-        event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
-        etype = raw.get("type")
-        if not isinstance(etype, str) or not etype:
-            self.record.client_event("<missing_type>")
-            self.error("The 'type' field is missing.", "invalid_event", "type", event_id)
-            return
-        self.record.client_event(etype)
-        if etype not in CLIENT_TYPE_NAMES:
-            supported = ", ".join(f"'{t}'" for t in sorted(CLIENT_TYPE_NAMES))
-            self.error(
-                f"Invalid value: '{etype}'. Supported values are: {supported}.",
-                "invalid_value",
-                "type",
-                event_id,
-            )
-            return
-        if etype == "session.update":
-            self._session_update(raw, event_id)
-            return
+        self.record.client_event(event.type)
+        handler = getattr(self, "_on_" + event.type.replace(".", "_"))
         try:
-            model = client_event_adapter.validate_python(raw)
-        except ValidationError as exc:
-            err = sessionconf.from_validation(exc, raw, "")
-            self.error(err.message, err.code, err.param, event_id)
-            return
-        unknown = sessionconf.first_extra(model, "")
-        if unknown is not None:
-            self.error(f"Unknown parameter: '{unknown}'.", "unknown_parameter", unknown, event_id)
-            return
-        handler = getattr(self, "_on_" + etype.replace(".", "_"))
-        try:
-            handler(raw, event_id)
+            handler(event.raw, event.event_id)
         except SessionError as err:
-            self.error(err.message, err.code, err.param, event_id)
+            self.error(err.message, err.code, err.param, event.event_id)
 
-    def _session_update(self, raw: JsonDict, event_id: str | None) -> None:
-        extra = [k for k in raw if k not in ("type", "event_id", "session")]
-        try:
-            if extra:
-                raise SessionError(
-                    f"Unknown parameter: '{extra[0]}'.", "unknown_parameter", extra[0]
-                )
-            if "session" not in raw:
-                raise SessionError(
-                    "Missing required parameter: 'session'.",
-                    "missing_required_parameter",
-                    "session",
-                )
-            update = sessionconf.validate_update(raw["session"], "session", self.rtav)
-            new_voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
-            if (
-                new_voice is not None
-                and self.audio_produced
-                and new_voice != ((self.effective["audio"].get("output") or {}).get("voice"))
-            ):
-                raise SessionError(
-                    "Cannot update a conversation's voice if assistant audio is present.",
-                    "cannot_update_voice",
-                    "session.audio.output.voice",
-                )
-        except SessionError as err:
-            self.error(err.message, err.code, err.param, event_id)
-            return
+    # -- client event handlers (names follow the event types) --------------------------------
+    def _on_session_update(self, raw: JsonDict, event_id: str | None) -> None:
+        update = sessionconf.validate_update(raw["session"], "session", self.rtav)
+        new_voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
+        old_voice = (self.effective["audio"].get("output") or {}).get("voice")
+        if new_voice is not None and self.audio_produced and new_voice != old_voice:
+            raise SessionError(
+                "Cannot update a conversation's voice if assistant audio is present.",
+                "cannot_update_voice",
+                "session.audio.output.voice",
+            )
         self.effective = sessionconf.merge(self.effective, update)
         self.rtav = self.rtav or any(k in update for k in sessionconf.RTAV_FIELDS)
         td_path = update.get("audio", {}).get("input", {})
@@ -190,7 +134,6 @@ class Session:
             self.vad_item_id = None
         self.send({"type": "session.updated", "session": self.effective})
 
-    # -- client event handlers (names follow the event types) --------------------------------
     def _on_input_audio_buffer_append(self, raw: JsonDict, event_id: str | None) -> None:
         fmt = ((self.effective["audio"].get("input") or {}).get("format") or {}).get("type")
         if fmt not in (None, "audio/pcm"):
