@@ -267,7 +267,11 @@ class Session:
         self.stop_audio(cancel_reason="client_cancelled")
 
     def _on_output_audio_buffer_clear(self, raw: JsonDict, event_id: str | None) -> None:
-        self.stop_audio(cancel_reason="client_cancelled")
+        # Clearing the buffer also stops a spoken response still being generated (its audio would
+        # otherwise start again); a text-only response has no audio and runs on.
+        active = self.active
+        speaking = active is not None and "audio" in active.modalities
+        self.stop_audio(cancel_reason="client_cancelled" if speaking else None)
 
     # -- conversation -----------------------------------------------------------------------
     def _item(self, item_id: str) -> JsonDict:
@@ -370,7 +374,7 @@ class Session:
     def start_playout(self, playout: Playout) -> None:
         self.output.play(playout)
 
-    def stop_audio(self, cancel_reason: str) -> None:
+    def stop_audio(self, cancel_reason: str | None) -> None:
         """Cut the outgoing audio now (the next 20 ms frame is silence), tell the client what was
         cut (``output_audio_buffer.cleared`` + ``conversation.item.truncated``), and cancel the
         response still generating, if any."""
@@ -388,7 +392,7 @@ class Session:
                         "audio_end_ms": playout.played_ms,
                     }
                 )
-        if self.active is not None:
+        if self.active is not None and cancel_reason is not None:
             self.active.finish("cancelled", cancel_reason)
         for item_id, _ in heard:
             self._drop_transcript(item_id)
