@@ -47,7 +47,7 @@ def decode(data: str | bytes) -> ClientEvent:
     """Parse and validate one data-channel message; raises BadEvent."""
     try:
         raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise BadEvent(
             "<invalid_json>", None, f"Invalid JSON in client event: {exc}", "invalid_json", None
         ) from None

@@ -82,9 +82,14 @@ class Session:
         self._send_raw(event)
 
     def error(
-        self, message: str, code: str | None, param: str | None, client_event_id: str | None
+        self,
+        message: str,
+        code: str | None,
+        param: str | None,
+        client_event_id: str | None,
+        etype: str = "invalid_request_error",
     ) -> None:
-        self.send(wire.error_event(message, code, param, client_event_id))
+        self.send(wire.error_event(message, code, param, client_event_id, etype))
 
     def session_created(self) -> None:
         self.send({"type": "session.created", "session": self.effective})
@@ -114,6 +119,16 @@ class Session:
             handler(event.raw, event.event_id)
         except SessionError as err:
             self.error(err.message, err.code, err.param, event.event_id)
+        except Exception:
+            # Raised here it would reach aiortc's SCTP receive path; the session must survive.
+            log.exception("client event %s failed", event.type)
+            self.error(
+                "The server had an error while processing your event.",
+                None,
+                None,
+                event.event_id,
+                etype="server_error",
+            )
 
     # -- client event handlers (names follow the event types) --------------------------------
     def _on_session_update(self, raw: JsonDict, event_id: str | None) -> None:
