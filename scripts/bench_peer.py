@@ -305,7 +305,7 @@ def passes(row: dict[str, Any]) -> bool:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| calls | peer CPU % | peer CPU per call (% of a core) | clients CPU % | "
-        "min sent fps | late % | max late ms | min received fps | voiced % | real time |"
+        "min sent fps | late % | worst late ms so far | min received fps | voiced % | real time |"
     )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
