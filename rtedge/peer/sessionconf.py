@@ -1,9 +1,9 @@
 """Session configuration: the effective GA session, strict validation of updates, partial merge.
 
 The ``openai`` models validate values and types but let unknown fields through (``extra="allow"``),
-so unknown fields are found by walking ``model_extra`` of every validated sub-model: the same model
-tree OpenAI's schema describes, and the error codes OpenAI sends (``unknown_parameter``,
-``missing_required_parameter``, ``invalid_value``, ``invalid_type``) with ``param`` as a dotted path.
+so unknown fields are found by walking ``model_extra`` of every validated sub-model: the same
+model tree OpenAI's schema describes, and the error codes OpenAI sends (``unknown_parameter``,
+``missing_required_parameter``, ``invalid_value``, ``invalid_type``) with a dotted ``param``.
 
 rtAV's extension fields ``face``, ``driving`` and ``modalities`` are accepted as such. rtAV's flat
 ``voice`` is accepted only in an rtAV-shaped session (one that carries an extension field), where it
@@ -228,7 +228,7 @@ def _check_ranges(body: JsonDict, prefix: str) -> None:
 
 
 def first_extra(model: BaseModel, path: str) -> str | None:
-    """Dotted path of the first field no model in the tree declares (depth-first, fields in order)."""
+    """Dotted path of the first field no model in the tree declares (depth-first, in order)."""
     if model.model_extra:
         return _join(path, next(iter(model.model_extra)))
     for name in type(model).model_fields:
