@@ -95,7 +95,7 @@ async def app(rig: Rig) -> AsyncIterator[Appliance]:
                 "url": rig.peer.calls_url,
                 "api_key": "test-key",
                 "connect_timeout_s": 5,
-                "liveness_timeout_s": 3,
+                "liveness_timeout_s": 10,
             },
             "audio": {
                 "capture_device": "rtmic",
