@@ -40,7 +40,12 @@ class Appliance:
         self.settings = settings
         self.state = State(provider=settings.realtime.provider)
         rt = settings.realtime
-        self.audio = AudioPipeline(settings.audio, self.state, hands_free=rt.hands_free)
+        self.audio = AudioPipeline(
+            settings.audio,
+            self.state,
+            hands_free=rt.hands_free,
+            flush_holdoff_s=settings.audio.flush_holdoff_ms / 1000,
+        )
         self.display: DisplayPipeline | None = None
         if settings.display.backend != "none":
             self.display = DisplayPipeline(
