@@ -40,7 +40,12 @@ class Appliance:
         self.settings = settings
         self.state = State(provider=settings.realtime.provider)
         rt = settings.realtime
-        self.audio = AudioPipeline(settings.audio, self.state, hands_free=rt.hands_free)
+        self.audio = AudioPipeline(
+            settings.audio,
+            self.state,
+            hands_free=rt.hands_free,
+            flush_holdoff_s=settings.audio.flush_holdoff_ms / 1000,
+        )
         self.display: DisplayPipeline | None = None
         if settings.display.backend != "none":
             self.display = DisplayPipeline(
@@ -49,6 +54,10 @@ class Appliance:
                 clock=self.audio.played_seconds,
                 level=self.audio.speaker_level,
                 onset=self.audio.speech_onset,
+                # First guess of arrival-to-speaker delay, until one is learnt from a reply.
+                audio_delay_s=(settings.audio.playback_latency_ms + 2 * settings.audio.period_ms)
+                / 1000
+                + 0.02,
             )
         self.conversation = Conversation(
             self.state,

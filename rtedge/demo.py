@@ -130,9 +130,18 @@ def _post(path: str) -> None:
         pass
 
 
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
+class ChildExited(Exception):
+    pass
+
+
+def _wait_for(
+    predicate: Any, timeout: float, what: str, procs: dict[str, Any] | None = None
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        for name, proc in (procs or {}).items():
+            if proc.poll() is not None:
+                raise ChildExited(f"the {name} exited with {proc.returncode}")
         value = predicate()
         if value:
             return value
@@ -198,7 +207,7 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
         )
         feeder.start()
         t0 = time.monotonic()
-        _wait_for(lambda: _get("/healthz")[0] == 200, 30, "the daemon's call to come up")
+        _wait_for(lambda: _get("/healthz")[0] == 200, 30, "the daemon's call to come up", procs)
         status = _get("/status")[1]
         print(f"demo: call {status['call_id']} up after {time.monotonic() - t0:.1f}s")
         question = speech_pcm(QUESTION)
@@ -230,8 +239,14 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
         ok = loud > 0.5 and bool(status.get("transcript_assistant"))
         print("demo: OK" if ok else "demo: the reply did not arrive as expected")
         return 0 if ok else 1
-    except TimeoutError as exc:
+    except (TimeoutError, ChildExited) as exc:
         print(f"demo: {exc}; see {workdir}/daemon.log and peer.log", file=sys.stderr)
+        for name in ("peer", "daemon"):
+            logs[name].flush()
+            lines = (workdir / f"{name}.log").read_text(errors="replace").splitlines()
+            errors = [ln for ln in lines if " ERROR " in ln or "error" in ln.lower()]
+            if errors:
+                print(f"demo: {name}: {errors[-1]}", file=sys.stderr)
         return 1
     finally:
         feeder.stop.set()

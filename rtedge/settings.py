@@ -175,6 +175,9 @@ class AudioSettings(_Section):
     """Software volume applied to the speaker (1.0 = unchanged)."""
     earcons: bool = True
     """Play a short sound on press and release (never sent to the service)."""
+    flush_holdoff_ms: int = Field(default=500, ge=0, le=5000)
+    """After a barge-in flush, discard incoming audio until the service's stream goes quiet, at
+    most this long, so the tail of a cancelled reply already in flight is not played."""
     reopen_initial_s: float = Field(default=0.5, gt=0)
     """First retry delay when a device vanishes; doubles up to ``reopen_max_s``."""
     reopen_max_s: float = Field(default=10.0, gt=0)
@@ -206,7 +209,8 @@ class DisplaySettings(_Section):
     """Directory with the framebuffer geometry (``virtual_size``, ``bits_per_pixel``,
     ``stride``)."""
     fps: int = Field(default=25, ge=1, le=60)
-    """Frame rate of the local avatar while speaking."""
+    """Frame rate of the local avatar while speaking, and the rate service frames (rtAV's JPEG
+    events, which carry no timestamps) are paced at."""
     avatar_dir: Path | None = None
     """Directory of sprite images for the local avatar (built-in sprites when unset)."""
     local_avatar: bool = True

@@ -134,7 +134,14 @@ def base_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     for key in list(env):
-        if key.startswith("RTEDGE_") or key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM"):
+        # In-process tests may have left their own ALSA config (a FIFO mic) in os.environ.
+        if key.startswith("RTEDGE_") or key in (
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "JOURNAL_STREAM",
+            "ALSA_CONFIG_PATH",
+            "CREDENTIALS_DIRECTORY",
+        ):
             del env[key]
     return env
 

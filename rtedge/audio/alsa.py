@@ -304,6 +304,7 @@ class CaptureWorker(_Worker):
         reopen_initial_s: float,
         reopen_max_s: float,
         stall_s: float = 2.0,
+        max_burst_s: float = 1.0,
         open_pcm: OpenPcm | None = None,
     ) -> None:
         super().__init__(
@@ -317,6 +318,7 @@ class CaptureWorker(_Worker):
         self.out_rate = out_rate
         self.out_frames = out_frames
         self.stall_s = stall_s
+        self.max_burst_s = max_burst_s
         self.periods_read = 0
         self.frames_read = 0
 
@@ -325,7 +327,10 @@ class CaptureWorker(_Worker):
         poller = _poller(pcm)
         converter = Converter(p.rate, p.channels, self.out_rate, 1)
         rechunker = Rechunker(self.out_frames, 1)
-        pacer = Pacer(p.rate, p.periods * self.period_s, self._stop)
+        # A backlog (the ring, or a FIFO that filled while we were not reading) is read at
+        # once, so latency drops back; only a source that runs away for longer than
+        # max_burst_s (EOF on a FIFO, a regular file) is held to real time.
+        pacer = Pacer(p.rate, max(self.max_burst_s, p.periods * self.period_s), self._stop)
         timeout_ms = max(1, int(self.period_s * 2000))
         last_data = time.monotonic()
         empty_reads = 0

@@ -2,8 +2,17 @@
 service and video sources.
 
 Service frames (rtAV JPEG events): frame i of a response is due at ``anchor + i / fps``, where the
-anchor is the clock value at which that response's audio began playing (``onset``). The clock
-counts silence, so audio position p of the response plays at ``anchor + p`` through pauses.
+anchor is the clock value at which that response's audio starts playing. The clock counts
+silence, so audio position p of the response plays at ``anchor + p`` through any pause.
+
+Finding that start: the playback path reports ``onset``, where audible sound began, but a
+response often opens with silence (a TTS lead-in; echoed input), and its frames start with it: an
+anchor on the onset would put every frame late by the lead-in (measured: 0.76 s with the local
+peer in echo mode). The start is taken instead from when the response's audio began to arrive,
+``output_audio_buffer.started`` (the conversation's turn turning SPEAKING), plus the delay from
+arrival to the speaker; that delay is learned from onsets that follow a start closely (responses
+without a lead-in). An onset earlier than that estimate wins: audio cannot be heard before it
+starts. Without a SPEAKING turn (a service without those events) the onset is the anchor.
 
 RTP video: due at ``anchor + pts`` with the anchor fixed when the stream starts (arrival plus the
 audio path's extra delay). aiortc exposes no RTCP sender reports, so there is no cross-stream
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
 from fractions import Fraction
@@ -48,6 +58,8 @@ class Timeline:
         "key",
         "received",
         "response_id",
+        "sounded",
+        "start",
         "total",
     )
 
@@ -55,9 +67,11 @@ class Timeline:
         self.key = key
         self.response_id = response_id
         self.created = created  # clock when its first frame arrived
+        self.start: float | None = None  # clock when its audio began to arrive (SPEAKING)
         self.anchor: float | None = None  # clock at which frame 0 is due
-        self.audio_anchored = False  # anchored on an audio onset (not on the timeout)
+        self.audio_anchored = False  # anchored on its audio (not on the no-audio timeout)
         self.heard = created  # last clock at which audio was playing, once anchored
+        self.sounded = False  # its audio has been heard since it was anchored
         self.received = 0
         self.total: int | None = None  # total_frames from response.output_image.done
         self.done = False  # no more frames coming (image done, response done, or superseded)
@@ -65,7 +79,8 @@ class Timeline:
 
 
 class Anchoring:
-    """Finds each response's anchor from the audio ``onset`` and tells when its frames are over.
+    """Finds each response's anchor (see the module docstring) and tells when its frames are
+    over.
 
     Once anchored, frames stay on ``anchor + i / fps`` through quiet stretches: the playback path
     reports silence by level, so a pause between words ends a "run" just as an underrun would,
@@ -73,48 +88,118 @@ class Anchoring:
     them; an underrun (rare, tens of ms) is left to the late-frame rule.
     """
 
+    #: A SPEAKING turn that began this long before a response's first frame is still its start.
+    START_WINDOW_S = 2.0
+    #: Onset-minus-start samples above this are lead-ins, not the arrival-to-speaker delay.
+    MAX_DELAY_S = 0.5
+
     def __init__(
-        self, fps: float, *, anchor_timeout_s: float = 2.0, end_silence_s: float = 0.3
+        self,
+        fps: float,
+        *,
+        audio_delay_s: float = 0.10,
+        anchor_timeout_s: float = 2.0,
+        end_silence_s: float = 0.3,
     ) -> None:
         self.period = 1.0 / fps
+        self.default_delay_s = audio_delay_s
         self.anchor_timeout_s = anchor_timeout_s
         self.end_silence_s = end_silence_s
-        # The newest onset seen while a response's frames were being paced: a later response
-        # must start in a later run (B's frames arriving while A's audio still plays must not
-        # anchor to A's audio).
+        self._delays: deque[float] = deque(maxlen=8)
+        # The newest onset seen while a response's frames were being paced: without a start
+        # marker, a later response must start in a later run (B's frames arriving while A's
+        # audio still plays must not anchor to A's audio).
         self.last_onset = -math.inf
 
-    def observe(self, tl: Timeline, now: float, onset: float | None, index: int) -> None:
+    @property
+    def delay_s(self) -> float:
+        """Arrival-to-speaker delay: the smallest recent sample (a lead-in only adds to one, so
+        the minimum is the one without), or the configured default before any."""
+        return min(self._delays) if self._delays else self.default_delay_s
+
+    def observe(
+        self,
+        tl: Timeline,
+        now: float,
+        onset: float | None,
+        index: int,
+        speaking_since: float | None = None,
+    ) -> None:
         if now < self.last_onset:  # the clock restarted (playback device reopened)
             self.last_onset = -math.inf
+            self._delays.clear()
+        if (
+            tl.start is None
+            and speaking_since is not None
+            and speaking_since >= tl.created - self.START_WINDOW_S
+        ):
+            tl.start = speaking_since
         if tl.anchor is None:
-            if onset is not None and onset > self.last_onset:
-                tl.anchor = self.last_onset = onset
-                tl.audio_anchored = True
-                tl.heard = now
-            elif now - tl.created >= self.anchor_timeout_s:
-                # No audio came for these frames: show them from now at their own rate.
-                tl.anchor = now - index * self.period
-            return
-        if onset is not None:
+            self._anchor(tl, now, onset, index)
+        elif onset is not None:
+            if not tl.sounded and tl.start is not None and onset >= tl.start:
+                self._learn(onset - tl.start)  # first sound after anchoring on the estimate
+            tl.sounded = True
             tl.heard = now
             self.last_onset = max(self.last_onset, onset)
 
-    def ended(self, tl: Timeline, now: float, onset: float | None) -> bool:
+    def _anchor(self, tl: Timeline, now: float, onset: float | None, index: int) -> None:
+        if tl.start is not None:
+            estimate = tl.start + self.delay_s
+            # Its own audio: heard no earlier than it began to arrive.
+            if onset is not None and tl.start <= onset <= estimate:
+                tl.anchor = onset
+                self._learn(onset - tl.start)
+            elif now >= estimate:
+                tl.anchor = estimate  # silent lead-in (or no sound yet): trust the start
+            else:
+                return
+            tl.audio_anchored = True
+            tl.heard = now
+            if onset is not None and onset >= tl.start:
+                tl.sounded = True
+                self.last_onset = max(self.last_onset, onset)
+        elif onset is not None and onset > self.last_onset:
+            tl.anchor = self.last_onset = onset
+            tl.audio_anchored = tl.sounded = True
+            tl.heard = now
+        elif now - tl.created >= self.anchor_timeout_s:
+            # No audio came for these frames: show them from now at their own rate.
+            tl.anchor = now - index * self.period
+
+    def _learn(self, delay: float) -> None:
+        if 0.0 <= delay <= self.MAX_DELAY_S:
+            self._delays.append(delay)
+
+    def ended(self, tl: Timeline, now: float, onset: float | None, speaking: bool = False) -> bool:
         """True when the response's remaining frames can no longer go with its audio: it was
-        cancelled, or it is done and playback has been silent for ``end_silence_s`` (finished,
-        or flushed by a barge-in)."""
+        cancelled, or it is done, the service is no longer sending its audio (``speaking`` is
+        False: output_audio_buffer.stopped/cleared) and playback has been silent for
+        ``end_silence_s``. ``response.done`` alone is not the end: over WebRTC it comes when
+        generation finishes, often well before the audio has played."""
         if tl.cancelled:
             return True
         return (
-            tl.done and tl.audio_anchored and onset is None and now - tl.heard >= self.end_silence_s
+            tl.done
+            and tl.audio_anchored
+            and not speaking
+            and onset is None
+            and now - tl.heard >= self.end_silence_s
         )
 
-    def due(self, tl: Timeline, now: float, onset: float | None, index: int) -> Due:
+    def due(
+        self,
+        tl: Timeline,
+        now: float,
+        onset: float | None,
+        index: int,
+        speaking_since: float | None = None,
+    ) -> Due:
         """Frame ``index``'s due time; None while waiting for the response's audio to start;
-        ENDED when the frame can never be shown."""
-        self.observe(tl, now, onset, index)
-        if self.ended(tl, now, onset):
+        ENDED when the frame can never be shown. ``speaking_since``: clock when the turn last
+        turned SPEAKING, None while it is not SPEAKING."""
+        self.observe(tl, now, onset, index, speaking_since)
+        if self.ended(tl, now, onset, speaking_since is not None):
             return ENDED
         if tl.anchor is None:
             return None

@@ -100,6 +100,7 @@ class DisplayPipeline:
         video_queue_frames: int = 4,
         video_delay_s: float = 0.06,
         anchor_timeout_s: float = 2.0,
+        audio_delay_s: float = 0.10,
         avatar_resume_s: float = 30.0,
         avatar_size: int = 360,
         retry_initial_s: float = 0.5,
@@ -122,15 +123,19 @@ class DisplayPipeline:
         self._video_delay_s = video_delay_s
         self._avatar_resume_s = avatar_resume_s
         self._retry = (retry_initial_s, retry_max_s)
-        self._on_shown = on_shown
+        #: Called on the loop with each frame put on the display (metrics, tests, benchmarks).
+        self.on_shown = on_shown
         self.stats = DisplayStats()
-        self._anchoring = Anchoring(self.fps, anchor_timeout_s=anchor_timeout_s)
+        self._anchoring = Anchoring(
+            self.fps, audio_delay_s=audio_delay_s, anchor_timeout_s=anchor_timeout_s
+        )
         self._queue: DropOldestQueue[_ServiceFrame] = DropOldestQueue(
             queue_frames, lambda item: self._drop("service", "queue")
         )
         self._timelines: OrderedDict[str, Timeline] = OrderedDict()
         self._anon = 0  # frames without a response id share a timeline until its done event
         self._turn = Turn.IDLE
+        self._speaking_since: float | None = None
         self._avatar = (
             LocalAvatar(load_art(settings.avatar_dir, avatar_size))
             if settings.local_avatar
@@ -176,7 +181,17 @@ class DisplayPipeline:
             self.sink.add_routes(app)
 
     def set_turn(self, turn: Turn) -> None:
+        """The conversation's turn: the local avatar's look; and LISTENING (the user pressed to
+        talk, or barged in) ends every response's pending frames, as its audio was flushed."""
+        if turn is Turn.SPEAKING and self._turn is not Turn.SPEAKING:
+            # output_audio_buffer.started: a response's audio begins to arrive now.
+            self._speaking_since = self._clock()
+        elif turn is not Turn.SPEAKING:
+            self._speaking_since = None
         self._turn = turn
+        if turn is Turn.LISTENING:
+            for tl in self._timelines.values():
+                tl.done = tl.cancelled = True
 
     # -- service frames (rtAV JPEG events) ----------------------------------------------------
 
@@ -218,10 +233,12 @@ class DisplayPipeline:
             self._anon += 1
 
     def on_response_done(self, response_id: str | None, *, cancelled: bool = False) -> None:
-        """The response ended (``response.done``) or was cancelled (barge-in). Its frames still
-        pending are dropped (counted) once its audio stops playing: right away when
-        ``cancelled``, otherwise frames still due while its audio plays out are shown first.
-        None means every response."""
+        """The response ended (``response.done``) or was cancelled. Its pending frames are
+        dropped (counted): at once when ``cancelled`` (pass it for status "cancelled"); otherwise
+        once its audio is over, i.e. the turn is no longer SPEAKING (output_audio_buffer.stopped)
+        and playback has been silent for 0.3 s. Over WebRTC response.done comes when generation
+        ends, often well before the audio (and its frames) have played, so it cannot end them by
+        itself. None means every response."""
         if response_id is None:
             targets = list(self._timelines.values())
             self._anon += 1
@@ -239,7 +256,7 @@ class DisplayPipeline:
             tl, index = item.timeline, item.index
 
             def due(tl: Timeline = tl, index: int = index) -> Due:
-                return anchoring.due(tl, self._clock(), self._onset(), index)
+                return anchoring.due(tl, self._clock(), self._onset(), index, self._speaking_since)
 
             await self._present("service", item.pic, due, tl.response_id, index)
 
@@ -361,8 +378,8 @@ class DisplayPipeline:
         # Plain increments, not State.update(): listeners (LED, STATUS=) need not wake 25x/s.
         self.state.frames_shown += 1
         self.stats.shown[frame.source] += 1
-        if self._on_shown is not None:
-            self._on_shown(frame)
+        if self.on_shown is not None:
+            self.on_shown(frame)
 
     def _drop(self, source: str, reason: str, n: int = 1) -> None:
         self.state.frames_dropped += n

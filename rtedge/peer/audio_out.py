@@ -31,6 +31,9 @@ FRAME_SAMPLES: Final = 960  # 20 ms
 FRAME_S: Final = FRAME_SAMPLES / RATE
 TIME_BASE: Final = fractions.Fraction(1, RATE)
 LIVE_MAX_FRAMES: Final = 5  # loopback jitter buffer: 100 ms, oldest dropped beyond
+#: A frame sent this much after its due time counts as late: three frames, more than a receiver's
+#: jitter buffer absorbs without a gap. (Smaller delays are scheduling noise, caught up at once.)
+LATE_MS: Final = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class Playout:
     played_samples: int = 0
     finished: bool = False  # no more audio will be added
     started: bool = False
+    progress: asyncio.Event = field(default_factory=asyncio.Event)  # set as frames are taken
 
     @property
     def played_ms(self) -> int:
@@ -75,6 +79,7 @@ class Playout:
                 need = 0
         out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         self.played_samples += out.size
+        self.progress.set()
         return out
 
 
@@ -151,7 +156,7 @@ class OutputTrack(MediaStreamTrack):
         else:
             late_ms = -wait * 1000.0
             self.max_late_ms = max(self.max_late_ms, late_ms)
-            if late_ms > FRAME_S * 1000.0:
+            if late_ms > LATE_MS:
                 self.late_frames += 1
         if self.readyState != "live":
             raise MediaStreamError

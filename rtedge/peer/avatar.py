@@ -56,7 +56,7 @@ def _clamp(level: int) -> int:
 
 
 def draw_face(size: int, opening: float, eyes_open: bool) -> npt.NDArray[np.uint8]:
-    """RGB image: round face, two eyes, a dark mouth whose height is ``opening`` (0..1) of its max."""
+    """RGB image: round face, two eyes, a dark mouth ``opening`` (0..1) of its full height."""
     img = np.empty((size, size, 3), dtype=np.uint8)
     img[:] = _BACKGROUND
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size

@@ -15,6 +15,7 @@ import re
 from typing import Any, Final
 
 MAX_QUOTED_WORDS: Final = 16
+IDLE_PROMPT: Final = "Are you still there?"  # the reply to a server_vad idle timeout
 _NUMBER_WORDS: Final = {
     w: i
     for i, w in enumerate(

@@ -186,13 +186,21 @@ class Call:
 
     async def _read_audio(self, track: MediaStreamTrack) -> None:
         # Every remote track is drained, always: aiortc queues frames without bound otherwise.
+        failures = 0
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            if isinstance(frame, AudioFrame):
+            if not isinstance(frame, AudioFrame):
+                continue
+            try:
                 self.session.push_audio(downmix(frame))
+            except Exception:
+                # Keep draining whatever happens: a stopped reader lets aiortc queue forever.
+                failures += 1
+                if failures == 1:  # once per call, not 50 times a second
+                    log.exception("call %s: input audio frame failed", self.id)
 
     async def _drain(self, track: MediaStreamTrack) -> None:
         while True:
@@ -288,6 +296,7 @@ class Call:
             record.rtp_frames_out = out.frames_out
             record.voiced_frames_out = out.voiced_frames_out
             record.late_frames_out = out.late_frames
+            record.max_late_ms = out.max_late_ms
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
@@ -318,4 +327,5 @@ class Call:
             self.record.rtp_frames_out = out.frames_out
             self.record.voiced_frames_out = out.voiced_frames_out
             self.record.late_frames_out = out.late_frames
+            self.record.max_late_ms = out.max_late_ms
         return self.record

@@ -67,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
         default="INFO",
+        type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level (default INFO)",
     )

@@ -26,6 +26,7 @@ class CallRecord:
     rtp_frames_out: int = 0
     voiced_frames_out: int = 0
     late_frames_out: int = 0
+    max_late_ms: float = 0.0
     image_frames: int = 0
     responses: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
@@ -59,6 +60,7 @@ class CallRecord:
             "rtp_frames_out": self.rtp_frames_out,
             "voiced_frames_out": self.voiced_frames_out,
             "late_frames_out": self.late_frames_out,
+            "max_late_ms": round(self.max_late_ms, 1),
             "image_frames": self.image_frames,
             "responses": [dict(r) for r in self.responses],
             "faults": list(self.faults),

@@ -17,11 +17,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import numpy as np
-
 from rtedge.peer import brain, sessionconf, wire
 from rtedge.peer.audio_in import RATE, Pcm
 from rtedge.peer.audio_out import Playout
+from rtedge.peer.voice import word_times
 
 if TYPE_CHECKING:
     from rtedge.peer.session import Session
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 JsonDict = dict[str, Any]
 CHUNK_SAMPLES: Final = RATE // 10  # audio is handed to the track 100 ms at a time
 TEXT_DELTA_GAP_S: Final = 0.005  # text and argument deltas stream, they do not arrive as one
-POLL_S: Final = 0.02
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +76,7 @@ class ResponseRun:
         context: list[JsonDict] = list(s.conversation.values()) if self.in_conversation else []
         context += [i for i in self.params.get("input") or [] if isinstance(i, dict)]
         last = context[-1] if context else None
-        in_text, in_audio = _input_tokens(context)
+        in_text, in_audio = _input_tokens(context, s.user_audio_ms)
         plan: Plan
         said = brain.instructed(self.params.get("instructions"))
         said = said or brain.instructed(s.effective.get("instructions"))
@@ -102,6 +100,8 @@ class ResponseRun:
             tool = brain.pick_tool(text, tools, choice) if text else None
             if tool is not None:
                 plan = Plan("tool", tool=tool, arguments=brain.tool_arguments(text, tool))
+            elif last.get("id") in s.timeout_items:
+                plan = Plan(kind, brain.IDLE_PROMPT)
             elif text:
                 plan = Plan(kind, brain.reply_to_text(text))
             elif audio_ms:
@@ -190,7 +190,9 @@ class ResponseRun:
         pos = 0
         while pos < pcm.size:
             while self.playout.unplayed_s >= lead:
-                await asyncio.sleep(POLL_S)
+                # Wait for the track to send more: generation stays ``lead`` ahead of playback.
+                self.playout.progress.clear()
+                await self.playout.progress.wait()
             step = max(CHUNK_SAMPLES, int(lead * RATE) if pos == 0 else 0)
             self.playout.add(pcm[pos : pos + step])
             pos += step
@@ -349,8 +351,6 @@ class ResponseRun:
 
 
 def _pieces(text: str) -> tuple[tuple[str, float], ...]:
-    from rtedge.peer.voice import word_times
-
     return word_times(text, 0.0)
 
 
@@ -363,15 +363,13 @@ def _user_text(item: JsonDict) -> str:
     return " ".join(p for p in parts if p).strip()
 
 
-def _input_tokens(context: list[JsonDict]) -> tuple[int, int]:
+def _input_tokens(context: list[JsonDict], audio_ms: dict[str, int]) -> tuple[int, int]:
+    """Estimated input tokens: a word of text is one, a second of audio ten."""
     text = audio = 0
     for item in context:
+        audio += audio_ms.get(str(item.get("id")), 0) // 100
         for c in item.get("content") or []:
             if isinstance(c, dict):
                 text += len(str(c.get("text") or c.get("transcript") or "").split())
         text += len(str(item.get("output") or item.get("arguments") or "").split())
     return text, audio
-
-
-def silence_ms(pcm: Pcm) -> int:
-    return int(np.count_nonzero(pcm == 0) * 1000 // RATE)

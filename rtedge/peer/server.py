@@ -1,5 +1,6 @@
-"""The peer's HTTP API, shaped like OpenAI's: ``POST /v1/realtime/calls`` (raw SDP or multipart
-``sdp`` + ``session``), ``POST /v1/realtime/client_secrets``, ``POST /v1/realtime/calls/{id}/hangup``.
+"""The peer's HTTP API, shaped like OpenAI's: ``POST /v1/realtime/calls`` (raw SDP or
+multipart ``sdp`` + ``session``), ``POST /v1/realtime/client_secrets`` and
+``POST /v1/realtime/calls/{id}/hangup``.
 Loopback-only test routes live under ``/_rtedge/`` (``rtedge.peer.admin``).
 """
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
-import typing
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import numpy as np
-from pydantic import ValidationError
 
-from rtedge.peer import sessionconf, wire
+from rtedge.peer import inbound, sessionconf, wire
 from rtedge.peer.audio_in import MIN_COMMIT_MS, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
 from rtedge.peer.audio_out import OutputTrack, Playout
 from rtedge.peer.avatar_stream import AvatarStream
@@ -29,14 +26,10 @@ from rtedge.peer.record import CallRecord
 from rtedge.peer.response import ResponseRun
 from rtedge.peer.sessionconf import SessionError
 from rtedge.peer.voice import Voice, resample
-from rtedge.realtime.events import CLIENT_EVENT_TYPES, client_event_adapter
 
 JsonDict = dict[str, Any]
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
-CLIENT_TYPE_NAMES: Final = frozenset(
-    typing.get_args(t.model_fields["type"].annotation)[0] for t in CLIENT_EVENT_TYPES
-)
 USER_AUDIO_KEPT: Final = 8  # committed input audio kept for echo mode (the most recent items)
 
 log = logging.getLogger(__name__)
@@ -74,6 +67,8 @@ class Session:
         self.active: ResponseRun | None = None
         self.audio_produced = False
         self.vad_item_id: str | None = None
+        self.idle_since_ms: int | None = None  # server_vad idle timer, from the end of a reply
+        self.timeout_items: set[str] = set()
         self.closed = False
 
     # -- out ------------------------------------------------------------------------------
@@ -87,9 +82,14 @@ class Session:
         self._send_raw(event)
 
     def error(
-        self, message: str, code: str | None, param: str | None, client_event_id: str | None
+        self,
+        message: str,
+        code: str | None,
+        param: str | None,
+        client_event_id: str | None,
+        etype: str = "invalid_request_error",
     ) -> None:
-        self.send(wire.error_event(message, code, param, client_event_id))
+        self.send(wire.error_event(message, code, param, client_event_id, etype))
 
     def session_created(self) -> None:
         self.send({"type": "session.created", "session": self.effective})
@@ -108,78 +108,39 @@ class Session:
         if self.closed:
             return
         try:
-            raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.record.client_event("<invalid_json>")
-            self.error(f"Invalid JSON in client event: {exc}", "invalid_json", None, None)
+            event = inbound.decode(data)
+        except inbound.BadEvent as bad:
+            self.record.client_event(bad.label)
+            self.error(bad.message, bad.code, bad.param, bad.event_id)
             return
-        if not isinstance(raw, dict):
-            self.record.client_event("<invalid_event>")
-            self.error("A client event must be a JSON object.", "invalid_event", None, None)
-            return
-        event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
-        etype = raw.get("type")
-        if not isinstance(etype, str) or not etype:
-            self.record.client_event("<missing_type>")
-            self.error("The 'type' field is missing.", "invalid_event", "type", event_id)
-            return
-        self.record.client_event(etype)
-        if etype not in CLIENT_TYPE_NAMES:
-            supported = ", ".join(f"'{t}'" for t in sorted(CLIENT_TYPE_NAMES))
+        self.record.client_event(event.type)
+        handler = getattr(self, "_on_" + event.type.replace(".", "_"))
+        try:
+            handler(event.raw, event.event_id)
+        except SessionError as err:
+            self.error(err.message, err.code, err.param, event.event_id)
+        except Exception:
+            # Raised here it would reach aiortc's SCTP receive path; the session must survive.
+            log.exception("client event %s failed", event.type)
             self.error(
-                f"Invalid value: '{etype}'. Supported values are: {supported}.",
-                "invalid_value",
-                "type",
-                event_id,
+                "The server had an error while processing your event.",
+                None,
+                None,
+                event.event_id,
+                etype="server_error",
             )
-            return
-        if etype == "session.update":
-            self._session_update(raw, event_id)
-            return
-        try:
-            model = client_event_adapter.validate_python(raw)
-        except ValidationError as exc:
-            err = sessionconf.from_validation(exc, raw, "")
-            self.error(err.message, err.code, err.param, event_id)
-            return
-        unknown = sessionconf.first_extra(model, "")
-        if unknown is not None:
-            self.error(f"Unknown parameter: '{unknown}'.", "unknown_parameter", unknown, event_id)
-            return
-        handler = getattr(self, "_on_" + etype.replace(".", "_"))
-        try:
-            handler(raw, event_id)
-        except SessionError as err:
-            self.error(err.message, err.code, err.param, event_id)
 
-    def _session_update(self, raw: JsonDict, event_id: str | None) -> None:
-        extra = [k for k in raw if k not in ("type", "event_id", "session")]
-        try:
-            if extra:
-                raise SessionError(
-                    f"Unknown parameter: '{extra[0]}'.", "unknown_parameter", extra[0]
-                )
-            if "session" not in raw:
-                raise SessionError(
-                    "Missing required parameter: 'session'.",
-                    "missing_required_parameter",
-                    "session",
-                )
-            update = sessionconf.validate_update(raw["session"], "session", self.rtav)
-            new_voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
-            if (
-                new_voice is not None
-                and self.audio_produced
-                and new_voice != ((self.effective["audio"].get("output") or {}).get("voice"))
-            ):
-                raise SessionError(
-                    "Cannot update a conversation's voice if assistant audio is present.",
-                    "cannot_update_voice",
-                    "session.audio.output.voice",
-                )
-        except SessionError as err:
-            self.error(err.message, err.code, err.param, event_id)
-            return
+    # -- client event handlers (names follow the event types) --------------------------------
+    def _on_session_update(self, raw: JsonDict, event_id: str | None) -> None:
+        update = sessionconf.validate_update(raw["session"], "session", self.rtav)
+        new_voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
+        old_voice = (self.effective["audio"].get("output") or {}).get("voice")
+        if new_voice is not None and self.audio_produced and new_voice != old_voice:
+            raise SessionError(
+                "Cannot update a conversation's voice if assistant audio is present.",
+                "cannot_update_voice",
+                "session.audio.output.voice",
+            )
         self.effective = sessionconf.merge(self.effective, update)
         self.rtav = self.rtav or any(k in update for k in sessionconf.RTAV_FIELDS)
         td_path = update.get("audio", {}).get("input", {})
@@ -188,12 +149,11 @@ class Session:
             self.vad_item_id = None
         self.send({"type": "session.updated", "session": self.effective})
 
-    # -- client event handlers (names follow the event types) --------------------------------
     def _on_input_audio_buffer_append(self, raw: JsonDict, event_id: str | None) -> None:
         fmt = ((self.effective["audio"].get("input") or {}).get("format") or {}).get("type")
         if fmt not in (None, "audio/pcm"):
             raise SessionError(
-                f"input_audio_buffer.append supports audio/pcm only on this peer (session has {fmt}).",
+                f"input_audio_buffer.append takes audio/pcm only here (session has {fmt}).",
                 "invalid_value",
                 "audio",
             )
@@ -290,6 +250,9 @@ class Session:
                 self.output.play(playout)  # only the truncated item's audio stops
             elif playout.started:
                 self._cleared(playout)
+        active = self.active
+        if active is not None and active.item is not None and active.item["id"] == item["id"]:
+            active.finish("cancelled", "client_cancelled")  # its audio is gone: stop generating
         self._truncate(item["id"], end_ms)
 
     def _on_response_create(self, raw: JsonDict, event_id: str | None) -> None:
@@ -319,7 +282,11 @@ class Session:
         self.stop_audio(cancel_reason="client_cancelled")
 
     def _on_output_audio_buffer_clear(self, raw: JsonDict, event_id: str | None) -> None:
-        self.stop_audio(cancel_reason="client_cancelled")
+        # Clearing the buffer also stops a spoken response still being generated (its audio would
+        # otherwise start again); a text-only response has no audio and runs on.
+        active = self.active
+        speaking = active is not None and "audio" in active.modalities
+        self.stop_audio(cancel_reason="client_cancelled" if speaking else None)
 
     # -- conversation -----------------------------------------------------------------------
     def _item(self, item_id: str) -> JsonDict:
@@ -392,6 +359,7 @@ class Session:
 
     # -- responses --------------------------------------------------------------------------
     def start_response(self, params: JsonDict) -> ResponseRun:
+        self.idle_since_ms = None
         run = ResponseRun(self, params)
         self.active = run
         self.send({"type": "response.created", "response": run.response_object(created=True)})
@@ -421,7 +389,7 @@ class Session:
     def start_playout(self, playout: Playout) -> None:
         self.output.play(playout)
 
-    def stop_audio(self, cancel_reason: str) -> None:
+    def stop_audio(self, cancel_reason: str | None) -> None:
         """Cut the outgoing audio now (the next 20 ms frame is silence), tell the client what was
         cut (``output_audio_buffer.cleared`` + ``conversation.item.truncated``), and cancel the
         response still generating, if any."""
@@ -439,7 +407,7 @@ class Session:
                         "audio_end_ms": playout.played_ms,
                     }
                 )
-        if self.active is not None:
+        if self.active is not None and cancel_reason is not None:
             self.active.finish("cancelled", cancel_reason)
         for item_id, _ in heard:
             self._drop_transcript(item_id)
@@ -478,6 +446,8 @@ class Session:
     def _on_playout_drained(self, playout: Playout) -> None:
         if not playout.started:
             return
+        # OpenAI starts idle_timeout_ms when the last response's audio has finished playing.
+        self.idle_since_ms = self.input.now_ms
         if self.avatar.response_id == playout.response_id:
             self.avatar.stop()
         self.send({"type": "output_audio_buffer.stopped", "response_id": playout.response_id})
@@ -493,7 +463,40 @@ class Session:
             return
         event = self.input.push(pcm)
         if event is not None:
+            self.idle_since_ms = None
             self._vad(event)
+        elif self.idle_since_ms is not None:
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        """server_vad ``idle_timeout_ms``: no speech that long after a reply -> the buffer is
+        committed as a turn (``input_audio_buffer.timeout_triggered``) and a response made."""
+        td = sessionconf.turn_detection(self.effective) or {}
+        idle = td.get("idle_timeout_ms")
+        since = self.idle_since_ms
+        if td.get("type") != "server_vad" or not isinstance(idle, int) or since is None:
+            self.idle_since_ms = None
+            return
+        if self.active is not None or self.output.playing is not None:
+            self.idle_since_ms = None
+            return
+        now = self.input.now_ms
+        if now - since < idle:
+            return
+        self.idle_since_ms = None
+        item_id = wire.new_id("item")
+        self.timeout_items.add(item_id)
+        self.send(
+            {
+                "type": "input_audio_buffer.timeout_triggered",
+                "audio_start_ms": since,
+                "audio_end_ms": now,
+                "item_id": item_id,
+            }
+        )
+        self.commit(item_id)
+        if td.get("create_response", True):
+            self.start_response({})
 
     def _vad(self, event: VadEvent) -> None:
         td = sessionconf.turn_detection(self.effective) or {}

@@ -1,13 +1,14 @@
 """Session configuration: the effective GA session, strict validation of updates, partial merge.
 
 The ``openai`` models validate values and types but let unknown fields through (``extra="allow"``),
-so unknown fields are found by walking ``model_extra`` of every validated sub-model: the same model
-tree OpenAI's schema describes, and the error codes OpenAI sends (``unknown_parameter``,
-``missing_required_parameter``, ``invalid_value``, ``invalid_type``) with ``param`` as a dotted path.
+so unknown fields are found by walking ``model_extra`` of every validated sub-model: the same
+model tree OpenAI's schema describes, and the error codes OpenAI sends (``unknown_parameter``,
+``missing_required_parameter``, ``invalid_value``, ``invalid_type``) with a dotted ``param``.
 
 rtAV's extension fields ``face``, ``driving`` and ``modalities`` are accepted as such. rtAV's flat
-``voice`` is accepted only in an rtAV-shaped session (one that carries an extension field), where it
-means ``audio.output.voice``; in a plain GA session it stays the beta field OpenAI rejects.
+``voice`` and ``turn_detection`` are accepted only in an rtAV-shaped session (one that carries an
+extension field), where they mean ``audio.output.voice`` and ``audio.input.turn_detection``; in a
+plain GA session they stay the beta fields OpenAI rejects.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ def validate_update(raw: Any, prefix: str = "session", rtav_active: bool = False
         )
     ext = {k: raw[k] for k in RTAV_FIELDS if k in raw}
     body = {k: v for k, v in raw.items() if k not in RTAV_FIELDS}
-    if (rtav_active or ext) and "voice" in body:
-        body = _move_flat_voice(body)
+    if rtav_active or ext:
+        body = _move_flat_fields(body)
     _check_extension(ext, prefix)
     try:
         model = RealtimeSessionCreateRequest.model_validate(body)
@@ -149,14 +150,21 @@ def _merge(old: JsonDict, new: JsonDict, path: tuple[str, ...]) -> JsonDict:
     return out
 
 
-def _move_flat_voice(body: JsonDict) -> JsonDict:
+#: rtAV's flat (beta-like) fields and where the GA session keeps them.
+_FLAT_FIELDS: Final = {"voice": ("output", "voice"), "turn_detection": ("input", "turn_detection")}
+
+
+def _move_flat_fields(body: JsonDict) -> JsonDict:
     body = dict(body)
-    voice = body.pop("voice")
-    audio = dict(body.get("audio") or {})
-    output = dict(audio.get("output") or {})
-    output.setdefault("voice", voice)
-    audio["output"] = output
-    body["audio"] = audio
+    for flat, (direction, key) in _FLAT_FIELDS.items():
+        if flat not in body:
+            continue
+        value = body.pop(flat)
+        audio = dict(body.get("audio") or {})
+        part = dict(audio.get(direction) or {})
+        part.setdefault(key, value)
+        audio[direction] = part
+        body["audio"] = audio
     return body
 
 
@@ -228,7 +236,7 @@ def _check_ranges(body: JsonDict, prefix: str) -> None:
 
 
 def first_extra(model: BaseModel, path: str) -> str | None:
-    """Dotted path of the first field no model in the tree declares (depth-first, fields in order)."""
+    """Dotted path of the first field no model in the tree declares (depth-first, in order)."""
     if model.model_extra:
         return _join(path, next(iter(model.model_extra)))
     for name in type(model).model_fields:

@@ -38,7 +38,7 @@ class FrameSink(Protocol):
 
     def on_image_done(self, response_id: str | None, total_frames: int | None) -> None: ...
 
-    def on_response_done(self, response_id: str | None) -> None: ...
+    def on_response_done(self, response_id: str | None, *, cancelled: bool = False) -> None: ...
 
     def set_turn(self, turn: Turn) -> None: ...
 
@@ -201,7 +201,7 @@ class Conversation:
         if rid == self.response_id:
             self.response_id = None
         if self._display is not None:
-            self._display.on_response_done(rid)
+            self._display.on_response_done(rid, cancelled=status == "cancelled")
         if self._assistant_text and self._log_transcripts:
             log_event(
                 log,

@@ -90,7 +90,12 @@ class MicFeeder:
                 return
             self.periods_written += 1
             next_t += self.period_s
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
+            now = time.monotonic()
+            if now - next_t > 5 * self.period_s:
+                # the FIFO was full (nobody reading): like a real mic, what was not taken is
+                # gone, rather than catching up in a burst
+                next_t = now
+            self._stop.wait(max(0.0, next_t - now))
 
     def stop(self) -> None:
         self._stop.set()

@@ -120,13 +120,13 @@ async def test_remote_audio_reaches_the_speaker_in_real_time(rig: AlsaRig) -> No
     track = RemoteTrack(np.concatenate((np.zeros(RATE // 5, np.int16), reference)))
     t0 = time.monotonic()
     await asyncio.wait_for(pipe.play(track), 5)
-    assert time.monotonic() - t0 == pytest.approx(1.2, abs=0.1)  # drained at the track's pace
+    assert time.monotonic() - t0 == pytest.approx(1.2, abs=0.15)  # drained at the track's pace
     await asyncio.sleep(0.2)
     await pipe.stop()
     out = rig.speaker_samples().reshape(-1, 2)
     assert np.array_equal(out[:, 0], out[:, 1])  # mono remote audio on both speaker channels
     lag, coef = best_match(out[:, 0], reference)
-    assert coef > 0.999
+    assert coef > 0.99
     assert rms(out[lag : lag + reference.size, 0]) == pytest.approx(rms(reference), rel=0.01)
     # the device ran at real time: about as many frames as wall-clock seconds it was open
     assert out.shape[0] / RATE == pytest.approx(time.monotonic() - t0, abs=0.3)
@@ -143,7 +143,7 @@ async def test_software_volume(rig: AlsaRig) -> None:
     await pipe.stop()
     out = left(rig.speaker_samples())
     lag, coef = best_match(out, reference)
-    assert coef > 0.999
+    assert coef > 0.99
     assert rms(out[lag : lag + reference.size]) == pytest.approx(0.5 * rms(reference), rel=0.02)
 
 

@@ -81,3 +81,43 @@ def test_video_timeline_follows_pts_and_resyncs_after_a_jump() -> None:
     assert vt.due(frames[1], 1.01) == pytest.approx(1.05 + 1 / 30)  # arrival jitter ignored
     assert vt.due(frames[2], 1.2) == pytest.approx(1.05 + 2 / 30)  # late: stays on its slot
     assert vt.due(frames[3], 1.3) == pytest.approx(1.35)  # 5 s jump: start over
+
+
+def test_speaking_start_anchors_through_a_silent_lead_in() -> None:
+    a = Anchoring(25, audio_delay_s=0.1)
+    tl = Timeline("r", "r", created=1.02)
+    assert a.due(tl, 1.03, None, 0, speaking_since=1.0) is None  # audio still on its way
+    assert a.due(tl, 1.1, None, 0, speaking_since=1.0) == pytest.approx(1.1)  # start + delay
+    a.observe(tl, 1.8, 1.8, 17, speaking_since=1.0)  # the lead-in ends: no shift
+    assert tl.anchor == pytest.approx(1.1)
+    assert a.delay_s == pytest.approx(0.1)  # 0.8 s is a lead-in, not a delay: not learned
+
+
+def test_an_onset_before_the_estimate_wins_and_teaches_the_delay() -> None:
+    a = Anchoring(25, audio_delay_s=0.1)
+    tl = Timeline("r", "r", created=1.0)
+    assert a.due(tl, 1.07, 1.06, 0, speaking_since=1.0) == pytest.approx(1.06)
+    assert a.delay_s == pytest.approx(0.06)
+    nxt = Timeline("s", "s", created=5.0)
+    assert a.due(nxt, 5.07, None, 0, speaking_since=5.0) == pytest.approx(5.06)  # learned
+    # A sample later than the estimate (a short lead-in) never raises the estimate.
+    a.observe(nxt, 5.2, 5.15, 3, speaking_since=5.0)
+    assert a.delay_s == pytest.approx(0.06)
+
+
+def test_a_stale_speaking_turn_is_not_a_start() -> None:
+    a = Anchoring(25, audio_delay_s=0.1)
+    tl = Timeline("r", "r", created=10.0)
+    a.observe(tl, 10.0, None, 0, speaking_since=5.0)  # began long before these frames
+    assert tl.start is None and tl.anchor is None
+    a.observe(tl, 10.2, 10.15, 0, speaking_since=5.0)
+    assert tl.anchor == pytest.approx(10.15)  # the onset, as without a start marker
+
+
+def test_ending_waits_for_the_speaking_turn_to_end() -> None:
+    a = Anchoring(25, end_silence_s=0.3)
+    tl = Timeline("r", "r", 0.0)
+    a.observe(tl, 0.0, 0.0, 0)
+    tl.done = True  # response.done comes early over WebRTC: audio still streaming
+    assert not a.ended(tl, 1.0, None, speaking=True)
+    assert a.ended(tl, 1.0, None, speaking=False)

@@ -68,7 +68,7 @@ async def test_mouth_follows_the_played_level(tmp_path: Path) -> None:
 
     shown: list[ShownFrame] = []
     p = pipeline(fb, ac, shown)
-    p._on_shown = lambda f: (shown.append(f), on_shown(f))  # type: ignore[assignment,func-returns-value]
+    p.on_shown = on_shown
     await p.start()
     await asyncio.sleep(0.2)
     sound = speech_like(2.6)
@@ -157,6 +157,8 @@ async def test_avatar_yields_to_service_frames(tmp_path: Path) -> None:
     ac.level_fn = lambda t: 0.2
     await until(lambda: len(shown) >= 5)
     ac.silence()
+    p.set_turn(Turn.IDLE)
+    p.set_turn(Turn.SPEAKING)  # the next answer, with frames
     for i in range(10):
         p.on_image_delta(numbered_jpeg(i), "r")
     cut = len(shown)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
-from rtedge.state import State
+from rtedge.state import State, Turn
 from tests.display.helpers import AudioClock, at_clock, make_fb, numbered_jpeg, until
 
 FPS = 25
@@ -208,3 +208,35 @@ async def test_bad_frame_is_counted_not_fatal(tmp_path: Path) -> None:
     await until(lambda: len(shown) == 1)
     await p.stop()
     assert p.stats.dropped["service.bad_frame"] == 2
+
+
+async def test_a_silent_lead_in_does_not_delay_the_frames(tmp_path: Path) -> None:
+    # The response opens with 0.5 s of silence: its frames start with it, so they are anchored
+    # where its audio started arriving (the turn turning SPEAKING) plus the audio path's delay.
+    ac = AudioClock()
+    shown: list[ShownFrame] = []
+    p = await started(make(tmp_path, ac, shown, audio_delay_s=0.08))
+    p.set_turn(Turn.SPEAKING)
+    start = ac.clock()
+    for i in range(30):
+        p.on_image_delta(JPEGS[i], "r")
+    await asyncio.sleep(0.58)
+    ac.play()  # the first audible sound, 0.5 s into the answer
+    await until(lambda: len(shown) == 30)
+    await p.stop()
+    assert shown[0].due == pytest.approx(start + 0.08, abs=0.01)
+    assert all(abs(f.shown - f.due) <= SKEW_AIM for f in shown)
+
+
+async def test_pressing_to_talk_ends_pending_frames(tmp_path: Path) -> None:
+    ac = AudioClock()
+    shown: list[ShownFrame] = []
+    p = await started(make(tmp_path, ac, shown))
+    for i in range(40):
+        p.on_image_delta(JPEGS[i], "r")
+    onset = ac.play()
+    await at_clock(ac, onset + 0.3)
+    p.set_turn(Turn.LISTENING)  # barge-in: the playback was flushed
+    await until(lambda: len(shown) + p.stats.dropped["service.ended"] == 40, within=1.0)
+    await p.stop()
+    assert 7 <= len(shown) <= 10

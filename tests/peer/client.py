@@ -116,6 +116,7 @@ class Client:
         self.received = Received()
         self._cond = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
+        self._notifiers: set[asyncio.Future[None]] = set()
         self.call_id: str | None = None
         self.session_id: str | None = None
         self.channel = self.pc.createDataChannel(label)
@@ -187,7 +188,9 @@ class Client:
             return
         event["_t"] = time.monotonic()
         self.events.append(event)
-        asyncio.ensure_future(self._notify())
+        task = asyncio.ensure_future(self._notify())
+        self._notifiers.add(task)
+        task.add_done_callback(self._notifiers.discard)
 
     async def _notify(self) -> None:
         async with self._cond:
@@ -203,7 +206,7 @@ class Client:
         return [e for e in self.events if e["type"] == etype]
 
     async def wait_for(
-        self, etype: str, timeout: float = 10.0, after: int = 0, **match: Any
+        self, etype: str, within: float = 10.0, after: int = 0, **match: Any
     ) -> dict[str, Any]:
         """The first event of ``etype`` at index >= ``after`` whose fields equal ``match``."""
 
@@ -222,18 +225,18 @@ class Client:
                     await self._cond.wait()
 
         try:
-            return await asyncio.wait_for(wait(), timeout)
+            return await asyncio.wait_for(wait(), within)
         except TimeoutError:
             raise AssertionError(
-                f"no {etype} {match or ''} within {timeout}s; got {self.types()}"
+                f"no {etype} {match or ''} within {within}s; got {self.types()}"
             ) from None
 
     async def request(
-        self, event: dict[str, Any], etype: str, timeout: float = 10.0
+        self, event: dict[str, Any], etype: str, within: float = 10.0
     ) -> dict[str, Any]:
         mark = len(self.events)
         self.send(event)
-        return await self.wait_for(etype, timeout, after=mark)
+        return await self.wait_for(etype, within, after=mark)
 
     # -- media ----------------------------------------------------------------------------
     def _on_track(self, track: MediaStreamTrack) -> None:

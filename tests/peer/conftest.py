@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -14,8 +14,14 @@ from rtedge.peer import PeerConfig, create_app
 from rtedge.realtime.ice import use_host_addresses
 from tests.peer.client import Client
 
-# Both ends on loopback, no STUN: aioice must be told to offer 127.0.0.1.
-use_host_addresses(["127.0.0.1"])
+
+@pytest.fixture(autouse=True)
+def loopback_ice() -> Iterator[None]:
+    """Both ends on loopback, no STUN: aioice must be told to offer 127.0.0.1 (process-wide,
+    so it is restored after each test of this directory)."""
+    use_host_addresses(["127.0.0.1"])
+    yield
+    use_host_addresses(None)
 
 
 def free_port() -> int:
@@ -85,9 +91,9 @@ def make_config() -> Callable[..., PeerConfig]:
     return lambda **kw: PeerConfig(**kw)
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> None:
+async def until(cond: Callable[[], bool], within: float = 10.0, step: float = 0.02) -> None:
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + within
     while not cond():
         if loop.time() > end:
             raise AssertionError("condition not met in time")

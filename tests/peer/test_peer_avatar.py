@@ -51,7 +51,7 @@ async def test_frames_follow_the_loudness_of_the_audio(peer: PeerHandle) -> None
     await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")
     created = await c.request({"type": "response.create"}, "response.created")
     rid = created["response"]["id"]
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     started = c.of("output_audio_buffer.started")[0]
     done = c.of("response.output_image.done")
     assert len(done) == 1 and done[0]["response_id"] == rid
@@ -121,7 +121,7 @@ async def test_no_frames_without_image_modality(peer: PeerHandle) -> None:
         }
     )
     await c.request({"type": "response.create"}, "response.done")
-    await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    await c.wait_for("output_audio_buffer.stopped", within=15)
     assert not c.of("response.output_image.delta") and not c.of("response.output_image.done")
 
 
@@ -139,7 +139,7 @@ async def test_rate_and_size_are_configurable(peer: PeerHandle) -> None:
         }
     )
     created = await c.request({"type": "response.create"}, "response.created")
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     started = c.of("output_audio_buffer.started")[0]
     frames = frames_of(c, created["response"]["id"])
     assert 8 <= len(frames) / (stopped["_t"] - started["_t"]) <= 12

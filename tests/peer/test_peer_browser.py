@@ -161,8 +161,9 @@ async def test_chromium_text_and_push_to_talk_turns(peer: PeerHandle, tmp_path: 
 
     async def token(request: web.Request) -> web.Response:
         # The app's backend: the standard key never reaches the browser.
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
                 f"{peer.url}/v1/realtime/client_secrets",
                 json={
                     "session": {
@@ -173,8 +174,9 @@ async def test_chromium_text_and_push_to_talk_turns(peer: PeerHandle, tmp_path: 
                     }
                 },
                 headers={"Authorization": "Bearer sk-backend"},
-            ) as resp:
-                return web.json_response(await resp.json(), status=resp.status)
+            ) as resp,
+        ):
+            return web.json_response(await resp.json(), status=resp.status)
 
     async def report(request: web.Request) -> web.Response:
         if not result.done():

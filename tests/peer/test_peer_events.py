@@ -264,3 +264,22 @@ async def test_input_audio_buffer_clear_answers_cleared(peer: PeerHandle) -> Non
     c = await peer.connect(session=PTT)
     ev = await c.request({"type": "input_audio_buffer.clear"}, "input_audio_buffer.cleared")
     assert ev["event_id"].startswith("event_")
+
+
+async def test_hostile_messages_do_not_break_the_channel(peer: PeerHandle) -> None:
+    c = await peer.connect(session=PTT)
+    hostile: list[str | bytes] = [
+        "[" * 50_000,  # nesting deep enough to exhaust the JSON parser's recursion
+        bytes(range(256)) * 100,  # binary message
+        '{"type": "session.update", "session": ' + "[" * 20_000 + "]" * 20_000 + "}",
+        '{"type": 12}',
+        '{"type": "conversation.item.create", "item": {"type": "message", "role": "god"}}',
+        '{"type": "response.create", "response": {"max_output_tokens": 1e309}}',
+    ]
+    for message in hostile:
+        mark = len(c.events)
+        c.channel.send(message)
+        err = await c.wait_for("error", after=mark)
+        assert err["error"]["type"] == "invalid_request_error", err
+    ok = await c.request({"type": "input_audio_buffer.clear"}, "input_audio_buffer.cleared")
+    assert ok and c.pc.connectionState == "connected"

@@ -102,11 +102,13 @@ async def test_session_expired_fault(peer: PeerHandle) -> None:
 
 
 async def test_call_fault_for_unknown_call_is_404(peer: PeerHandle) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             f"{peer.url}/_rtedge/faults", json={"call": "stop_rtp", "call_id": "rtc_nope"}
-        ) as resp:
-            assert resp.status == 404
+        ) as resp,
+    ):
+        assert resp.status == 404
     result = await peer.admin("POST", "faults", {"call": "stop_rtp"})
     assert result["applied"] == []  # no active call: nothing to do
 

@@ -30,13 +30,15 @@ async def offer_sdp() -> str:
 async def post(
     url: str, data: Any = None, headers: dict[str, str] | None = None, json: Any = None
 ) -> tuple[int, dict[str, str], Any]:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(url, data=data, json=json, headers=headers or {}) as resp:
-            try:
-                body: Any = await resp.json(content_type=None)
-            except ValueError:
-                body = await resp.text()
-            return resp.status, dict(resp.headers), body
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=data, json=json, headers=headers or {}) as resp,
+    ):
+        try:
+            body: Any = await resp.json(content_type=None)
+        except ValueError:
+            body = await resp.text()
+        return resp.status, dict(resp.headers), body
 
 
 def assert_error(body: Any, code: str | None, param: str | None = None) -> None:
@@ -445,10 +447,12 @@ async def test_http_fault_on_client_secrets(peer: PeerHandle) -> None:
     ],
 )
 async def test_bad_fault_specs_are_400(peer: PeerHandle, spec: Any) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{peer.url}/_rtedge/faults", json=spec) as resp:
-            assert resp.status == 400
-            assert_error(await resp.json(), "invalid_fault")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{peer.url}/_rtedge/faults", json=spec) as resp,
+    ):
+        assert resp.status == 400
+        assert_error(await resp.json(), "invalid_fault")
 
 
 def _non_loopback_ipv4() -> str | None:

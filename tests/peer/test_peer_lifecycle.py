@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import aiohttp
 import pytest
 
 from rtedge.peer import PeerConfig
@@ -25,7 +26,7 @@ async def test_session_cap_sends_session_expired_and_closes(peer: PeerHandle) ->
     c = await peer.connect()
     expires_at = c.events[0]["session"]["expires_at"]
     assert abs(expires_at - (time.time() + 1.5)) < 2
-    err = await c.wait_for("error", timeout=5)
+    err = await c.wait_for("error", within=5)
     assert err["error"]["code"] == "session_expired"
     assert err["error"]["type"] == "invalid_request_error"
     assert 1.3 <= time.monotonic() - t0 <= 3.0
@@ -56,7 +57,7 @@ async def test_concurrent_calls_are_isolated(peer: PeerHandle) -> None:
             }
         )
         await c.request({"type": "response.create"}, "response.done")
-        await c.wait_for("output_audio_buffer.stopped", timeout=15)
+        await c.wait_for("output_audio_buffer.stopped", within=15)
         return str(c.of("response.output_audio_transcript.done")[0]["transcript"])
 
     answers = await asyncio.gather(*(turn(c, q) for c, q in zip(clients, questions, strict=True)))
@@ -78,7 +79,7 @@ async def test_ended_calls_release_tasks_threads_and_tracks(peer: PeerHandle) ->
     # Warm up once: the default executor (Opus encoding) keeps its worker threads for reuse.
     warm = await peer.connect(session=PTT)
     warm.send({"type": "response.create"})
-    await warm.wait_for("output_audio_buffer.stopped", timeout=15)
+    await warm.wait_for("output_audio_buffer.stopped", within=15)
     await warm.close()
     registry = peer.app[PEER].registry
     await until(lambda: not registry.active)
@@ -87,13 +88,13 @@ async def test_ended_calls_release_tasks_threads_and_tracks(peer: PeerHandle) ->
     threads0 = {t.name for t in threading.enumerate()}
     assert _tracks_alive() == 0
     clients = []
-    for i in range(3):
+    for _i in range(3):
         c = peer.client()
         await c.connect(session=PTT)
         c.send({"type": "response.create"})
         clients.append(c)
     for c in clients:
-        await c.wait_for("output_audio_buffer.started", timeout=10)
+        await c.wait_for("output_audio_buffer.started", within=10)
     assert len(registry.active) == 3
     busy = await peer.admin("GET", "stats")
     assert busy["call_tasks"] >= 3
@@ -130,15 +131,15 @@ async def test_abandoned_answer_times_out() -> None:
         c = Client(url)
         offer = await c.pc.createOffer()
         await c.pc.setLocalDescription(offer)
-        import aiohttp
-
-        async with aiohttp.ClientSession() as http:  # POST the offer, never apply the answer
-            async with http.post(
+        async with (  # POST the offer, never apply the answer
+            aiohttp.ClientSession() as http,
+            http.post(
                 f"{url}/v1/realtime/calls",
                 data=c.pc.localDescription.sdp,
                 headers={"Authorization": "Bearer k", "Content-Type": "application/sdp"},
-            ) as resp:
-                assert resp.status == 201
+            ) as resp,
+        ):
+            assert resp.status == 201
         registry = runner.app[PEER].registry
         assert len(registry.active) == 1
         await until(lambda: not registry.active, 5)

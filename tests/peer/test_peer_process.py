@@ -51,13 +51,15 @@ async def test_subprocess_call_keys_and_sigterm() -> None:
     url = f"http://127.0.0.1:{port}"
     c = Client(url)
     try:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
                 f"{url}/v1/realtime/calls",
                 data="v=0",
                 headers={"Authorization": "Bearer nope", "Content-Type": "application/sdp"},
-            ) as resp:
-                assert resp.status == 401
+            ) as resp,
+        ):
+            assert resp.status == 401
         await c.connect(
             key="k3", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
         )
@@ -73,7 +75,7 @@ async def test_subprocess_call_keys_and_sigterm() -> None:
         )
         await c.request({"type": "response.create"}, "response.done")
         assert c.of("response.output_audio_transcript.done")[0]["transcript"] == "6 times 7 is 42."
-        await c.wait_for("output_audio_buffer.stopped", timeout=15)
+        await c.wait_for("output_audio_buffer.stopped", within=15)
         assert len(c.received.frames) > 50
         assert not c.violations
         # SIGTERM: the active call is closed and the process exits 0.

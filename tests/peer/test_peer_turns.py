@@ -49,14 +49,17 @@ def response_events(c: Client, response_id: str) -> list[str]:
     out = []
     for e in c.events:
         rid = e.get("response_id") or (e.get("response") or {}).get("id")
-        if rid == response_id:
-            out.append(e["type"])
-        elif e["type"].startswith("conversation.item.") and e["type"] in (
-            "conversation.item.added",
-            "conversation.item.done",
+        if (
+            rid == response_id
+            or e["type"].startswith("conversation.item.")
+            and e["type"]
+            in (
+                "conversation.item.added",
+                "conversation.item.done",
+            )
+            and e["item"].get("role") == "assistant"
         ):
-            if e["item"].get("role") == "assistant":
-                out.append(e["type"])
+            out.append(e["type"])
     return out
 
 
@@ -67,7 +70,7 @@ async def test_text_turn_spoken_reply_sequence_and_audio(peer: PeerHandle) -> No
     rid = created["response"]["id"]
     assert created["response"]["status"] == "in_progress"
     done = await c.wait_for("response.done")
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     assert stopped["response_id"] == rid
     seq = response_events(c, rid)
     core = [
@@ -179,7 +182,7 @@ async def test_push_to_talk_turn(peer: PeerHandle) -> None:
     transcript = c.of("response.output_audio_transcript.done")[0]["transcript"]
     m = re.fullmatch(r"I heard (\d+\.\d) seconds of audio\.", transcript)
     assert m and 1.0 <= float(m.group(1)) <= 1.5, transcript
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     started = c.of("output_audio_buffer.started")[0]
     assert voiced_between(c, started["_t"], stopped["_t"] + 0.2) > 1.0
 
@@ -189,8 +192,8 @@ async def test_server_vad_turn_creates_response(peer: PeerHandle) -> None:
     assert c.mic is not None
     await asyncio.sleep(0.3)
     c.mic.play(tone(0.6, 250))
-    started = await c.wait_for("input_audio_buffer.speech_started", timeout=5)
-    stopped = await c.wait_for("input_audio_buffer.speech_stopped", timeout=5)
+    started = await c.wait_for("input_audio_buffer.speech_started", within=5)
+    stopped = await c.wait_for("input_audio_buffer.speech_stopped", within=5)
     committed = await c.wait_for("input_audio_buffer.committed")
     assert started["item_id"] == stopped["item_id"] == committed["item_id"]
     span = stopped["audio_end_ms"] - started["audio_start_ms"]
@@ -203,7 +206,7 @@ async def test_server_vad_turn_creates_response(peer: PeerHandle) -> None:
     await c.wait_for("response.done")
     transcript = c.of("response.output_audio_transcript.done")[0]["transcript"]
     assert transcript.startswith("I heard ")
-    await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    await c.wait_for("output_audio_buffer.stopped", within=15)
     assert voiced_s(c.received.frames) > 1.0
 
 
@@ -223,7 +226,7 @@ async def test_server_vad_without_create_response(peer: PeerHandle) -> None:
     c = await peer.connect(session=session)
     assert c.mic is not None
     c.mic.play(tone(0.4, 250))
-    await c.wait_for("input_audio_buffer.committed", timeout=5)
+    await c.wait_for("input_audio_buffer.committed", within=5)
     await asyncio.sleep(0.8)
     assert not c.of("response.created")
 
@@ -282,7 +285,7 @@ async def test_response_cancel_stops_audio_and_truncates(peer: PeerHandle) -> No
 async def test_output_audio_buffer_clear_after_response_done(peer: PeerHandle) -> None:
     c = await peer.connect(session=PTT)
     await long_reply(c)
-    await c.wait_for("response.done", timeout=15)  # generation done, playback still going
+    await c.wait_for("response.done", within=15)  # generation done, playback still going
     assert not c.of("output_audio_buffer.stopped")
     err = await c.request({"type": "response.cancel"}, "error")
     assert err["error"]["code"] == "response_cancel_not_active"
@@ -316,7 +319,7 @@ async def test_barge_in_with_server_vad(peer: PeerHandle) -> None:
     await asyncio.sleep(0.4)
     mark = len(c.events)
     c.mic.play(tone(0.5, 250))
-    cleared = await c.wait_for("output_audio_buffer.cleared", after=mark, timeout=5)
+    cleared = await c.wait_for("output_audio_buffer.cleared", after=mark, within=5)
     after = [e["type"] for e in c.events[mark:]]
     assert after[:3] == [
         "input_audio_buffer.speech_started",
@@ -375,7 +378,7 @@ async def test_function_tool_call_and_continuation(peer: PeerHandle) -> None:
     await c.wait_for("response.done", after=mark)
     transcript = c.of("response.output_audio_transcript.done")[-1]["transcript"]
     assert transcript.startswith("The get weather tool returned") and "18" in transcript
-    stopped = await c.wait_for("output_audio_buffer.stopped", after=mark, timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", after=mark, within=15)
     assert voiced_between(c, c.events[mark]["_t"], stopped["_t"] + 0.2) > 0.5
 
 
@@ -425,7 +428,7 @@ async def test_truncate_item_and_voice_locked_after_audio(peer: PeerHandle) -> N
     c = await peer.connect(session=PTT)
     c.send(user_text("hello"))
     await c.request({"type": "response.create"}, "response.done")
-    await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    await c.wait_for("output_audio_buffer.stopped", within=15)
     item_id = c.of("response.output_item.done")[0]["item"]["id"]
     tr = await c.request(
         {
@@ -471,7 +474,7 @@ async def test_echo_mode_plays_back_the_committed_audio(peer: PeerHandle) -> Non
     await asyncio.sleep(0.4)
     await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")
     await c.request({"type": "response.create"}, "response.done")
-    stopped = await c.wait_for("output_audio_buffer.stopped", timeout=15)
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
     assert c.of("response.output_audio_transcript.done")[0]["transcript"] == ""
     started = c.of("output_audio_buffer.started")[0]
     got = c.received.pcm_between(started["_t"] - 0.1, stopped["_t"] + 0.3).astype(np.float64)
@@ -514,3 +517,21 @@ async def test_loopback_mode_returns_audio_at_once(peer: PeerHandle) -> None:
     assert first - t0 < 0.3
     await asyncio.sleep(0.7)
     assert 0.4 <= voiced_between(c, t0, time.monotonic()) <= 0.62
+
+
+async def test_server_vad_idle_timeout_prompts_the_user(peer: PeerHandle) -> None:
+    session = {
+        "type": "realtime",
+        "audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}},
+    }
+    c = await peer.connect(session=session)
+    c.send(user_text("hello"))
+    await c.request({"type": "response.create"}, "response.done")
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
+    timeout = await c.wait_for("input_audio_buffer.timeout_triggered", within=8)
+    assert 4.8 <= timeout["_t"] - stopped["_t"] <= 6.0
+    assert 4900 <= timeout["audio_end_ms"] - timeout["audio_start_ms"] <= 5100
+    committed = await c.wait_for("input_audio_buffer.committed", item_id=timeout["item_id"])
+    assert committed
+    await c.wait_for("response.done", after=c.events.index(timeout))
+    assert c.of("response.output_audio_transcript.done")[-1]["transcript"] == "Are you still there?"

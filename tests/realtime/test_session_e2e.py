@@ -7,6 +7,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 
+import numpy as np
+
 from rtedge.demo import speech_pcm
 from tests.support import Daemon, Peer, http, tone, voiced_seconds, wait_for
 
@@ -181,3 +183,32 @@ def test_secret_never_in_status_metrics_or_log(
     log = daemon.log()
     assert secret not in log
     assert "auth" in log  # the refusal itself was logged, without the key
+
+
+def test_rtav_shape_end_to_end_with_avatar_frames(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    """provider = rtav: multipart signaling, channel ``realtime``, the flat session with
+    ``face``/``driving``/``modalities``, and JPEG frames that reach the framebuffer."""
+    peer = peer_factory()
+    daemon = daemon_factory(
+        peer.calls_url,
+        config={
+            "realtime": {
+                "provider": "rtav",
+                "voice": "default",
+                "session": {"face": "face_demo", "driving": "idle"},
+            },
+            "display": {"backend": "fbdev"},
+        },
+    )
+    call = peer.active_call()
+    assert call is not None and call["label"] == "realtime"
+    daemon.say(tone(1.0))
+    daemon.wait_turn("speaking", 10)
+    daemon.wait_turn("idle", 30)
+    status = daemon.status()
+    assert status["events_in"].get("response.output_image.delta", 0) > 5
+    assert status["frames_shown"] > 5
+    fb = np.fromfile(daemon.dir / "fb0", dtype=np.uint8)
+    assert fb.any()  # the avatar was drawn into the framebuffer file

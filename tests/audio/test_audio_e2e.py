@@ -1,0 +1,217 @@
+"""Audio end to end: the appliance (in this process, so the test can hold gpiozero's mock
+button) against ``rtedge peer --mode echo`` (a real process) over real WebRTC on loopback,
+with the microphone and speaker on real ALSA (file plugin; the mic is a FIFO fed in real
+time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rtedge.peer.server", reason="needs the local peer (rtedge peer)")
+pytest.importorskip("rtedge.display.pipeline", reason="the appliance imports the display")
+
+from gpiozero import Device  # noqa: E402
+from gpiozero.pins.mock import MockFactory  # noqa: E402
+
+from rtedge.app import Appliance  # noqa: E402
+from rtedge.demo import speech_pcm  # noqa: E402
+from rtedge.settings import Settings  # noqa: E402
+from rtedge.state import Connection, Turn  # noqa: E402
+from tests.audio.alsa_rig import AlsaRig, FifoDrain, MicFeeder, eventually, sine  # noqa: E402
+from tests.support import Peer, free_port  # noqa: E402
+
+RATE = 48000
+PERIOD = 960
+PIN = 17
+
+
+def best_match(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, float]:
+    h = haystack.astype(np.float64)
+    n = needle.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(h.size + n.size)))
+    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)[: h.size]
+    lag = int(np.argmax(corr))
+    seg = h[lag : lag + n.size]
+    if seg.size < n.size:
+        seg = np.pad(seg, (0, n.size - seg.size))
+    return lag, float(np.dot(seg, n) / (np.linalg.norm(seg) * np.linalg.norm(n) + 1e-9))
+
+
+def voiced_periods(x: np.ndarray, threshold: float = 0.005) -> int:
+    frames = x[: x.size // PERIOD * PERIOD].reshape(-1, PERIOD).astype(np.float64) / 32768
+    return int((np.sqrt((frames**2).mean(axis=1)) > threshold).sum())
+
+
+class Rig:
+    def __init__(self, tmp: Path) -> None:
+        self.alsa = AlsaRig(tmp)
+        self.alsa.write_conf(capture_copy=True)
+        self.feeder: MicFeeder
+        self.drain: FifoDrain | None
+        self.feeder, self.drain = self.alsa.make_mic(capture_copy=True)
+        self.feeder.start()
+        self.alsa.make_speaker()
+        self.peer = Peer(tmp, "--mode", "echo").start()
+        self.pin_factory = MockFactory()
+        self.app: Appliance | None = None
+        self.flushes: list[float] = []
+
+    def speaker(self) -> np.ndarray:
+        """Left channel of everything the speaker played so far."""
+        return self.alsa.speaker_samples().reshape(-1, 2)[:, 0]
+
+    def close(self) -> None:
+        self.feeder.stop()
+        if self.drain is not None:
+            self.drain.close()
+        self.peer.kill()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    old = Device.pin_factory
+    Device.pin_factory = r.pin_factory
+    try:
+        yield r
+    finally:
+        Device.pin_factory = old
+        r.close()
+
+
+@pytest.fixture
+async def app(rig: Rig) -> AsyncIterator[Appliance]:
+    settings = Settings.model_validate(
+        {
+            "realtime": {
+                "provider": "local",
+                "url": rig.peer.calls_url,
+                "api_key": "test-key",
+                "connect_timeout_s": 5,
+                "liveness_timeout_s": 10,
+            },
+            "audio": {
+                "capture_device": "rtmic",
+                "playback_device": "rtspk",
+                "earcons": False,
+                "reopen_initial_s": 0.2,
+                "reopen_max_s": 0.5,
+            },
+            "ptt": {"gpio_pin": PIN},
+            "display": {"backend": "none"},
+            "health": {"listen": f"127.0.0.1:{free_port()}"},
+            "reconnect": {"initial_s": 0.3, "max_s": 2, "jitter": 0.1},
+        }
+    )
+    appliance = Appliance(settings)
+    rig.app = appliance
+    flush = appliance.audio.flush
+
+    def recording_flush() -> None:
+        rig.flushes.append(appliance.audio.played_seconds())
+        flush()
+
+    appliance.audio.flush = recording_flush  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(appliance.run(stop))
+    try:
+        await eventually(lambda: appliance.state.connection is Connection.CONNECTED, within=10)
+        yield appliance
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 8)
+
+
+async def say(rig: Rig, app: Appliance, pcm: np.ndarray, hold_after: float = 0.2) -> None:
+    """Hold the mock button while ``pcm`` plays into the mic, then let go."""
+    pin: Any = rig.pin_factory.pin(PIN)
+    pin.drive_low()
+    await eventually(lambda: app.state.turn is Turn.LISTENING, within=2)
+    rig.feeder.play(pcm)
+    await asyncio.sleep(pcm.size / RATE + hold_after)
+    pin.drive_high()
+
+
+async def test_held_speech_is_echoed_and_released_audio_is_not_sent(
+    rig: Rig, app: Appliance
+) -> None:
+    # a loud tone while the button is up: it must never reach the service
+    rig.feeder.play(sine(600, 1.0, RATE, 0.5))
+    await asyncio.sleep(1.1)
+    speech = speech_pcm("Testing the microphone, one two three.")
+    start = rig.speaker().size
+    await say(rig, app, speech)
+    await eventually(lambda: app.state.turn is Turn.SPEAKING, within=10)
+    await eventually(lambda: app.state.turn is Turn.IDLE, within=30)
+    await asyncio.sleep(0.3)
+    out = rig.speaker()[start:]
+    lag, coef = best_match(out, speech)
+    assert coef > 0.7, coef  # the reply is our own voice, through Opus twice
+    assert voiced_periods(out) * PERIOD / RATE == pytest.approx(
+        voiced_periods(speech) * PERIOD / RATE, abs=0.3
+    )
+    # nothing else came back: the second of tone fed while released is nowhere in the reply
+    outside = np.concatenate((out[: max(0, lag - PERIOD)], out[lag + speech.size + PERIOD :]))
+    assert voiced_periods(outside) == 0, voiced_periods(outside)
+    assert app.state.queue_drops["playback"] == 0
+
+
+async def test_press_during_reply_cuts_the_speaker_within_one_period(
+    rig: Rig, app: Appliance
+) -> None:
+    speech = speech_pcm("Please tell me a long story about the sea and the mountains and the sky.")
+    await say(rig, app, speech)
+    await eventually(lambda: app.state.turn is Turn.SPEAKING, within=10)
+    await eventually(lambda: app.audio.speaker_level() > 0.01, within=5)
+    await asyncio.sleep(0.8)
+    pin: Any = rig.pin_factory.pin(PIN)
+    pin.drive_low()  # barge in
+    await eventually(lambda: app.state.turn is Turn.LISTENING, within=2)
+    await asyncio.sleep(1.0)
+    pin.drive_high()
+    await asyncio.sleep(0.3)
+    assert rig.flushes, "the press did not flush the speaker"
+    at = int(rig.flushes[-1] * RATE) - app.audio.playback.device_origin
+    out = rig.speaker()
+    assert voiced_periods(out[at - 10 * PERIOD : at]) >= 5  # it was speaking
+    after = out[at + PERIOD : at + PERIOD + int(0.8 * RATE)]
+    assert after.size and voiced_periods(after) == 0, voiced_periods(after)
+    call = rig.peer.active_call()
+    assert call is not None
+    sent = call["client_events"]
+    assert "response.cancel" in sent and "output_audio_buffer.clear" in sent
+
+
+async def test_capture_failing_mid_call_is_reopened_and_the_call_survives(
+    rig: Rig, app: Appliance
+) -> None:
+    call_id = app.state.call_id
+    assert app.state.devices["capture"].ok
+    rig.alsa.vanish_mic()  # the USB mic is pulled: reads fail, reopening fails
+    assert rig.drain is not None
+    rig.drain.close()
+    await eventually(lambda: not app.state.devices["capture"].ok, within=3)
+    assert any("capture unavailable" in p for p in app.state.problems())
+    await asyncio.sleep(2.0)  # the call stays up meanwhile (RTP keeps flowing: silence)
+    assert app.state.connection is Connection.CONNECTED and app.state.call_id == call_id
+    rig.feeder.stop()
+    rig.feeder, rig.drain = rig.alsa.make_mic(capture_copy=True)  # plugged back in
+    rig.feeder.start()
+    await eventually(lambda: app.state.devices["capture"].ok, within=5)
+    speech = speech_pcm("Back again.")
+    start = rig.speaker().size
+    await say(rig, app, speech)
+    await eventually(lambda: app.state.turn is Turn.SPEAKING, within=10)
+    await eventually(lambda: app.state.turn is Turn.IDLE, within=20)
+    await asyncio.sleep(0.3)
+    _, coef = best_match(rig.speaker()[start:], speech)
+    assert coef > 0.7, coef
+    assert app.state.call_id == call_id
