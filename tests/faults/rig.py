@@ -102,6 +102,33 @@ class Resources:
         }
 
 
+def http_keepalive_fds(pid: int, remote_port: int | None) -> int:
+    """Open TCP connections from ``pid`` to the service's HTTP port: aiohttp keeps one or two
+    idle in its pool for 15 s after a request (a hangup, a connect), so their number depends on
+    timing, not on leaks. They are left out of the fd count; every other fd is counted."""
+    if remote_port is None:
+        return 0
+    inodes: set[str] = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 9 and int(cols[2].rsplit(":", 1)[1], 16) == remote_port:
+                inodes.add(cols[9])
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            n += 1
+    return n
+
+
 class HealthWatch:
     """Polls ``/healthz`` every 50 ms in a thread, keeping (monotonic time, status, body)."""
 
@@ -183,12 +210,18 @@ class FaultDaemon:
     def probe(self, request: dict[str, Any]) -> dict[str, Any]:
         return probe(self.sock, request)
 
+    def service_port(self) -> int | None:
+        text = self.d.config_path.read_text()
+        m = re.search(r'^url = "https?://[^/:]+:(\d+)/', text, re.M)
+        return int(m.group(1)) if m else None
+
     def resources(self) -> Resources:
         p = self.probe({"op": "stats"})  # first: what the probe allocates is then counted
         s = sample(self.pid)
+        pooled = http_keepalive_fds(self.pid, self.service_port())
         return Resources(
             rss_kb=s.rss_kb,
-            fds=s.fds,
+            fds=s.fds - pooled,
             threads=s.threads,
             tasks=p["tasks"],
             task_names=p["task_names"],

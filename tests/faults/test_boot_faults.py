@@ -33,8 +33,8 @@ def test_peer_down_at_boot(peer_factory: PeerFactory, fault_daemon: FaultDaemonF
     assert code == 503, body
     assert any("connect" in p.lower() or "backoff" in p for p in body["problems"]), body
     assert daemon.alive()
+    peer = peer_factory(port=port)  # returns once the peer answers
     t_up = time.monotonic()
-    peer = peer_factory(port=port)
     recovery = daemon.watch.wait_new_call(t_up, None, 30)
     _, hi = backoff_window(1, first=10)  # at most one max_s delay in progress
     assert recovery <= hi + CONNECT_SLACK_S, recovery
