@@ -37,6 +37,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {
+        "loadavg_at_report": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "arch": platform.machine(),
         "nproc": os.cpu_count(),
         "cpu": cpu or "unknown",
@@ -208,10 +209,17 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=ROOT / "bench-results")
     ap.add_argument("--since", type=float, default=0.0)
     ap.add_argument("--missing", default="", help="comma-separated benchmarks not run, and why")
+    ap.add_argument("--load-start", default="", help="/proc/loadavg when the run began")
     args = ap.parse_args()
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     m = machine()
-    combined: dict[str, Any] = {"date": date, "machine": m, "benchmarks": {}, "not_run": {}}
+    combined: dict[str, Any] = {
+        "date": date,
+        "machine": m,
+        "loadavg_at_start": args.load_start,
+        "benchmarks": {},
+        "not_run": {},
+    }
     rows: list[Row] = []
     for name, reader in READERS.items():
         path = args.dir / f"{name}.json"
@@ -230,7 +238,8 @@ def main() -> int:
     (args.dir / "bench.json").write_text(json.dumps(combined, indent=1) + "\n")
     lines = [
         f"Benchmarks of {date} on {m['arch']}, {m['nproc']} cores, {m['cpu']} "
-        f"(Linux {m['kernel']}, Python {m['python']}); every baseline measured in the same run.",
+        f"(Linux {m['kernel']}, Python {m['python']}); every baseline measured in the same run. "
+        f"Load average {args.load_start or '?'} at the start, {m['loadavg_at_report']} at the end.",
         "",
         "| benchmark | rtedge | baseline (same run) | ratio | budget |",
         "|---|---|---|---|---|",
