@@ -232,9 +232,14 @@ def main() -> int:
             rows += reader(data)
         except (KeyError, TypeError, ZeroDivisionError) as exc:
             rows.append((name, f"(unreadable result: {exc!r})", "", "", ""))
+    combined["exited_nonzero"] = []
     for item in filter(None, args.missing.split(",")):
         name, _, why = item.partition(":")
-        combined["not_run"][name] = why or "not run"
+        if why == "failed" and name in combined["benchmarks"]:
+            # It ran and wrote its figures, then exited non-zero: its own budget check failed.
+            combined["exited_nonzero"].append(name)
+        else:
+            combined["not_run"][name] = why or "not run"
     (args.dir / "bench.json").write_text(json.dumps(combined, indent=1) + "\n")
     lines = [
         f"Benchmarks of {date} on {m['arch']}, {m['nproc']} cores, {m['cpu']} "
@@ -245,6 +250,9 @@ def main() -> int:
         "|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    if combined["exited_nonzero"]:
+        names = ", ".join(f"scripts/bench_{n}.py" for n in combined["exited_nonzero"])
+        lines += ["", f"{names}: exited non-zero in this run (its own budget check failed)."]
     if combined["not_run"]:
         lines += [
             "",
