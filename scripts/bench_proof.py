@@ -185,14 +185,32 @@ def bench_reconnect(rig: Rig, repeats: int) -> dict[str, Any]:
             rig.peer.fault(call="drop_connection")
             healthy_call(daemon, old)
             drops.append(time.monotonic() - t0)
-        restarts: list[float] = []
-        for _ in range(max(2, repeats // 4)):
-            wait_for(lambda: (daemon.status().get("session_age_s") or 0) >= 1.2, 10, "settled")
-            old = daemon.status()["call_id"]
-            rig.peer.kill()
-            time.sleep(2.0)
-            rig.peer = Peer(rig.workdir, port=rig.peer.port).start()
-            restarts.append(healthy_call(daemon, old))  # from the peer answering again
+        # The peer killed, restarted 2 s later. "streaming": the call is old enough (> 2 s) for
+        # the daemon to have learnt that the peer streams RTP between replies. "silent": the
+        # peer sent no RTP since the call began (as OpenAI between replies): only ICE consent
+        # expiry can tell the call is gone.
+        restart: dict[str, dict[str, list[float]]] = {}
+        for kind in ("streaming", "silent"):
+            seen: list[float] = []
+            back: list[float] = []
+            for _ in range(max(2, repeats // 4)):
+                if kind == "silent":
+                    healthy_call(daemon, None)
+                    rig.peer.fault(call="stop_rtp")
+                    time.sleep(3.0)
+                else:
+                    wait_for(
+                        lambda: (daemon.status().get("session_age_s") or 0) >= 3.0, 15, "settled"
+                    )
+                old = daemon.status()["call_id"]
+                t_kill = time.monotonic()
+                rig.peer.kill()
+                wait_for(lambda: daemon.healthz()[0] != 200, 90, "loss seen", step=0.02)
+                seen.append(time.monotonic() - t_kill)
+                time.sleep(2.0)
+                rig.peer = Peer(rig.workdir, port=rig.peer.port).start()
+                back.append(healthy_call(daemon, old))  # from the peer answering again
+            restart[kind] = {"seen": seen, "back": back}
     finally:
         daemon.stop()
     bare = run_bare(rig.peer.calls_url, repeats, every=repeats)["connect_s"]
@@ -200,7 +218,10 @@ def bench_reconnect(rig: Rig, repeats: int) -> dict[str, Any]:
         "config": cfg["reconnect"],
         "drop_to_healthy_s": stats(drops),
         "drop_to_healthy_minus_backoff_s": stats([d - initial for d in drops]),
-        "peer_restart_to_healthy_s": stats(restarts),
+        "peer_killed_to_unhealthy_s": stats(restart["streaming"]["seen"]),
+        "peer_restart_to_healthy_s": stats(restart["streaming"]["back"]),
+        "silent_peer_killed_to_unhealthy_s": stats(restart["silent"]["seen"]),
+        "silent_peer_restart_to_healthy_s": stats(restart["silent"]["back"]),
         "bare_aiortc_connect_s": stats(bare),
     }
 
@@ -314,12 +335,14 @@ def markdown(result: dict[str, Any]) -> str:
             f"(p90 {r['drop_to_healthy_s']['p90'] * 1000:.0f}) | bare aiortc connect "
             f"{bare * 1000:.0f} ms | {d / bare:.2f} |"
         )
-        pr = r["peer_restart_to_healthy_s"]
-        rows.append(
-            f"| peer killed, restarted: its answer -> healthy (median of {pr['n']}) | "
-            f"{pr['median'] * 1000:.0f} ms | bare aiortc connect {bare * 1000:.0f} ms | "
-            f"{pr['median'] / bare:.2f} |"
-        )
+        for tag, label in (("", "peer streaming idle RTP"), ("silent_", "silent peer")):
+            seen = r[f"{tag}peer_killed_to_unhealthy_s"]
+            pr = r[f"{tag}peer_restart_to_healthy_s"]
+            rows.append(
+                f"| {label} killed: loss seen / restarted -> healthy (median of {pr['n']}) | "
+                f"{seen['median'] * 1000:.0f} ms / {pr['median'] * 1000:.0f} ms | bare aiortc "
+                f"connect {bare * 1000:.0f} ms | |"
+            )
     m = result.get("memory")
     if m:
         a, b = m["rtedge"], m["bare_aiortc"]

@@ -133,17 +133,21 @@ def rows_proof(d: dict[str, Any]) -> list[Row]:
                 "",
             )
         )
-        pr = r["peer_restart_to_healthy_s"]
-        out.append(
-            (
-                f"reconnect: peer restarted -> healthy (median of {pr['n']}, backoff max "
-                f"{r['config']['max_s']} s)",
-                ms(pr["median"] * 1000),
-                f"bare aiortc connect {ms(bare)}",
-                f"{pr['median'] * 1000 / bare:.2f}",
-                "",
+        for tag, label in (("", "streaming idle RTP"), ("silent_", "silent between replies")):
+            if f"{tag}peer_restart_to_healthy_s" not in r:
+                continue
+            seen = r[f"{tag}peer_killed_to_unhealthy_s"]
+            pr = r[f"{tag}peer_restart_to_healthy_s"]
+            out.append(
+                (
+                    f"reconnect: peer ({label}) killed -> loss seen; restarted -> healthy "
+                    f"(median of {pr['n']}, backoff max {r['config']['max_s']} s)",
+                    f"{ms(seen['median'] * 1000)}; {ms(pr['median'] * 1000)}",
+                    f"bare aiortc connect {ms(bare)}",
+                    "",
+                    "",
+                )
             )
-        )
     m = d.get("memory")
     if m:
         a, b = m["rtedge"], m["bare_aiortc"]
