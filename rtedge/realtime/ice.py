@@ -33,5 +33,5 @@ def tune_consent(liveness_timeout_s: float) -> None:
     service that is silent between replies (OpenAI sends no RTP then) and goes away would
     look healthy all that time. Checks every 1 s (a ~100-byte STUN request answered by every
     WebRTC endpoint) and give up after ``liveness_timeout_s`` of misses. Process-wide."""
-    aioice.ice.CONSENT_INTERVAL = 1.0
+    aioice.ice.CONSENT_INTERVAL = 1
     aioice.ice.CONSENT_FAILURES = max(2, round(liveness_timeout_s))
