@@ -21,7 +21,7 @@ from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
-from rtedge.realtime.ice import use_host_addresses
+from rtedge.realtime.ice import tune_consent, use_host_addresses
 from rtedge.realtime.session_shape import build_session
 from rtedge.realtime.signaling import Signaling
 from rtedge.realtime.supervisor import Supervisor
@@ -130,6 +130,7 @@ class Appliance:
 
         if is_loopback_host(urlsplit(rt.url).hostname):
             use_host_addresses(["127.0.0.1"])  # aioice never offers loopback by itself
+        tune_consent(rt.liveness_timeout_s)
         self._http = aiohttp.ClientSession()
         self.supervisor = Supervisor(
             self._make_call,

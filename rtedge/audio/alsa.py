@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rtedge.audio.dsp import SILENCE_RMS, Converter, Int16Array, Rechunker, apply_gain, rms
+from rtedge.backoff import Backoff
 from rtedge.logs import event as log_event
 from rtedge.systemd import try_realtime
 
@@ -91,23 +92,6 @@ def open_alsa_pcm(kind: str, params: PcmParams) -> Pcm:
 def describe_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]
-
-
-class Backoff:
-    """Exponential delays from ``initial`` doubling to ``maximum``."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial = initial
-        self.maximum = max(maximum, initial)
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self.maximum, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 class Pacer:
@@ -220,7 +204,7 @@ class _Worker:
                     )
                     self._reported_missing = True
                 self._status(False, reason)
-                self._idle(self._backoff.next())
+                self._idle(self._backoff.next_delay())
                 continue
             self.opens += 1
             try:
@@ -244,7 +228,7 @@ class _Worker:
             finally:
                 self._close(pcm)
             if not self._stop.is_set():
-                self._idle(self._backoff.next())
+                self._idle(self._backoff.next_delay())
 
     def _streaming(self) -> None:
         """The first period moved: the device works (some plugins only fail on first I/O)."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from rtedge.backoff import Backoff
 from rtedge.display.frames import BadFrame, Picture
 from rtedge.display.geometry import DisplayError
 from rtedge.display.sinks import Sink
@@ -58,7 +58,8 @@ class Presenter:
     async def run(self) -> None:
         """Keep the sink open: open with jittered exponential backoff, check it now and then,
         reopen after a failure. Runs until cancelled."""
-        delay = self.retry_initial_s
+        # Jitter keeps a fleet of kiosks from retrying in lockstep after a shared fault.
+        backoff = Backoff(self.retry_initial_s, self.retry_max_s, jitter=0.2)
         while True:
             self.open_attempts += 1
             try:
@@ -66,11 +67,9 @@ class Presenter:
             except (DisplayError, OSError, ValueError) as exc:
                 reason = str(exc) or type(exc).__name__
                 self._down(reason)
-                # Jitter keeps a fleet of kiosks from retrying in lockstep after a shared fault.
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self.retry_max_s)
+                await asyncio.sleep(backoff.next_delay())
                 continue
-            delay = self.retry_initial_s
+            backoff.reset()
             self.ready = True
             self._failed.clear()
             self.state.set_device(DEVICE, True, detail)

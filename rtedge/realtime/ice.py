@@ -25,3 +25,13 @@ def use_host_addresses(addresses: Sequence[str] | None) -> None:
         return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = _fixed
+
+
+def tune_consent(liveness_timeout_s: float) -> None:
+    """Make ICE consent freshness (RFC 7675) notice a vanished service within about
+    ``liveness_timeout_s``. aioice checks every 5 s and gives up after 6 misses (~35 s): a
+    service that is silent between replies (OpenAI sends no RTP then) and goes away would
+    look healthy all that time. Checks every 1 s (a ~100-byte STUN request answered by every
+    WebRTC endpoint) and give up after ``liveness_timeout_s`` of misses. Process-wide."""
+    aioice.ice.CONSENT_INTERVAL = 1
+    aioice.ice.CONSENT_FAILURES = max(2, round(liveness_timeout_s))

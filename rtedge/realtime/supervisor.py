@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 
+from rtedge.backoff import Backoff
 from rtedge.logs import event as log_event
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
@@ -24,23 +24,6 @@ from rtedge.state import Connection, State, Turn
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.25
-
-
-class Backoff:
-    def __init__(self, settings: ReconnectSettings, rng: random.Random | None = None) -> None:
-        self._s = settings
-        self._rng = rng or random.Random()
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        s = self._s
-        base = min(s.max_s, s.initial_s * s.multiplier**self.failures)
-        self.failures += 1
-        spread = base * s.jitter
-        return max(0.0, base + self._rng.uniform(-spread, spread))
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class Supervisor:
@@ -62,7 +45,12 @@ class Supervisor:
         self._connect_timeout_s = connect_timeout_s
         self._liveness_timeout_s = liveness_timeout_s
         self._rotate_after_s = rotate_after_s
-        self.backoff = Backoff(settings)
+        self.backoff = Backoff(
+            settings.initial_s,
+            settings.max_s,
+            multiplier=settings.multiplier,
+            jitter=settings.jitter,
+        )
         self.call: Call | None = None
         self._wake = asyncio.Event()
         self.rotations = 0
