@@ -387,3 +387,5 @@ def test_service_gone_while_idle_and_silent(
         LIVENESS_S + 2 * WATCH_INTERVAL_S + CONNECT_SLACK_S,
         "healthz to report the vanished service",
     )
+    seen = next(t for t, code, _ in daemon.watch.since(t_kill) if code != 200) - t_kill
+    print(f"RECOVERY silent_service_gone seen {seen:.2f}s {daemon.watch.problems_since(t_kill)}")
