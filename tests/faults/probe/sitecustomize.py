@@ -6,6 +6,8 @@ variable this module does nothing. With it, one thread serves JSON lines on that
 
 - ``{"op": "stats"}`` -> ``{"tasks": n, "task_names": {...}, "threads": n, "thread_names": [...]}``:
   the daemon has no task count of its own yet (see the report: a ``tasks`` field in ``/status``).
+- ``{"op": "tracemalloc", "action": "start"}`` then ``{"op": "tracemalloc"}``: the Python
+  allocations that grew most since the previous call (for finding what a soak's RSS growth is).
 - ``{"op": "gpio", "pin": 17, "edges": [["low", 0.01], ["high", 0.01], ...]}``: drives gpiozero's
   mock pin (``GPIOZERO_PIN_FACTORY=mock``) from this thread, as the real GPIO library's thread
   would on a Pi, sleeping the given seconds after each edge. Answers ``{"edges": n}``.
@@ -89,6 +91,28 @@ if os.environ.get("RTEDGE_PROBE_SOCKET"):
                 time.sleep(float(pause))
         return {"edges": n}
 
+    _snap: list[Any] = []
+
+    def _tracemalloc(req: dict[str, Any]) -> dict[str, Any]:
+        """``start``; then ``diff``: the allocations that grew most since the last call."""
+        import tracemalloc
+
+        if req.get("action") == "start":
+            tracemalloc.start(int(req.get("frames", 10)))
+            _snap[:] = [tracemalloc.take_snapshot()]
+            return {"started": True}
+        snap = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        stats = snap.compare_to(_snap[0], "traceback" if req.get("tb") else "lineno")
+        _snap[:] = [snap]
+        top = [
+            {"size_kb": round(st.size_diff / 1024, 1), "count": st.count_diff,
+             "where": [str(f) for f in st.traceback.format()[-6:]]}
+            for st in stats[: int(req.get("top", 15))]
+        ]  # fmt: skip
+        return {"traced_kb": round(tracemalloc.get_traced_memory()[0] / 1024), "top": top}
+
     def _serve(path: str) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
             srv.bind(path)
@@ -100,7 +124,14 @@ if os.environ.get("RTEDGE_PROBE_SOCKET"):
                         try:
                             req = json.loads(line)
                             op = req.get("op")
-                            out = _stats() if op == "stats" else _gpio(req) if op == "gpio" else {}
+                            if op == "stats":
+                                out = _stats()
+                            elif op == "gpio":
+                                out = _gpio(req)
+                            elif op == "tracemalloc":
+                                out = _tracemalloc(req)
+                            else:
+                                out = {"error": f"unknown op {op!r}"}
                         except Exception as exc:  # report, never kill the probe
                             out = {"error": repr(exc)}
                         fh.write(json.dumps(out).encode() + b"\n")
