@@ -165,6 +165,15 @@ class Soak:
             http("POST", self.daemon.url + "/ptt/release")
 
     def fault(self, kind: str) -> None:
+        # Not across a rotation: a new call id would pass for a recovery from the fault.
+        age = self.daemon.status().get("session_age_s") or 0.0
+        if age > self.args.rotate_after_s - 10:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                age = self.daemon.status().get("session_age_s")
+                if age is not None and age < self.args.rotate_after_s - 10:
+                    break
+                time.sleep(0.5)
         status = self.daemon.status()
         before = status.get("call_id")
         t0 = time.monotonic()
