@@ -118,9 +118,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
+        settings = _load(args.config)  # a config error is reported before the heavy imports
         from rtedge.app import run
 
-        return run(_load(args.config))
+        return run(settings)
     if args.command == "peer":
         from rtedge.peer.cli import run as run_peer
 
