@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiortc import MediaStreamTrack
 
+from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
@@ -203,4 +204,5 @@ async def _main(settings: Settings) -> int:
 
 def run(settings: Settings) -> int:
     setup_logging(settings.logging.level)
+    silence_alsa_lib_errors()
     return asyncio.run(_main(settings))
