@@ -1,0 +1,111 @@
+"""An observation probe loaded into the real daemon process by the fault suite and the soak.
+
+Python imports ``sitecustomize`` at start-up from ``sys.path``; the fault suite puts this
+directory first on the daemon's ``PYTHONPATH`` and sets ``RTEDGE_PROBE_SOCKET``. Without that
+variable this module does nothing. With it, one thread serves JSON lines on that AF_UNIX socket:
+
+- ``{"op": "stats"}`` -> ``{"tasks": n, "task_names": {...}, "threads": n, "thread_names": [...]}``:
+  the daemon has no task count of its own yet (see the report: a ``tasks`` field in ``/status``).
+- ``{"op": "gpio", "pin": 17, "edges": [["low", 0.01], ["high", 0.01], ...]}``: drives gpiozero's
+  mock pin (``GPIOZERO_PIN_FACTORY=mock``) from this thread, as the real GPIO library's thread
+  would on a Pi, sleeping the given seconds after each edge. Answers ``{"edges": n}``.
+
+Nothing in the daemon is replaced: the probe only reads the running loop's task set and pushes
+edges through the pin factory the daemon itself opened.
+"""
+
+from __future__ import annotations
+
+import os
+
+if os.environ.get("RTEDGE_PROBE_SOCKET"):
+    import asyncio
+    import collections
+    import json
+    import socket
+    import sys
+    import threading
+    import time
+    from typing import Any
+
+    _loop: list[asyncio.AbstractEventLoop] = []
+
+    def _find_loop() -> asyncio.AbstractEventLoop | None:
+        """The running loop, found on the stack of the thread running it (a scan of every
+        object with ``gc.get_objects()`` would cost tens of MB of RSS that the allocator keeps,
+        spoiling the very figure being measured)."""
+        if _loop and not _loop[0].is_closed():
+            return _loop[0]
+        for frame in sys._current_frames().values():
+            f: Any = frame
+            while f is not None:
+                if f.f_code.co_name in ("_run_once", "run_forever"):
+                    obj = f.f_locals.get("self")
+                    if isinstance(obj, asyncio.AbstractEventLoop) and obj.is_running():
+                        _loop[:] = [obj]
+                        return obj
+                f = f.f_back
+        return None
+
+    def _stats() -> dict[str, Any]:
+        loop = _find_loop()
+        names: collections.Counter[str] = collections.Counter()
+        if loop is not None:
+            for _ in range(5):
+                try:
+                    tasks = asyncio.all_tasks(loop)
+                    break
+                except RuntimeError:  # the set changed while being copied: try again
+                    time.sleep(0.01)
+            else:
+                tasks = set()
+            for task in tasks:
+                coro = task.get_coro()
+                qual = getattr(coro, "__qualname__", None) or type(coro).__name__
+                names[qual] += 1
+        threads = [t.name for t in threading.enumerate() if t.name != "rtedge-probe"]
+        return {
+            "tasks": sum(names.values()) if loop is not None else None,
+            "task_names": dict(names),
+            "threads": len(threads),
+            "thread_names": sorted(threads),
+        }
+
+    def _gpio(req: dict[str, Any]) -> dict[str, Any]:
+        from gpiozero import Device
+
+        factory = Device.pin_factory
+        if factory is None:
+            return {"error": "no pin factory yet"}
+        pin = factory.pin(int(req.get("pin", 17)))
+        n = 0
+        for level, pause in req["edges"]:
+            if level == "low":
+                pin.drive_low()
+            else:
+                pin.drive_high()
+            n += 1
+            if pause:
+                time.sleep(float(pause))
+        return {"edges": n}
+
+    def _serve(path: str) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+            srv.bind(path)
+            srv.listen(4)
+            while True:
+                conn, _ = srv.accept()
+                with conn, conn.makefile("rwb") as fh:
+                    for line in fh:
+                        try:
+                            req = json.loads(line)
+                            op = req.get("op")
+                            out = _stats() if op == "stats" else _gpio(req) if op == "gpio" else {}
+                        except Exception as exc:  # report, never kill the probe
+                            out = {"error": repr(exc)}
+                        fh.write(json.dumps(out).encode() + b"\n")
+                        fh.flush()
+
+    threading.Thread(
+        target=_serve, args=(os.environ["RTEDGE_PROBE_SOCKET"],), name="rtedge-probe", daemon=True
+    ).start()
