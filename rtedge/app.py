@@ -55,7 +55,8 @@ class Appliance:
                 clock=self.audio.played_seconds,
                 level=self.audio.speaker_level,
                 onset=self.audio.speech_onset,
-                # First guess of arrival-to-speaker delay, until one is learnt from a reply.
+                # Arrival-to-speaker delay assumed for replies; a reply heard sooner lowers it,
+                # nothing raises it (a later onset may be a lead-in: display/pacing.py).
                 audio_delay_s=(settings.audio.playback_latency_ms + 2 * settings.audio.period_ms)
                 / 1000
                 + 0.02,
