@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiortc import MediaStreamTrack
 
+from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
@@ -54,7 +55,8 @@ class Appliance:
                 clock=self.audio.played_seconds,
                 level=self.audio.speaker_level,
                 onset=self.audio.speech_onset,
-                # First guess of arrival-to-speaker delay, until one is learnt from a reply.
+                # Arrival-to-speaker delay assumed for replies; a reply heard sooner lowers it,
+                # nothing raises it (a later onset may be a lead-in: display/pacing.py).
                 audio_delay_s=(settings.audio.playback_latency_ms + 2 * settings.audio.period_ms)
                 / 1000
                 + 0.02,
@@ -203,4 +205,5 @@ async def _main(settings: Settings) -> int:
 
 def run(settings: Settings) -> int:
     setup_logging(settings.logging.level)
+    silence_alsa_lib_errors()
     return asyncio.run(_main(settings))

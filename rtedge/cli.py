@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtedge import __version__
-from rtedge.settings import ConfigError, Settings, load_settings, masked_dump, resolve_config_path
+from rtedge.settings import (
+    ConfigError,
+    Settings,
+    load_settings,
+    masked_dump,
+    require_credentials,
+    resolve_config_path,
+)
 
 EX_OK = 0
 EX_UNAVAILABLE = 69
@@ -61,20 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path | None) -> Settings:
+def _load(path: Path | None, *, for_service: bool = False) -> Settings:
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        if for_service:
+            require_credentials(settings)
+        return settings
     except ConfigError as exc:
         print(f"rtedge: config error: {exc}", file=sys.stderr)
         raise SystemExit(EX_CONFIG) from None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    settings = _load(args.config)
+    settings = _load(args.config, for_service=True)
     path = resolve_config_path(args.config)
     print(f"config: {path if path else '(defaults and environment only)'}")
     print(json.dumps(masked_dump(settings), indent=2))
+    from rtedge.audio.alsalib import silence_alsa_lib_errors
     from rtedge.audio.devices import list_pcms, probe
+
+    silence_alsa_lib_errors()
 
     print("ALSA PCMs:", ", ".join(list_pcms()) or "(none)")
     for name, result in probe(settings.audio).items():
@@ -90,7 +103,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(_: argparse.Namespace) -> int:
+    from rtedge.audio.alsalib import silence_alsa_lib_errors
     from rtedge.audio.devices import list_cards, list_pcms
+
+    silence_alsa_lib_errors()
 
     print("cards:")
     for card in list_cards():
@@ -118,9 +134,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
+        # A config error is reported before the heavy imports.
+        settings = _load(args.config, for_service=True)
         from rtedge.app import run
 
-        return run(_load(args.config))
+        return run(settings)
     if args.command == "peer":
         from rtedge.peer.cli import run as run_peer
 

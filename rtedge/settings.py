@@ -384,6 +384,17 @@ def load_settings(path: Path | None = None) -> Settings:
         _config_file.reset(token)
 
 
+def require_credentials(settings: Settings) -> None:
+    """What ``rtedge run`` needs beyond valid values: a way to authenticate to the service.
+    Without one every call would be refused; that waits for a person, so it is a config error."""
+    rt = settings.realtime
+    if rt.api_key is None and rt.token_url is None:
+        raise ConfigError(
+            "realtime.api_key: not set (give api_key, api_key_file, the systemd credential "
+            "realtime.api_key, or a token_url)"
+        )
+
+
 def masked_dump(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, secrets shown as ``********``."""
     data: dict[str, Any] = settings.model_dump(mode="json")

@@ -87,3 +87,11 @@ def test_status_of_a_daemon_that_is_not_running() -> None:
     out = rtedge("status", "--url", "http://127.0.0.1:9/status")
     assert out.returncode == 69
     assert "cannot reach" in out.stderr
+
+
+def test_run_without_any_key_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "nokey.toml"
+    cfg.write_text('[realtime]\nprovider = "openai"\n')
+    out = rtedge("run", "--config", str(cfg))
+    assert out.returncode == 78
+    assert out.stderr.strip().startswith("rtedge: config error: realtime.api_key: not set")

@@ -10,9 +10,16 @@ response often opens with silence (a TTS lead-in; echoed input), and its frames 
 anchor on the onset would put every frame late by the lead-in (measured: 0.76 s with the local
 peer in echo mode). The start is taken instead from when the response's audio began to arrive,
 ``output_audio_buffer.started`` (the conversation's turn turning SPEAKING), plus the delay from
-arrival to the speaker; that delay is learned from onsets that follow a start closely (responses
-without a lead-in). An onset earlier than that estimate wins: audio cannot be heard before it
+arrival to the speaker. An onset earlier than that estimate wins: audio cannot be heard before it
 starts. Without a SPEAKING turn (a service without those events) the onset is the anchor.
+
+That delay is the configured one (``audio_delay_s``) or less, never more. A response's onset minus
+its start is the delay plus the response's lead-in, which the appliance cannot see (the stream
+carries silence before and after a response starts alike): so each such sample only says the delay
+is at most that much. The estimate is the smallest of the last few and the configured value. A
+sample above the configured value is no evidence of a longer delay: the lead-in may be short (an
+echoed answer opens with ~80 ms of silence, the mic-to-service latency) and, taken as the delay,
+would put every later response's frames that much late.
 
 RTP video: due at ``anchor + pts`` with the anchor fixed when the stream starts (arrival plus the
 audio path's extra delay). aiortc exposes no RTCP sender reports, so there is no cross-stream
@@ -90,8 +97,6 @@ class Anchoring:
 
     #: A SPEAKING turn that began this long before a response's first frame is still its start.
     START_WINDOW_S = 2.0
-    #: Onset-minus-start samples above this are lead-ins, not the arrival-to-speaker delay.
-    MAX_DELAY_S = 0.5
 
     def __init__(
         self,
@@ -105,6 +110,7 @@ class Anchoring:
         self.default_delay_s = audio_delay_s
         self.anchor_timeout_s = anchor_timeout_s
         self.end_silence_s = end_silence_s
+        # Onset-minus-start of recent responses: each is an upper bound of the delay.
         self._delays: deque[float] = deque(maxlen=8)
         # The newest onset seen while a response's frames were being paced: without a start
         # marker, a later response must start in a later run (B's frames arriving while A's
@@ -113,9 +119,10 @@ class Anchoring:
 
     @property
     def delay_s(self) -> float:
-        """Arrival-to-speaker delay: the smallest recent sample (a lead-in only adds to one, so
-        the minimum is the one without), or the configured default before any."""
-        return min(self._delays) if self._delays else self.default_delay_s
+        """Arrival-to-speaker delay: the configured one, or the smallest recent sample when that
+        is less. A sample is the delay plus the response's lead-in, so the smallest is the
+        tightest bound; one above the configured delay may be a short lead-in and is not used."""
+        return min((self.default_delay_s, *self._delays))
 
     def observe(
         self,
@@ -168,7 +175,9 @@ class Anchoring:
             tl.anchor = now - index * self.period
 
     def _learn(self, delay: float) -> None:
-        if 0.0 <= delay <= self.MAX_DELAY_S:
+        # Every sample is kept, also those above the configured delay (lead-ins): they age the
+        # window, so one unusually low sample does not hold the estimate down for good.
+        if delay >= 0.0:
             self._delays.append(delay)
 
     def ended(self, tl: Timeline, now: float, onset: float | None, speaking: bool = False) -> bool:

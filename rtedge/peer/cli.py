@@ -17,7 +17,6 @@ from aiohttp import web
 
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.httputil import is_loopback
-from rtedge.peer.server import create_app
 
 DEFAULT_LISTEN: Final = "127.0.0.1:8788"
 KEYS_ENV: Final = "RTEDGE_PEER_API_KEYS"
@@ -114,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: PeerConfig, host: str, port: int) -> int:
+    from rtedge.peer.server import create_app
+
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()
     stop = asyncio.Event()

@@ -105,6 +105,34 @@ def test_an_onset_before_the_estimate_wins_and_teaches_the_delay() -> None:
     assert a.delay_s == pytest.approx(0.06)
 
 
+def test_a_short_lead_in_is_not_taken_for_the_delay() -> None:
+    # An echoed answer opens with the mic-to-service latency as silence (~80 ms): its onset is
+    # the delay plus that lead-in. Taken as the delay, every later response would be that late.
+    a = Anchoring(25, audio_delay_s=0.1)
+    tl = Timeline("r", "r", created=1.02)
+    assert a.due(tl, 1.1, None, 0, speaking_since=1.0) == pytest.approx(1.1)
+    a.observe(tl, 1.19, 1.18, 2, speaking_since=1.0)  # first sound 80 ms into the response
+    assert tl.anchor == pytest.approx(1.1)
+    assert a.delay_s == pytest.approx(0.1)
+    nxt = Timeline("s", "s", created=5.02)
+    assert a.due(nxt, 5.05, None, 0, speaking_since=5.0) is None
+    assert a.due(nxt, 5.1, None, 0, speaking_since=5.0) == pytest.approx(5.1)
+
+
+def test_a_low_sample_ages_out_of_the_estimate() -> None:
+    a = Anchoring(25, audio_delay_s=0.1)
+    t = 1.0
+    tl = Timeline("r0", "r0", created=t)
+    assert a.due(tl, t + 0.06, t + 0.05, 0, speaking_since=t) == pytest.approx(t + 0.05)
+    assert a.delay_s == pytest.approx(0.05)
+    for k in range(1, 9):  # later responses all sound 0.15 s after their start
+        t = 10.0 * k
+        tl = Timeline(f"r{k}", f"r{k}", created=t)
+        a.observe(tl, t + 0.2, None, 0, speaking_since=t)
+        a.observe(tl, t + 0.2, t + 0.15, 4, speaking_since=t)
+    assert a.delay_s == pytest.approx(0.1)  # never above the configured delay
+
+
 def test_a_stale_speaking_turn_is_not_a_start() -> None:
     a = Anchoring(25, audio_delay_s=0.1)
     tl = Timeline("r", "r", created=10.0)
