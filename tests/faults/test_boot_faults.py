@@ -84,6 +84,7 @@ BAD_CONFIGS: list[tuple[str, str, str]] = [
     ("bad log level", '[logging]\nlevel = "loud"\n', "logging.level"),
     ("display backend", '[display]\nbackend = "hdmi"\n', "display.backend"),
     ("not TOML at all", "[realtime\nurl = \n", "not valid TOML"),
+    ("no key at all", '[realtime]\nprovider = "local"\n', "realtime.api_key"),
 ]
 
 
@@ -123,7 +124,7 @@ def test_config_with_every_kind_of_bad_value(tmp_path: Path) -> None:
         path.write_text(text.replace("{empty}", str(empty)))
         jobs.append((what, path, {}, key))
     good = tmp_path / "good.toml"
-    good.write_text('[realtime]\nprovider = "local"\n')
+    good.write_text('[realtime]\nprovider = "local"\napi_key = "k"\n')
     # The same checks through the environment, and a config file that is not there.
     jobs.append(
         (
