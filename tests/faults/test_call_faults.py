@@ -309,8 +309,11 @@ def test_session_expired_event_rebuilds_at_once(live: tuple[Peer, FaultDaemon]) 
     peer, daemon = live
     before = daemon.baseline()
     # No backoff: straight to a new call.
+    reconnects = daemon.status()["reconnects"]
     recovery, problems = rebuilt_after(peer, daemon, {"call": "session_expired"}, CONNECT_SLACK_S)
-    assert any("session_expired" in p for p in problems), problems
+    # The outage can be shorter than the 50 ms health poll: the daemon's own record instead.
+    assert daemon.status()["reconnects"] == reconnects + 1
+    assert "session expired; rebuilding now" in daemon.log()
     assert daemon.status()["events_bad"].get("error:session_expired") == 1
     print(f"RECOVERY session_expired {recovery:.2f}s")
     one_turn(daemon)
@@ -339,7 +342,7 @@ def test_session_cap_of_the_service(
     )
     outage = first_new - last_old  # no backoff: only the set-up of the new call
     assert outage <= CONNECT_SLACK_S, outage
-    assert any("session_expired" in p for p in daemon.watch.problems_since(t0))
+    assert "session expired; rebuilding now" in daemon.log()  # not the liveness timer
     assert daemon.status()["reconnects"] >= 1
     print(f"RECOVERY session_cap outage {outage:.2f}s")
     daemon.assert_no_leak(before, rss_mb=8.0)
