@@ -416,14 +416,18 @@ class PlaybackWorker(_Worker):
         self._last_played = 0
         self._spans: collections.deque[_Span] = collections.deque(maxlen=256)
         self._run_start: int | None = None
-        self.frames_dropped = 0
+        self.frames_dropped = 0  # sound dropped from a full buffer (heard as a skip)
+        self.frames_shed = 0  # silence dropped from a full buffer (not heard)
         self.silence_periods = 0
         self.device_origin = 0  # clock position of the current device's first frame
 
     # ---- loop side -------------------------------------------------------------------------
 
     def push(self, samples: Int16Array) -> int:
-        """Queue interleaved device-format samples; returns frames dropped to stay bounded."""
+        """Queue interleaved device-format samples; returns frames of sound dropped to stay
+        bounded. Over capacity (a burst after the stream was held up) silent chunks go first:
+        they cost only latency, so they are counted in ``frames_shed``, not as drops. Then the
+        oldest sound goes."""
         ch = self.params.channels
         if samples.size == 0:
             return 0
@@ -431,6 +435,8 @@ class PlaybackWorker(_Worker):
         with self._lock:
             self._chunks.append(samples)
             self._buffered += samples.size // ch
+            if self._buffered > self.capacity_frames:
+                self._shed_silence()
             while self._buffered > self.capacity_frames and self._chunks:
                 excess = self._buffered - self.capacity_frames
                 head = self._chunks[0]
@@ -445,6 +451,18 @@ class PlaybackWorker(_Worker):
                     dropped += excess
         self.frames_dropped += dropped
         return dropped
+
+    def _shed_silence(self) -> None:
+        """Drop silent chunks, oldest first, until within capacity (lock held)."""
+        ch = self.params.channels
+        kept: collections.deque[Int16Array] = collections.deque()
+        for chunk in self._chunks:
+            if self._buffered > self.capacity_frames and rms(chunk) < SILENCE_RMS:
+                self._buffered -= chunk.size // ch
+                self.frames_shed += chunk.size // ch
+            else:
+                kept.append(chunk)
+        self._chunks = kept
 
     def buffered_frames(self) -> int:
         return self._buffered

@@ -186,6 +186,26 @@ async def test_bounded_buffer_drops_oldest_and_counts(rig: AlsaRig) -> None:
     assert loud.size and (loud[-1] - loud[0]) / RATE <= 0.06 + 0.005
 
 
+async def test_full_buffer_sheds_silence_before_sound(rig: AlsaRig) -> None:
+    rig.write_conf()
+    rig.make_speaker()
+    pipe, state = await started(rig)
+    # the end of a reply and then a second of the stream's silence, all at once (as after a
+    # stall): the silence overflows the buffer, but what goes is silence, not the reply
+    tail = sine(300, 0.04, RATE, 0.5)
+    await asyncio.wait_for(
+        pipe.play(RemoteTrack(np.concatenate((tail, np.zeros(RATE, np.int16))), paced=False)), 5
+    )
+    await asyncio.sleep(0.3)
+    await pipe.stop()
+    assert state.queue_drops["playback"] == 0
+    assert pipe.playback.frames_shed >= RATE - 3 * PERIOD  # all but the buffer's capacity
+    out = left(rig.speaker_samples())
+    lag, coef = best_match(out, tail)
+    assert coef > 0.99  # the whole tail was played
+    assert rms(out[lag : lag + tail.size]) == pytest.approx(rms(tail), rel=0.01)
+
+
 async def test_levels_and_speech_onset_follow_the_playback_position(rig: AlsaRig) -> None:
     rig.write_conf()
     rig.make_speaker()
