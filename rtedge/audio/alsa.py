@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 StatusCallback = Callable[[bool, str], None]
 
+#: The virtual sink (speaker missing) keeps its schedule across open attempts unless it fell
+#: behind by more than this: then the thread itself was held up, and it starts afresh.
+VIRTUAL_RESYNC_S = 1.0
+
 
 class Pcm(Protocol):
     """The part of ``alsaaudio.PCM`` the workers use."""
@@ -420,6 +424,8 @@ class PlaybackWorker(_Worker):
         self.frames_shed = 0  # silence dropped from a full buffer (not heard)
         self.silence_periods = 0
         self.device_origin = 0  # clock position of the current device's first frame
+        # (time.monotonic(), clock) where the virtual sink began: it plays at wall-clock pace
+        self._virtual_from: tuple[float, int] | None = None
 
     # ---- loop side -------------------------------------------------------------------------
 
@@ -565,22 +571,31 @@ class PlaybackWorker(_Worker):
         self._clock = (played, 0, time.monotonic())
 
     def _idle(self, seconds: float) -> None:
-        """Device missing: be a virtual sink at wall-clock pace until the next open attempt."""
+        """Device missing: be a virtual sink at wall-clock pace until the next open attempt.
+        It keeps the clock where the wall clock says from when it began, across attempts, so
+        the time an attempt takes is played too (else the clock would fall behind by that much
+        at every attempt)."""
         frames = self.params.period_frames
+        rate = self.params.rate
         now = time.monotonic()
         deadline = now + seconds
-        next_t = now + self.period_s  # a period is counted once it has had time to play
+        if self._virtual_from is None:
+            self._virtual_from = (now, self._written)
         while not self._stop.is_set() and time.monotonic() < deadline:
             self.last_beat = time.monotonic()
             if self._flush.is_set():
                 self._flush.clear()
                 self._run_start = None
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
-            if time.monotonic() < next_t:
+            t0, w0 = self._virtual_from
+            due = t0 + (self._written - w0 + frames) / rate  # once the period has had time to play
+            if time.monotonic() - due > VIRTUAL_RESYNC_S:
+                self._virtual_from = (time.monotonic(), self._written)
+                continue
+            self._stop.wait(max(0.0, due - time.monotonic()))
+            if time.monotonic() < due:
                 break  # stopping
             _, level = self._take(frames)
             self._account(frames, level, 0)
-            next_t += self.period_s
 
     def _close(self, pcm: Pcm) -> None:
         with contextlib.suppress(Exception):
@@ -650,6 +665,7 @@ class PlaybackWorker(_Worker):
                 # more than the device holds went through: it really plays (the file plugin
                 # accepts a buffer before its first write to the file can fail)
                 self._streaming()
+                self._virtual_from = None
                 first = False
             avail = pcm.avail()
             queued = max(0, buffer_frames - avail) if avail >= 0 else 0

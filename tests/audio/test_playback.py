@@ -284,6 +284,27 @@ async def test_missing_speaker_still_drains_then_recovers(rig: AlsaRig) -> None:
     assert rms(out) > 0.05
 
 
+async def test_missing_speaker_clock_keeps_wall_time_across_retries(rig: AlsaRig) -> None:
+    rig.write_conf()  # no speaker directory: every open attempt fails (after parsing the config)
+    state = State()
+    pipe = AudioPipeline(settings(reopen_initial_s=0.02, reopen_max_s=0.02), state)
+    await pipe.start()
+    try:
+        await eventually(lambda: "playback" in state.devices)
+        samples = []
+        for _ in range(100):  # 2 s
+            samples.append((time.monotonic(), pipe.played_seconds()))
+            await asyncio.sleep(PERIOD / RATE)
+        assert pipe.playback.failures >= 40  # it did retry all along
+        # the virtual sink's clock runs at wall-clock pace. It moves in steps (a period, or
+        # the periods an open attempt took, at once after it), so compare the rates.
+        wall, clock = np.array(samples).T
+        rate = np.polyfit(wall, clock, 1)[0]
+        assert rate == pytest.approx(1.0, abs=0.03)
+    finally:
+        await pipe.stop()
+
+
 async def test_speaker_that_fails_mid_stream_is_reopened(rig: AlsaRig) -> None:
     rig.write_conf(speaker_fifo=True)
     drain = rig.make_speaker(fifo=True)
