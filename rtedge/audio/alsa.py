@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 StatusCallback = Callable[[bool, str], None]
 
+#: The virtual sink (speaker missing) keeps its schedule across open attempts unless it fell
+#: behind by more than this: then the thread itself was held up, and it starts afresh.
+VIRTUAL_RESYNC_S = 1.0
+
 
 class Pcm(Protocol):
     """The part of ``alsaaudio.PCM`` the workers use."""
@@ -400,14 +404,20 @@ class PlaybackWorker(_Worker):
         self._last_played = 0
         self._spans: collections.deque[_Span] = collections.deque(maxlen=256)
         self._run_start: int | None = None
-        self.frames_dropped = 0
+        self.frames_dropped = 0  # sound dropped from a full buffer (heard as a skip)
+        self.frames_shed = 0  # silence dropped from a full buffer (not heard)
         self.silence_periods = 0
         self.device_origin = 0  # clock position of the current device's first frame
+        # (time.monotonic(), clock) where the virtual sink began: it plays at wall-clock pace
+        self._virtual_from: tuple[float, int] | None = None
 
     # ---- loop side -------------------------------------------------------------------------
 
     def push(self, samples: Int16Array) -> int:
-        """Queue interleaved device-format samples; returns frames dropped to stay bounded."""
+        """Queue interleaved device-format samples; returns frames of sound dropped to stay
+        bounded. Over capacity (a burst after the stream was held up) silent chunks go first:
+        they cost only latency, so they are counted in ``frames_shed``, not as drops. Then the
+        oldest sound goes."""
         ch = self.params.channels
         if samples.size == 0:
             return 0
@@ -415,6 +425,8 @@ class PlaybackWorker(_Worker):
         with self._lock:
             self._chunks.append(samples)
             self._buffered += samples.size // ch
+            if self._buffered > self.capacity_frames:
+                self._shed_silence()
             while self._buffered > self.capacity_frames and self._chunks:
                 excess = self._buffered - self.capacity_frames
                 head = self._chunks[0]
@@ -429,6 +441,18 @@ class PlaybackWorker(_Worker):
                     dropped += excess
         self.frames_dropped += dropped
         return dropped
+
+    def _shed_silence(self) -> None:
+        """Drop silent chunks, oldest first, until within capacity (lock held)."""
+        ch = self.params.channels
+        kept: collections.deque[Int16Array] = collections.deque()
+        for chunk in self._chunks:
+            if self._buffered > self.capacity_frames and rms(chunk) < SILENCE_RMS:
+                self._buffered -= chunk.size // ch
+                self.frames_shed += chunk.size // ch
+            else:
+                kept.append(chunk)
+        self._chunks = kept
 
     def buffered_frames(self) -> int:
         return self._buffered
@@ -531,22 +555,31 @@ class PlaybackWorker(_Worker):
         self._clock = (played, 0, time.monotonic())
 
     def _idle(self, seconds: float) -> None:
-        """Device missing: be a virtual sink at wall-clock pace until the next open attempt."""
+        """Device missing: be a virtual sink at wall-clock pace until the next open attempt.
+        It keeps the clock where the wall clock says from when it began, across attempts, so
+        the time an attempt takes is played too (else the clock would fall behind by that much
+        at every attempt)."""
         frames = self.params.period_frames
+        rate = self.params.rate
         now = time.monotonic()
         deadline = now + seconds
-        next_t = now + self.period_s  # a period is counted once it has had time to play
+        if self._virtual_from is None:
+            self._virtual_from = (now, self._written)
         while not self._stop.is_set() and time.monotonic() < deadline:
             self.last_beat = time.monotonic()
             if self._flush.is_set():
                 self._flush.clear()
                 self._run_start = None
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
-            if time.monotonic() < next_t:
+            t0, w0 = self._virtual_from
+            due = t0 + (self._written - w0 + frames) / rate  # once the period has had time to play
+            if time.monotonic() - due > VIRTUAL_RESYNC_S:
+                self._virtual_from = (time.monotonic(), self._written)
+                continue
+            self._stop.wait(max(0.0, due - time.monotonic()))
+            if time.monotonic() < due:
                 break  # stopping
             _, level = self._take(frames)
             self._account(frames, level, 0)
-            next_t += self.period_s
 
     def _close(self, pcm: Pcm) -> None:
         with contextlib.suppress(Exception):
@@ -616,6 +649,7 @@ class PlaybackWorker(_Worker):
                 # more than the device holds went through: it really plays (the file plugin
                 # accepts a buffer before its first write to the file can fail)
                 self._streaming()
+                self._virtual_from = None
                 first = False
             avail = pcm.avail()
             queued = max(0, buffer_frames - avail) if avail >= 0 else 0

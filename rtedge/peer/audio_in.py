@@ -100,10 +100,22 @@ class InputAudio:
         self._max_samples = int(max_s * RATE)
         self.total_samples = 0
         self.vad: EnergyVad | None = None
+        # Least (arrival - timeline) seen, in seconds: the timeline on the local clock for the
+        # frame that arrived with the least delay. Held-up frames (a busy sender or receiver,
+        # network jitter) only arrive later, so they never lower it.
+        self._offset_s: float | None = None
 
     @property
     def now_ms(self) -> int:
         return self.total_samples // SAMPLES_PER_MS
+
+    def position_at(self, t: float) -> int | None:
+        """Where the input timeline stood (ms) at local time ``t`` (``time.monotonic()``),
+        judged by the audio that arrived with the least delay (``push(..., at=)``); None until
+        some has. Past what had arrived by then when the incoming audio was held up."""
+        if self._offset_s is None:
+            return None
+        return int((t - self._offset_s) * 1000)
 
     @property
     def buffered_ms(self) -> float:
@@ -113,10 +125,15 @@ class InputAudio:
         """Apply the session's turn detection (a new VAD starts idle)."""
         self.vad = EnergyVad(turn_detection) if turn_detection else None
 
-    def push(self, pcm: Pcm) -> VadEvent | None:
+    def push(self, pcm: Pcm, at: float | None = None) -> VadEvent | None:
+        """One chunk of live audio, which arrived at local time ``at`` when given."""
         self._chunks.append(pcm)
         self._samples += pcm.size
         self.total_samples += pcm.size
+        if at is not None:
+            offset = at - self.total_samples / RATE
+            if self._offset_s is None or offset < self._offset_s:
+                self._offset_s = offset
         event = self.vad.feed(pcm, self.now_ms) if self.vad is not None else None
         if self.vad is not None and not self.vad.speaking and event is None:
             # Between turns VAD keeps only the prefix padding that a new turn starts with.

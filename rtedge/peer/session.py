@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
@@ -67,7 +68,8 @@ class Session:
         self.active: ResponseRun | None = None
         self.audio_produced = False
         self.vad_item_id: str | None = None
-        self.idle_since_ms: int | None = None  # server_vad idle timer, from the end of a reply
+        # server_vad idle timer, from the end of a reply: (time.monotonic(), input ms) then
+        self.idle_since: tuple[float, int] | None = None
         self.timeout_items: set[str] = set()
         self.closed = False
 
@@ -359,7 +361,7 @@ class Session:
 
     # -- responses --------------------------------------------------------------------------
     def start_response(self, params: JsonDict) -> ResponseRun:
-        self.idle_since_ms = None
+        self.idle_since = None
         run = ResponseRun(self, params)
         self.active = run
         self.send({"type": "response.created", "response": run.response_object(created=True)})
@@ -447,7 +449,7 @@ class Session:
         if not playout.started:
             return
         # OpenAI starts idle_timeout_ms when the last response's audio has finished playing.
-        self.idle_since_ms = self.input.now_ms
+        self.idle_since = (time.monotonic(), self.input.now_ms)
         if self.avatar.response_id == playout.response_id:
             self.avatar.stop()
         self.send({"type": "output_audio_buffer.stopped", "response_id": playout.response_id})
@@ -461,11 +463,11 @@ class Session:
         if self.config.mode == "loopback":
             self.output.feed_live(pcm)
             return
-        event = self.input.push(pcm)
+        event = self.input.push(pcm, at=time.monotonic())
         if event is not None:
-            self.idle_since_ms = None
+            self.idle_since = None
             self._vad(event)
-        elif self.idle_since_ms is not None:
+        elif self.idle_since is not None:
             self._check_idle()
 
     def _check_idle(self) -> None:
@@ -473,17 +475,22 @@ class Session:
         committed as a turn (``input_audio_buffer.timeout_triggered``) and a response made."""
         td = sessionconf.turn_detection(self.effective) or {}
         idle = td.get("idle_timeout_ms")
-        since = self.idle_since_ms
-        if td.get("type") != "server_vad" or not isinstance(idle, int) or since is None:
-            self.idle_since_ms = None
+        if td.get("type") != "server_vad" or not isinstance(idle, int) or self.idle_since is None:
+            self.idle_since = None
             return
         if self.active is not None or self.output.playing is not None:
-            self.idle_since_ms = None
+            self.idle_since = None
             return
+        # The timer runs on the input timeline, from where it stood when the reply ended. That
+        # can be past the audio received by then (held up by a busy client, or by this process:
+        # it arrives in a burst later); counting from what had arrived would fire early.
+        ended_at, received_ms = self.idle_since
+        at = self.input.position_at(ended_at)
+        since = received_ms if at is None else max(received_ms, at)
         now = self.input.now_ms
         if now - since < idle:
             return
-        self.idle_since_ms = None
+        self.idle_since = None
         item_id = wire.new_id("item")
         self.timeout_items.add(item_id)
         self.send(

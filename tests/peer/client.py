@@ -55,6 +55,16 @@ class Mic(MediaStreamTrack):
         self._pts = 0
         self.sent_frames = 0
         self.played_at: list[float] = []
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def hold(self) -> None:
+        """Send nothing until ``release()`` (a busy client): the held-up audio then goes out
+        at once, as aiortc's sender catches up."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
 
     def play(self, pcm: np.ndarray) -> None:
         for i in range(0, pcm.size, FRAME):
@@ -70,6 +80,7 @@ class Mic(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
+        await self._flowing.wait()
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()

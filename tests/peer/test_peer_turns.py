@@ -519,12 +519,14 @@ async def test_loopback_mode_returns_audio_at_once(peer: PeerHandle) -> None:
     assert 0.4 <= voiced_between(c, t0, time.monotonic()) <= 0.62
 
 
+IDLE_5S = {
+    "type": "realtime",
+    "audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}},
+}
+
+
 async def test_server_vad_idle_timeout_prompts_the_user(peer: PeerHandle) -> None:
-    session = {
-        "type": "realtime",
-        "audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}},
-    }
-    c = await peer.connect(session=session)
+    c = await peer.connect(session=IDLE_5S)
     c.send(user_text("hello"))
     await c.request({"type": "response.create"}, "response.done")
     stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
@@ -535,3 +537,22 @@ async def test_server_vad_idle_timeout_prompts_the_user(peer: PeerHandle) -> Non
     assert committed
     await c.wait_for("response.done", after=c.events.index(timeout))
     assert c.of("response.output_audio_transcript.done")[-1]["transcript"] == "Are you still there?"
+
+
+async def test_idle_timeout_runs_from_the_end_of_the_reply_when_input_is_held_up(
+    peer: PeerHandle,
+) -> None:
+    # The client stops sending while the reply plays and catches up after it (a busy client;
+    # a busy peer looks the same): at the reply's end the input timeline lags the clock.
+    c = await peer.connect(session=IDLE_5S)
+    assert c.mic is not None
+    c.send(user_text("hello"))
+    c.send({"type": "response.create"})
+    await c.wait_for("output_audio_buffer.started", within=15)
+    c.mic.hold()
+    stopped = await c.wait_for("output_audio_buffer.stopped", within=15)
+    await asyncio.sleep(0.5)
+    c.mic.release()
+    timeout = await c.wait_for("input_audio_buffer.timeout_triggered", within=8)
+    assert 4.8 <= timeout["_t"] - stopped["_t"] <= 6.0  # not early by the time held up
+    assert 5000 <= timeout["audio_end_ms"] - timeout["audio_start_ms"] < 5000 + 20  # one frame

@@ -113,6 +113,24 @@ def test_semantic_vad_uses_eagerness() -> None:
     assert EnergyVad({"type": "semantic_vad", "eagerness": "low"}).silence_ms == 1500
 
 
+def test_input_timeline_goes_on_with_the_clock_while_audio_is_held_up() -> None:
+    buf = InputAudio(max_s=10)
+    frame = np.zeros(960, np.int16)
+    t0 = 100.0
+    for k in range(1, 51):  # a second of audio, each frame arriving 30 ms after its end
+        buf.push(frame, at=t0 + k * 0.02 + 0.03)
+    assert buf.now_ms == 1000
+    assert buf.position_at(t0 + 1.03) == pytest.approx(1000, abs=1)
+    # then nothing arrives for 300 ms: the timeline still moves on with the clock
+    assert buf.position_at(t0 + 1.33) == pytest.approx(1300, abs=1)
+    for _ in range(15):  # the held-up frames arrive at once; late frames do not move it back
+        buf.push(frame, at=t0 + 1.4)
+    assert buf.now_ms == 1300
+    assert buf.position_at(t0 + 1.33) == pytest.approx(1300, abs=1)
+    assert buf.position_at(t0 + 1.4) == pytest.approx(1370, abs=1)
+    assert InputAudio(max_s=1).position_at(t0) is None  # no audio timed yet
+
+
 def test_input_buffer_cap_drops_oldest() -> None:
     buf = InputAudio(max_s=1)
     for _ in range(100):
