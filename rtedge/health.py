@@ -150,6 +150,7 @@ class HealthServer:
     async def _status(self, _: web.Request) -> web.Response:
         data: dict[str, Any] = self._state.snapshot()
         data["version"] = __version__
+        data["tasks"] = len(asyncio.all_tasks())  # a leak shows here first
         return web.json_response(data)
 
     async def _metrics(self, _: web.Request) -> web.Response:

@@ -160,6 +160,7 @@ def test_malformed_and_unknown_events_are_counted_and_survived(
     )
     assert daemon.status()["call_id"] == call_id
     assert daemon.healthz()[0] == 200
+    assert 0 < daemon.status()["tasks"] < 100
     metrics = urllib.request.urlopen(daemon.url + "/metrics").read().decode()
     assert 'rtedge_events_bad_total{kind="invalid_json"} 1.0' in metrics
 
