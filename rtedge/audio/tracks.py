@@ -137,7 +137,9 @@ class SpeakerSink:
 
     After ``mute_in_flight()`` (a barge-in flush) incoming audio is discarded until the remote
     stream goes quiet (a silent frame or a gap of three periods) or ``holdoff_s`` passes, so
-    audio already in flight from the cancelled response is not played.
+    audio already in flight from the cancelled response is not played. Both are judged on the
+    stream's clock (the frames' timestamps; arrival only for frames without one): when this
+    loop is held up, the frames in flight arrive late and at once, and that is no gap.
     """
 
     def __init__(
@@ -153,13 +155,15 @@ class SpeakerSink:
         self._converter = Converter(WEBRTC_RATE, 2, rate, channels)
         self._push = push
         self.holdoff_s = holdoff_s
-        self._mute_until: float | None = None
-        self._last_arrival: float | None = None
+        self._muted = False
+        self._mute_until: float | None = None  # stream time, set by the first frame muted
+        self._last: float | None = None  # stream time of the last frame
         self.frames_in = 0
         self.frames_discarded = 0
 
     def mute_in_flight(self) -> None:
-        self._mute_until = asyncio.get_running_loop().time() + self.holdoff_s
+        self._muted = True
+        self._mute_until = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -168,19 +172,29 @@ class SpeakerSink:
                 frame = await self.track.recv()
             except MediaStreamError:
                 return
-            now = loop.time()
-            gap = None if self._last_arrival is None else now - self._last_arrival
-            self._last_arrival = now
+            at = _stream_time(frame, loop.time())
+            gap = None if self._last is None else at - self._last
+            self._last = at
             self.frames_in += 1
             samples = self._converter.convert_frame(frame)
-            if self._mute_until is not None:
+            if self._muted:
+                if self._mute_until is None:
+                    self._mute_until = at + self.holdoff_s
                 quiet = rms(samples) < SILENCE_RMS or (gap is not None and gap > 3 * FRAME_S)
-                if quiet or now >= self._mute_until:
-                    self._mute_until = None
+                if quiet or at >= self._mute_until:
+                    self._muted = False
                 else:
                     self.frames_discarded += 1
                     continue
             self._push(samples)
+
+
+def _stream_time(frame: Any, arrival: float) -> float:
+    """Seconds on the sender's clock (the RTP timestamps of an ``av.AudioFrame``), or the
+    arrival time without one."""
+    if frame.pts is None or frame.time_base is None:
+        return arrival
+    return float(frame.pts * frame.time_base)
 
 
 __all__ = ["FRAME_S", "FRAME_SAMPLES", "MicTrack", "SpeakerSink"]

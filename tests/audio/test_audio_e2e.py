@@ -245,7 +245,7 @@ async def test_press_during_reply_cuts_the_speaker_within_one_period(
     pin.drive_high()
     await asyncio.sleep(0.3)
     assert rig.flushes, "the press did not flush the speaker"
-    at = int(rig.flushes[-1] * RATE) - app.audio.playback.device_origin
+    at = round(rig.flushes[-1] * RATE) - app.audio.playback.device_origin
     out = rig.speaker()
     assert voiced_periods(out[at - 10 * PERIOD : at]) >= 5  # it was speaking
     after = out[at + PERIOD : at + PERIOD + int(0.8 * RATE)]
