@@ -193,46 +193,36 @@ class _Worker:
             try:
                 pcm = self._open_pcm(self.kind, self.params)
             except Exception as exc:  # ALSAAudioError, OSError, DeviceError
-                self.failures += 1
-                reason = f"{self.params.device}: {describe_error(exc)}"
-                if not self._reported_missing:
-                    log_event(
-                        log,
-                        logging.WARNING,
-                        "device_error",
-                        "%s device unavailable: %s",
-                        self.kind,
-                        reason,
-                        device=self.params.device,
-                        direction=self.kind,
-                    )
-                    self._reported_missing = True
-                self._status(False, reason)
+                self._failed(exc, "%s device unavailable: %s")
                 self._idle(self._backoff.next_delay())
                 continue
             self.opens += 1
             try:
                 self._stream(pcm)
             except Exception as exc:
-                self.failures += 1
-                reason = f"{self.params.device}: {describe_error(exc)}"
-                if not self._reported_missing:
-                    log_event(
-                        log,
-                        logging.WARNING,
-                        "device_error",
-                        "%s device failed: %s; reopening",
-                        self.kind,
-                        reason,
-                        device=self.params.device,
-                        direction=self.kind,
-                    )
-                    self._reported_missing = True
-                self._status(False, reason)
+                self._failed(exc, "%s device failed: %s; reopening")
             finally:
                 self._close(pcm)
             if not self._stop.is_set():
                 self._idle(self._backoff.next_delay())
+
+    def _failed(self, exc: BaseException, message: str) -> None:
+        """Count a failure, log it once per outage (retries come every few seconds), report it."""
+        self.failures += 1
+        reason = f"{self.params.device}: {describe_error(exc)}"
+        if not self._reported_missing:
+            log_event(
+                log,
+                logging.WARNING,
+                "device_error",
+                message,
+                self.kind,
+                reason,
+                device=self.params.device,
+                direction=self.kind,
+            )
+            self._reported_missing = True
+        self._status(False, reason)
 
     def _streaming(self) -> None:
         """The first period moved: the device works (some plugins only fail on first I/O)."""

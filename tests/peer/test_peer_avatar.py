@@ -65,13 +65,24 @@ async def test_frames_follow_the_loudness_of_the_audio(peer: PeerHandle) -> None
     for f in frames:
         assert len(json.dumps({k: v for k, v in f.items() if k != "_t"})) < 64 * 1024
         assert f["item_id"] == c.of("response.output_item.done")[0]["item"]["id"]
-    # Mouth: open during each tone, closed in the gap between them (frame i is at i * 40 ms).
-    mouth = [mouth_dark_pixels(f["delta"]) for f in frames]
-    open_1 = np.median(mouth[4:12])
-    closed = np.median(mouth[19:27])
-    open_2 = np.median(mouth[34:42])
-    assert open_1 > 3 * closed and open_2 > 3 * closed, (open_1, closed, open_2, mouth)
-    assert mouth[-1] < open_1 / 3  # trailing silence: closed again
+    # Mouth: open during each tone, closed in the gap between them, closed after. Where the gap
+    # falls depends on how evenly the client's mic was sent (a loaded machine shifts it), so
+    # the runs are found in the series rather than at fixed frame indices.
+    mouth = np.array([mouth_dark_pixels(f["delta"]) for f in frames], dtype=float)
+    wide = float(np.percentile(mouth, 90))
+    is_open = mouth > wide / 2
+    runs: list[tuple[bool, int]] = []
+    for value in is_open:
+        if runs and runs[-1][0] == value:
+            runs[-1] = (value, runs[-1][1] + 1)
+        else:
+            runs.append((bool(value), 1))
+    long_runs = [v for v, n in runs if n >= 6]  # 6 frames = 240 ms: a tone or the gap, not jitter
+    pattern = [v for i, v in enumerate(long_runs) if i == 0 or v != long_runs[i - 1]]
+    assert pattern[pattern.index(True) :][:3] == [True, False, True], (runs, mouth.tolist())
+    closed = mouth[~is_open]
+    assert wide > 3 * float(np.median(closed)), (wide, mouth.tolist())
+    assert not is_open[-1]  # trailing silence: closed again
 
 
 async def test_cancel_ends_the_frames(peer: PeerHandle) -> None:
