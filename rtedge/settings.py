@@ -100,6 +100,13 @@ class RealtimeSettings(_Section):
     push-to-talk."""
     log_transcripts: bool = True
     """Write both sides' transcripts to the log."""
+    audio_jitter_buffer: Literal["rtedge", "aiortc"] = "rtedge"
+    """Receive buffer for the service's audio: ``rtedge`` hands each packet on as soon as it is
+    in order (our playout buffer absorbs jitter); ``aiortc`` keeps aiortc's own, which holds
+    every frame 80 ms and stays 280 ms deep after a lost packet."""
+    audio_reorder_packets: int = Field(default=1, ge=0, le=8)
+    """``rtedge`` buffer: a missing packet is waited for while this many newer ones are held
+    (one packet is 20 ms), then skipped as lost."""
     connect_timeout_s: float = Field(default=15.0, gt=0, le=300)
     """Time allowed for signaling plus the data channel opening."""
     liveness_timeout_s: float = Field(default=10.0, gt=0, le=600)
@@ -168,9 +175,15 @@ class AudioSettings(_Section):
     playback_channels: int = Field(default=2, ge=1, le=8)
     """Channels the playback device is opened with."""
     period_ms: int = Field(default=20, ge=5, le=100)
-    """ALSA period length: one audio frame per period."""
-    playback_latency_ms: int = Field(default=40, ge=10, le=1000)
-    """Target depth of our playback buffer; more survives jitter, less answers faster."""
+    """ALSA period length of the microphone: one audio frame per period."""
+    playback_period_ms: int = Field(default=10, ge=5, le=100)
+    """ALSA period length of the speaker, whose buffer is two periods: the device's share of the
+    latency. 20 ms halves the playback thread's wakeups (less CPU) for 10-20 ms more delay."""
+    playback_latency_ms: int = Field(default=30, ge=10, le=1000)
+    """Target depth of our playback buffer; more survives jitter, less answers faster. A reply
+    starts once this much is buffered, and long pauses in the service's stream bring the buffer
+    back to it; a burst that comes late after a stall may take it up to 80 ms deeper before the
+    oldest audio is dropped."""
     volume: float = Field(default=1.0, ge=0.0, le=4.0)
     """Software volume applied to the speaker (1.0 = unchanged)."""
     earcons: bool = True

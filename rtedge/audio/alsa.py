@@ -41,7 +41,7 @@ class Pcm(Protocol):
     """The part of ``alsaaudio.PCM`` the workers use."""
 
     def read(self) -> tuple[int, bytes]: ...
-    def write(self, data: bytes) -> int: ...
+    def write(self, data: bytes | Int16Array) -> int: ...
     def avail(self) -> int: ...
     def drop(self) -> int: ...
     def close(self) -> None: ...
@@ -343,6 +343,13 @@ class CaptureWorker(_Worker):
             pacer.after(n)
 
 
+SKIP_SILENCE_AFTER_S = 0.2
+"""Silence that long is a pause between utterances (pauses inside speech are shorter)."""
+BURST_S = 0.08
+"""Audio held beyond the target depth before the oldest is dropped: a burst that comes late
+after a network stall is played rather than cut (the depth comes back down in the next pause)."""
+
+
 @dataclass
 class _Span:
     start: int
@@ -382,9 +389,16 @@ class PlaybackWorker(_Worker):
             open_pcm=open_pcm,
         )
         self.volume = volume
-        self.capacity_frames = max(latency_frames, params.period_frames) + params.period_frames
+        self.target_frames = max(latency_frames, params.period_frames)
+        self.capacity_frames = (
+            self.target_frames + int(BURST_S * params.rate) + params.period_frames
+        )
+        self._priming = True  # the buffer ran dry: wait for target_frames before playing
+        self._zeros: Int16Array = np.zeros(0, dtype=np.int16)
         self._lock = threading.Lock()
-        self._chunks: collections.deque[Int16Array] = collections.deque()
+        # queued audio, each chunk with its level (RMS after the volume): computed once here,
+        # on the loop, rather than every period on the playback thread
+        self._chunks: collections.deque[tuple[Int16Array, float]] = collections.deque()
         self._buffered = 0  # frames in _chunks
         self._earcons: collections.deque[Int16Array] = collections.deque()
         self._flush = threading.Event()
@@ -396,6 +410,9 @@ class PlaybackWorker(_Worker):
         self._run_start: int | None = None
         self.frames_dropped = 0  # sound dropped from a full buffer (heard as a skip)
         self.frames_shed = 0  # silence dropped from a full buffer (not heard)
+        self.frames_skipped = 0  # silence not queued in a long pause (see push)
+        self._silent_run = 0  # frames of silence pushed since the last sound
+        self._skip_after_frames = int(SKIP_SILENCE_AFTER_S * params.rate)
         self.silence_periods = 0
         self.device_origin = 0  # clock position of the current device's first frame
         # (time.monotonic(), clock) where the virtual sink began: it plays at wall-clock pace
@@ -405,28 +422,50 @@ class PlaybackWorker(_Worker):
 
     def push(self, samples: Int16Array) -> int:
         """Queue interleaved device-format samples; returns frames of sound dropped to stay
-        bounded. Over capacity (a burst after the stream was held up) silent chunks go first:
-        they cost only latency, so they are counted in ``frames_shed``, not as drops. Then the
-        oldest sound goes."""
+        bounded.
+
+        Once the stream has been silent for ``SKIP_SILENCE_AFTER_S`` (longer than the pauses
+        inside speech), further silence is not queued while the buffer holds its target depth:
+        between replies the buffer comes back to the target, so the next one plays with the
+        configured delay however deep a stall had made the buffer before. Speech keeps its
+        timing; shortening a long pause is inaudible.
+
+        Over capacity (a burst after the stream was held up) silent chunks go first: they cost
+        only latency, so they are counted in ``frames_shed``, not as drops. Then the oldest
+        sound goes."""
         ch = self.params.channels
         if samples.size == 0:
             return 0
         dropped = 0
+        frames = samples.size // ch
+        level = rms(samples)
+        if level < SILENCE_RMS:
+            self._silent_run += frames
+            # skipped when queuing it would leave the buffer more than half a chunk past its
+            # target: the depth then averages the target instead of the target plus half a chunk
+            if (
+                self._silent_run > self._skip_after_frames
+                and self._buffered + frames // 2 > self.target_frames
+            ):
+                self.frames_skipped += frames
+                return 0
+        else:
+            self._silent_run = 0
         with self._lock:
-            self._chunks.append(samples)
-            self._buffered += samples.size // ch
+            self._chunks.append((samples, min(1.0, level * self.volume)))
+            self._buffered += frames
             if self._buffered > self.capacity_frames:
                 self._shed_silence()
             while self._buffered > self.capacity_frames and self._chunks:
                 excess = self._buffered - self.capacity_frames
-                head = self._chunks[0]
+                head, head_level = self._chunks[0]
                 head_frames = head.size // ch
                 if head_frames <= excess:
                     self._chunks.popleft()
                     self._buffered -= head_frames
                     dropped += head_frames
                 else:
-                    self._chunks[0] = head[excess * ch :]
+                    self._chunks[0] = (head[excess * ch :], head_level)
                     self._buffered -= excess
                     dropped += excess
         self.frames_dropped += dropped
@@ -435,13 +474,13 @@ class PlaybackWorker(_Worker):
     def _shed_silence(self) -> None:
         """Drop silent chunks, oldest first, until within capacity (lock held)."""
         ch = self.params.channels
-        kept: collections.deque[Int16Array] = collections.deque()
-        for chunk in self._chunks:
-            if self._buffered > self.capacity_frames and rms(chunk) < SILENCE_RMS:
+        kept: collections.deque[tuple[Int16Array, float]] = collections.deque()
+        for chunk, level in self._chunks:
+            if self._buffered > self.capacity_frames and level < SILENCE_RMS:
                 self._buffered -= chunk.size // ch
                 self.frames_shed += chunk.size // ch
             else:
-                kept.append(chunk)
+                kept.append((chunk, level))
         self._chunks = kept
 
     def buffered_frames(self) -> int:
@@ -452,6 +491,7 @@ class PlaybackWorker(_Worker):
         with self._lock:
             self._chunks.clear()
             self._buffered = 0
+            self._priming = True
         self._flush.set()
 
     def add_earcon(self, samples: Int16Array) -> None:
@@ -478,22 +518,33 @@ class PlaybackWorker(_Worker):
 
     def _take(self, frames: int) -> tuple[Int16Array, float]:
         """Up to one period of speech (padded with silence), earcons mixed, volume applied.
-        Returns the samples and the level of the speech alone (earcons excluded)."""
+        Returns the samples and the level of the speech alone (earcons excluded).
+
+        Once the buffer has run dry (at the start, after a flush, when the stream stalled), it
+        plays nothing until it holds its target depth again: a reply starts with that much in
+        hand against the next stall, rather than stuttering from an empty buffer."""
         ch = self.params.channels
         want = frames * ch
         parts: list[Int16Array] = []
         got = 0
+        level = 0.0
         with self._lock:
-            while got < want and self._chunks:
-                head = self._chunks[0]
+            if self._priming and self._buffered >= self.target_frames:
+                self._priming = False
+            while not self._priming and got < want and self._chunks:
+                head, head_level = self._chunks[0]
                 need = want - got
+                level = max(level, head_level)
                 if head.size <= need:
-                    parts.append(self._chunks.popleft())
+                    self._chunks.popleft()
+                    parts.append(head)
                     got += head.size
                 else:
                     parts.append(head[:need])
-                    self._chunks[0] = head[need:]
+                    self._chunks[0] = (head[need:], head_level)
                     got += need
+            if not self._priming and got < want:
+                self._priming = True  # ran dry
             self._buffered -= got // ch
             earcon_parts: list[Int16Array] = []
             egot = 0
@@ -507,20 +558,28 @@ class PlaybackWorker(_Worker):
                     earcon_parts.append(head[:need])
                     self._earcons[0] = head[need:]
                     egot += need
+        # As few numpy calls as possible: this runs every period with cold caches.
         if got == 0:
             self.silence_periods += 1
-        speech = np.zeros(want, dtype=np.int16)
-        if parts:
-            joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            speech[: joined.size] = joined
+            speech = self._silence(want)
+        elif got == want and len(parts) == 1:
+            speech = parts[0]  # a view of the queued chunk: no copy
+        else:
+            speech = np.zeros(want, dtype=np.int16)
+            speech[:got] = parts[0] if len(parts) == 1 else np.concatenate(parts)
         speech = apply_gain(speech, self.volume)
-        level = rms(speech)
         if earcon_parts:
             e = earcon_parts[0] if len(earcon_parts) == 1 else np.concatenate(earcon_parts)
             mixed = speech.astype(np.int32)
             mixed[: e.size] += apply_gain(e, self.volume)
             speech = np.clip(mixed, -32768, 32767).astype(np.int16)
         return speech, level
+
+    def _silence(self, size: int) -> Int16Array:
+        """A shared block of zeros (never written to)."""
+        if self._zeros.size != size:
+            self._zeros = np.zeros(size, dtype=np.int16)
+        return self._zeros
 
     def _account(self, frames: int, level: float, queued: int) -> None:
         start = self._written
@@ -623,7 +682,7 @@ class PlaybackWorker(_Worker):
             stalled_since = None
             if pending is None:
                 pending, pending_level = self._take(period)
-            n = pcm.write(pending.tobytes())
+            n = pcm.write(pending)  # any buffer: no copy to bytes
             if n == -errno.EPIPE:
                 # underrun: pyalsaaudio re-prepared the device; write the same period again
                 # (no catch-up burst: what was missed is simply late by one period)

@@ -62,12 +62,15 @@ def probe(
     opener = open_pcm or open_alsa_pcm
     rate = settings.sample_rate
     period = rate * settings.period_ms // 1000
+    playback_period = rate * settings.playback_period_ms // 1000
     results: dict[str, str] = {}
     jobs = (
         ("capture", PcmParams(settings.capture_device, rate, settings.channels, period, 4)),
         (
             "playback",
-            PcmParams(settings.playback_device, rate, settings.playback_channels, period, 2),
+            PcmParams(
+                settings.playback_device, rate, settings.playback_channels, playback_period, 2
+            ),
         ),
     )
     for kind, params in jobs:

@@ -4,6 +4,7 @@ gain and the earcon tones. Pure functions and small stateful helpers; no I/O, no
 from __future__ import annotations
 
 import fractions
+import math
 from typing import Any
 
 import av
@@ -30,11 +31,14 @@ def layout_name(channels: int) -> str:
 
 
 def rms(samples: Int16Array) -> float:
-    """Root mean square of s16 samples as a fraction of full scale (0..1)."""
+    """Root mean square of s16 samples as a fraction of full scale (0..1).
+
+    Two numpy calls: in an audio thread that wakes every period, each call runs with cold
+    caches and costs tens of microseconds, so the count matters more than the arithmetic."""
     if samples.size == 0:
         return 0.0
-    x = samples.astype(np.float32)
-    return float(np.sqrt(np.mean(x * x)) / 32768.0)
+    x = samples.astype(np.float64)
+    return math.sqrt(float(x.dot(x)) / x.size) / 32768.0
 
 
 def apply_gain(samples: Int16Array, gain: float) -> Int16Array:
@@ -68,6 +72,7 @@ class Converter:
                 format="s16", layout=layout_name(out_channels), rate=out_rate
             )
         self._pts = 0
+        self._resampled = False
 
     @property
     def passthrough(self) -> bool:
@@ -88,7 +93,20 @@ class Converter:
         return _frames_to_array(self._resampler.resample(frame))
 
     def convert_frame(self, frame: Any) -> Int16Array:
-        """Convert an ``av.AudioFrame`` of any format/layout/rate (the resampler adapts to it)."""
+        """Convert an ``av.AudioFrame`` of any format/layout/rate (the resampler adapts to it).
+
+        A frame already in the output shape (what aiortc's Opus decoder gives a stereo 48 kHz
+        speaker) is read in place, without the resampler and without a copy, as long as no
+        earlier frame went through the resampler (whose delay line would be cut short)."""
+        if (
+            not self._resampled
+            and frame.sample_rate == self.out_rate
+            and frame.format.name == "s16"
+            and len(frame.layout.channels) == self.out_channels
+        ):
+            n = frame.samples * self.out_channels
+            return np.frombuffer(frame.planes[0], dtype=np.int16, count=n)
+        self._resampled = True  # from now on, every frame through the resampler
         if self._resampler is None:
             self._resampler = av.AudioResampler(
                 format="s16", layout=layout_name(self.out_channels), rate=self.out_rate
@@ -114,6 +132,8 @@ class Rechunker:
         self._buf: Int16Array = np.zeros(0, dtype=np.int16)
 
     def push(self, samples: Int16Array) -> list[Int16Array]:
+        if not self._buf.size and samples.size == self._size:
+            return [samples]  # the usual case: the device's period is the chunk
         buf = np.concatenate((self._buf, samples)) if self._buf.size else samples
         n = buf.size // self._size
         out = [buf[i * self._size : (i + 1) * self._size] for i in range(n)]

@@ -53,6 +53,7 @@ class AudioPipeline:
         self._levels_task: asyncio.Task[None] | None = None
         rate = settings.sample_rate
         period = rate * settings.period_ms // 1000
+        playback_period = rate * settings.playback_period_ms // 1000
         self.capture = CaptureWorker(
             PcmParams(settings.capture_device, rate, settings.channels, period, CAPTURE_PERIODS),
             on_period=self._from_capture_thread,
@@ -65,7 +66,11 @@ class AudioPipeline:
         )
         self.playback = PlaybackWorker(
             PcmParams(
-                settings.playback_device, rate, settings.playback_channels, period, PLAYBACK_PERIODS
+                settings.playback_device,
+                rate,
+                settings.playback_channels,
+                playback_period,
+                PLAYBACK_PERIODS,
             ),
             latency_frames=rate * settings.playback_latency_ms // 1000,
             volume=settings.volume,

@@ -23,6 +23,11 @@ _TIME_BASE = fractions.Fraction(1, WEBRTC_RATE)
 _SILENCE = bytes(FRAME_SAMPLES * 2)
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class MicTrack(MediaStreamTrack):
     """20 ms s16 mono 48 kHz frames: the microphone while the gate is open, digital silence
     otherwise. Paced by the capture clock; when capture delivers nothing (device missing or
@@ -88,13 +93,14 @@ class MicTrack(MediaStreamTrack):
             deadline = self._last + slack
             if now >= deadline:
                 break
-            self._waiter = loop.create_future()
+            # a bare future and one timer: this runs for every frame (asyncio.timeout() costs
+            # several times as much)
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_at(deadline, _wake, waiter)
             try:
-                async with asyncio.timeout(deadline - now):
-                    await self._waiter
-            except TimeoutError:
-                pass
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
             if self.readyState != "live":
                 raise MediaStreamError

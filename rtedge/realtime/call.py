@@ -23,6 +23,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from rtedge.realtime import jitter
 from rtedge.realtime.events import Decoded, EventError, decode_server_event, encode
 from rtedge.realtime.session_shape import session_update
 from rtedge.realtime.signaling import Signaling
@@ -111,6 +112,12 @@ class Call:
         dc.on("close", lambda: self.mark_dead("data channel closed"))
         dc.on("message", self._on_message)
         pc.addTrack(self._mic)
+        if s.audio_jitter_buffer == "rtedge":
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "audio":
+                    jitter.install(
+                        transceiver.receiver, jitter.AudioJitterBuffer(s.audio_reorder_packets)
+                    )
         if self._on_video is not None:
             pc.addTransceiver("video", direction="recvonly")
 

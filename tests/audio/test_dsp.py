@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import fractions
+
+import av
 import numpy as np
 import pytest
 
-from rtedge.audio.dsp import Converter, Rechunker, apply_gain, earcon_samples, rms, tone
+from rtedge.audio.dsp import (
+    Converter,
+    Rechunker,
+    apply_gain,
+    earcon_samples,
+    rms,
+    tone,
+)
 from tests.audio.alsa_rig import interleave, sine
 
 
@@ -31,6 +41,35 @@ def test_converter_passthrough_is_untouched() -> None:
     assert conv.passthrough
     x = sine(1000, 0.02, 48000)
     assert conv.convert(x) is x
+
+
+def stereo_frame(samples: np.ndarray, rate: int = 48000) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="stereo")
+    frame.sample_rate = rate
+    frame.pts = 0
+    frame.time_base = fractions.Fraction(1, rate)
+    return frame
+
+
+def test_frames_already_in_the_speaker_shape_skip_the_resampler() -> None:
+    conv = Converter(48000, 2, 48000, 2)
+    x = interleave(sine(440, 0.02, 48000), 2)
+    frame = stereo_frame(x)
+    out = conv.convert_frame(frame)
+    assert np.array_equal(out, x)
+    assert np.shares_memory(out, np.frombuffer(frame.planes[0], dtype=np.int16))  # no copy
+    assert conv._resampler is None
+
+
+def test_frames_in_another_shape_go_through_the_resampler() -> None:
+    conv = Converter(48000, 2, 48000, 2)
+    mono = sine(440, 0.1, 48000)
+    frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = 48000
+    out = conv.convert_frame(frame).reshape(-1, 2)
+    assert conv._resampler is not None
+    assert np.array_equal(out[:, 0], out[:, 1])
+    assert rms(out[:, 0]) == pytest.approx(rms(mono) / np.sqrt(2), rel=0.05)  # swr: -3 dB
 
 
 def test_rechunker_hands_out_exact_periods() -> None:
