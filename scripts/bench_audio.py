@@ -1074,31 +1074,17 @@ def stage_table(tr: dict[str, Any]) -> dict[str, float]:
     return dict(sorted(table.items(), key=lambda kv: kv[1]))
 
 
-PEER_LOW_JITTER = r"""
-import sys
-from aiortc import rtcrtpreceiver
-from rtedge.realtime.jitter import AudioJitterBuffer
-init = rtcrtpreceiver.RTCRtpReceiver.__init__
-def low_jitter_init(self, kind, transport):
-    init(self, kind, transport)
-    if kind == "audio":
-        self._RTCRtpReceiver__jitter_buffer = AudioJitterBuffer()
-rtcrtpreceiver.RTCRtpReceiver.__init__ = low_jitter_init
-from rtedge.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def peer_process(port: int, low_jitter: bool = False) -> subprocess.Popen[bytes]:
-    """The local peer in loopback mode. ``low_jitter`` (an experiment, not what the peer does):
-    its receiver gets rtedge's jitter buffer too, as a service with a low-latency receive path
-    would have."""
-    launch = ["-c", PEER_LOW_JITTER] if low_jitter else ["-m", "rtedge"]
+def peer_process(port: int, jitter_buffer: str) -> subprocess.Popen[bytes]:
+    """The local peer in loopback mode, with the given receive buffer (``rtedge`` by default,
+    as ``rtedge peer`` runs; ``aiortc`` for a service whose receiver holds every frame 80 ms)."""
     return subprocess.Popen(
         [
             sys.executable,
-            *launch,
+            "-m",
+            "rtedge",
             "peer",
+            "--jitter-buffer",
+            jitter_buffer,
             "--listen",
             f"127.0.0.1:{port}",
             "--mode",
@@ -1133,7 +1119,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=1, help="rounds (order alternates)")
-    ap.add_argument("--roles", default=",".join(ROLES))
+    ap.add_argument("--roles", default="bare,bare_alsa,rtedge")
     ap.add_argument("--trace", action="store_true", help="time every stage (costs CPU)")
     ap.add_argument(
         "--set", action="append", default=[], help="rtedge setting, e.g. audio.period_ms=10"
@@ -1144,9 +1130,10 @@ def main() -> int:
         help="another rtedge checkout, measured as role rtedge_before (without --set)",
     )
     ap.add_argument(
-        "--peer-low-jitter",
-        action="store_true",
-        help="experiment: the peer's receiver uses rtedge's jitter buffer instead of aiortc's",
+        "--peer-jitter-buffer",
+        choices=("rtedge", "aiortc"),
+        default="rtedge",
+        help="the peer's receive buffer (default rtedge, as `rtedge peer` runs)",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "audio.json")
     ap.add_argument("--role", choices=ROLES)
@@ -1159,7 +1146,7 @@ def main() -> int:
     if args.before is not None and "rtedge_before" not in roles:
         roles.append("rtedge_before")
     port = free_port()
-    peer = peer_process(port, args.peer_low_jitter)
+    peer = peer_process(port, args.peer_jitter_buffer)
     calls_url = f"http://127.0.0.1:{port}/v1/realtime/calls"
     runs: dict[str, list[dict[str, Any]]] = {r: [] for r in roles}
     try:
@@ -1184,7 +1171,7 @@ def main() -> int:
         "peer_mode": "loopback",
         "rtedge_settings": args.set,
         "before": str(args.before) if args.before else None,
-        "peer_low_jitter": args.peer_low_jitter,
+        "peer_jitter_buffer": args.peer_jitter_buffer,
         "trace": args.trace,
         "load_avg": os.getloadavg()[0],
     }

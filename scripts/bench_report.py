@@ -51,10 +51,10 @@ def ms(x: float) -> str:
 
 
 def rows_audio(d: dict[str, Any]) -> list[Row]:
-    r, b = d["rtedge"], d["bare_aiortc"]
+    r, b = d["rtedge"], d["bare"]
     lat = r["median_ms"] / b["median_ms"]
     cpu = r["cpu_s_per_s"] / b["cpu_s_per_s"]
-    return [
+    rows: list[Row] = [
         (
             "mic-to-speaker loop latency (median)",
             ms(r["median_ms"]),
@@ -70,6 +70,18 @@ def rows_audio(d: dict[str, Any]) -> list[Row]:
             "<= 1.0x",
         ),
     ]
+    a = d.get("bare_alsa")
+    if a is not None:
+        rows.append(
+            (
+                "the same, beside bare aiortc on the same ALSA devices",
+                f"{ms(r['median_ms'])}, {r['cpu_s_per_s'] * 1000:.0f} ms/s",
+                f"{ms(a['median_ms'])}, {a['cpu_s_per_s'] * 1000:.0f} ms/s",
+                f"{r['median_ms'] / a['median_ms']:.2f}, {r['cpu_s_per_s'] / a['cpu_s_per_s']:.2f}",
+                "",
+            )
+        )
+    return rows
 
 
 def rows_display(d: dict[str, Any]) -> list[Row]:

@@ -27,6 +27,7 @@ from rtedge.peer.faults import CallFault
 from rtedge.peer.record import CallRecord
 from rtedge.peer.session import Session
 from rtedge.peer.voice import Voice
+from rtedge.realtime import jitter
 from rtedge.realtime.events import encode
 
 JsonDict = dict[str, Any]
@@ -74,6 +75,7 @@ class Call:
         self._closing: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
         self.ended = False
+        self._receive_buffer: jitter.AudioJitterBuffer | None = None
 
     # -- tasks ----------------------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -105,8 +107,18 @@ class Call:
             raise InvalidOffer(str(exc)) from exc
         # Answerer: our audio goes on the transceiver the offer created (addTrack after
         # setRemoteDescription reuses it). An offer without audio gets no track.
-        if any(t.kind == "audio" for t in pc.getTransceivers()):
+        audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
+        if audio:
             pc.addTrack(self.session.output)
+        if self.config.jitter_buffer == "rtedge":
+            # before the transport connects: no packet has reached the receiver yet
+            for transceiver in audio:
+                buffer = jitter.AudioJitterBuffer()
+                if jitter.install(transceiver.receiver, buffer):
+                    self._receive_buffer = buffer
+        self.record.receive_buffer["kind"] = (
+            "rtedge" if self._receive_buffer is not None else "aiortc"
+        )
         try:
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
@@ -292,11 +304,7 @@ class Call:
             record.active = False
             record.ended_at = time.time()
             record.end_reason = reason
-            out = self.session.output
-            record.rtp_frames_out = out.frames_out
-            record.voiced_frames_out = out.voiced_frames_out
-            record.late_frames_out = out.late_frames
-            record.max_late_ms = out.max_late_ms
+            self._copy_counters()
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
@@ -323,9 +331,21 @@ class Call:
 
     def refresh_record(self) -> CallRecord:
         if not self.ended:
-            out = self.session.output
-            self.record.rtp_frames_out = out.frames_out
-            self.record.voiced_frames_out = out.voiced_frames_out
-            self.record.late_frames_out = out.late_frames
-            self.record.max_late_ms = out.max_late_ms
+            self._copy_counters()
         return self.record
+
+    def _copy_counters(self) -> None:
+        record = self.record
+        out = self.session.output
+        record.rtp_frames_out = out.frames_out
+        record.voiced_frames_out = out.voiced_frames_out
+        record.late_frames_out = out.late_frames
+        record.max_late_ms = out.max_late_ms
+        buffer = self._receive_buffer
+        if buffer is not None:
+            record.receive_buffer.update(
+                released=buffer.released,
+                skipped=buffer.skipped,
+                late=buffer.late,
+                merged=buffer.merged,
+            )

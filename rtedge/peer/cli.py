@@ -64,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "listening on loopback, else aioice's own discovery)",
     )
     parser.add_argument(
+        "--jitter-buffer",
+        choices=("rtedge", "aiortc"),
+        default="rtedge",
+        help="receive buffer for the client's audio: rtedge releases packets as soon as they are "
+        "in order; aiortc holds each 80 ms (default rtedge)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -94,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> PeerConfig:
         max_session_s=args.max_session_s,
         image_fps=args.image_fps,
         ice_hosts=ice,
+        jitter_buffer=args.jitter_buffer,
     )
 
 

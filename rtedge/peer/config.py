@@ -27,6 +27,10 @@ class PeerConfig:
     """Avatar frame edge in pixels (JPEG, square)."""
     ice_hosts: tuple[str, ...] | None = None
     """Host addresses aioice gathers; None keeps aioice's own discovery."""
+    jitter_buffer: Literal["rtedge", "aiortc"] = "rtedge"
+    """Receive buffer for the client's audio: ``rtedge`` releases each packet as soon as it is in
+    order (as rtedge's own receiver does); ``aiortc`` keeps aiortc's, which holds every frame
+    80 ms, for measuring a service with that receive path."""
     max_body_bytes: int = 256 * 1024
     """Largest accepted HTTP request body (413 beyond)."""
     connect_timeout_s: float = 30.0

@@ -28,6 +28,7 @@ class CallRecord:
     late_frames_out: int = 0
     max_late_ms: float = 0.0
     image_frames: int = 0
+    receive_buffer: dict[str, Any] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
 
@@ -62,6 +63,7 @@ class CallRecord:
             "late_frames_out": self.late_frames_out,
             "max_late_ms": round(self.max_late_ms, 1),
             "image_frames": self.image_frames,
+            "receive_buffer": dict(self.receive_buffer),
             "responses": [dict(r) for r in self.responses],
             "faults": list(self.faults),
         }

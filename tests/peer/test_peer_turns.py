@@ -517,6 +517,13 @@ async def test_loopback_mode_returns_audio_at_once(peer: PeerHandle) -> None:
     assert first - t0 < 0.3
     await asyncio.sleep(0.7)
     assert 0.4 <= voiced_between(c, t0, time.monotonic()) <= 0.62
+    # the peer's receiver hands packets on as they come in order (no 80 ms hold)
+    assert c.call_id is not None
+    record = await peer.call_record(c.call_id)
+    buffer = record["receive_buffer"]
+    assert buffer["kind"] == "rtedge"
+    assert buffer["released"] >= 50  # 1.3 s of 20 ms packets since the call came up
+    assert buffer["skipped"] == 0
 
 
 IDLE_5S = {
