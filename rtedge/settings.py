@@ -174,6 +174,9 @@ class AudioSettings(_Section):
     """Channels the capture device is opened with (downmixed to mono)."""
     playback_channels: int = Field(default=2, ge=1, le=8)
     """Channels the playback device is opened with."""
+    mic_bitrate_kbps: int = Field(default=64, ge=8, le=256)
+    """Opus bit rate of the microphone (mono). 64 kb/s is transparent for speech and, with
+    Opus in its music mode, cheaper to encode than the speech mode's lower rates."""
     period_ms: int = Field(default=20, ge=5, le=100)
     """ALSA period length of the microphone: one audio frame per period."""
     playback_period_ms: int = Field(default=10, ge=5, le=100)

@@ -238,6 +238,14 @@ class Trace:
         self.ts_origin: int | None = None  # first released timestamp (aiortc's TimestampMapper)
         self.remote_onset_pts: list[tuple[float, int]] = []
         self.frames_out = 0
+        self.onset_packets: set[bytes] = set()  # encoded mic packets holding an onset
+
+    def mark(self, stage: str, t: float | None = None) -> None:
+        """An onset seen at ``stage`` by other means than its samples."""
+        if stage not in self.onsets:
+            self.onsets[stage] = []
+            self.order.append(stage)
+        self.onsets[stage].append(time.monotonic() if t is None else t)
 
     def pcm(self, stage: str, samples: Any, t: float | None = None, channels: int = 1) -> bool:
         """Feed one block of s16 samples seen at ``stage``; True when it holds an onset."""
@@ -250,10 +258,7 @@ class Trace:
         onset = loud and quiet >= self.QUIET_BLOCKS
         self._quiet[stage] = 0 if loud else quiet + 1
         if onset:
-            if stage not in self.onsets:
-                self.onsets[stage] = []
-                self.order.append(stage)
-            self.onsets[stage].append(t)
+            self.mark(stage, t)
         return onset
 
     def dump(self) -> dict[str, Any]:
@@ -363,7 +368,7 @@ class TracedPcm:
 
 
 def install_rtedge_hooks(trace: Trace) -> None:
-    from rtedge.audio import alsa, pipeline, tracks
+    from rtedge.audio import alsa, opus, pipeline, tracks
     from rtedge.realtime import call
 
     orig_open = alsa.open_alsa_pcm
@@ -381,20 +386,36 @@ def install_rtedge_hooks(trace: Trace) -> None:
 
     pipeline.AudioPipeline._from_capture_thread = from_capture_thread  # type: ignore[method-assign]
 
+    # the mic is Opus-encoded on the capture thread: the packet that carries the onset is
+    # followed by its bytes
+    orig_encode = opus.MicEncoder.encode
+
+    def encode(self: Any, samples: Any) -> bytes:
+        packet = orig_encode(self, samples)
+        if trace.pcm("capture.encoded", samples):
+            trace.onset_packets.add(packet)
+        return packet
+
+    opus.MicEncoder.encode = encode  # type: ignore[method-assign]
+
     orig_on_mic = pipeline.AudioPipeline._on_mic
 
-    def on_mic(self: Any, pcm: Any, level: float) -> None:
-        trace.pcm("loop.mic", pcm)
-        orig_on_mic(self, pcm, level)
+    def on_mic(self: Any, packet: bytes, level: float, live: bool) -> None:
+        if packet in trace.onset_packets:
+            trace.mark("loop.mic")
+        orig_on_mic(self, packet, level, live)
 
     pipeline.AudioPipeline._on_mic = on_mic  # type: ignore[method-assign]
 
     orig_recv = tracks.MicTrack.recv
 
     async def mic_recv(self: Any) -> Any:
-        frame = await orig_recv(self)
-        traced_frame_out(trace, frame)
-        return frame
+        packet = await orig_recv(self)
+        if bytes(packet) in trace.onset_packets:
+            trace.mark("track.recv")
+            trace.sent_onset_index.append(trace.frames_out)
+        trace.frames_out += 1
+        return packet
 
     tracks.MicTrack.recv = mic_recv  # type: ignore[method-assign]
 

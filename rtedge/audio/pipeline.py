@@ -1,6 +1,7 @@
 """The device's ears and mouth, as one object the session core drives.
 
-Capture thread -> ``call_soon_threadsafe`` -> every live ``MicTrack`` (gated by ``talking``).
+Capture thread (gated by ``talking``, Opus-encoded there) -> ``call_soon_threadsafe`` -> every
+live ``MicTrack``.
 ``play(track)`` -> ``SpeakerSink`` -> bounded buffer -> playback thread -> speaker.
 """
 
@@ -13,10 +14,12 @@ import math
 from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
 from rtedge.audio.alsa import CaptureWorker, OpenPcm, PcmParams, PlaybackWorker
 from rtedge.audio.dsp import WEBRTC_RATE, Int16Array, earcon_samples
+from rtedge.audio.opus import MicEncoder, silence_packet
 from rtedge.audio.tracks import FRAME_SAMPLES, MicTrack, SpeakerSink
 from rtedge.settings import AudioSettings
 from rtedge.state import State
@@ -50,6 +53,10 @@ class AudioPipeline:
         self._tracks: list[MicTrack] = []
         self._sinks: list[SpeakerSink] = []
         self._mic_peak = 0.0
+        # used by the capture thread only
+        self._encoder = MicEncoder(settings.mic_bitrate_kbps * 1000)
+        self._zeros: Int16Array = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self._silence_packet = silence_packet(settings.mic_bitrate_kbps * 1000)
         self._levels_task: asyncio.Task[None] | None = None
         rate = settings.sample_rate
         period = rate * settings.period_ms // 1000
@@ -129,7 +136,7 @@ class AudioPipeline:
     def mic_track(self) -> MediaStreamTrack:
         """A fresh track for a new call; it ends when stopped or when the pipeline stops."""
         track = MicTrack(
-            gate=lambda: self._talking or self.hands_free,
+            silence=self._silence_packet,
             capture_live=lambda: self.capture.ok,
             on_drop=lambda n: self.state.count_drop("mic", n),
             on_stop=self._forget_track,
@@ -145,13 +152,19 @@ class AudioPipeline:
         loop = self._loop
         if loop is None:
             return
+        # the gate is read here, as the period is captured; nothing is encoded while no call
+        # has a track (between calls)
+        live = self._talking or self.hands_free
+        packet = b""
+        if self._tracks:
+            packet = self._encoder.encode(samples if live else self._zeros)
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            loop.call_soon_threadsafe(self._on_mic, samples.tobytes(), level)
+            loop.call_soon_threadsafe(self._on_mic, packet, level, live)
 
-    def _on_mic(self, pcm: bytes, level: float) -> None:
+    def _on_mic(self, packet: bytes, level: float, live: bool) -> None:
         self._mic_peak = max(self._mic_peak, level)
         for track in self._tracks:
-            track.push(pcm)
+            track.push(packet, live)
 
     def _status_from_thread(self, name: str, ok: bool, detail: str) -> None:
         loop = self._loop

@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz, what aiortc packetizes
 FRAME_S = FRAME_SAMPLES / WEBRTC_RATE
 _TIME_BASE = fractions.Fraction(1, WEBRTC_RATE)
-_SILENCE = bytes(FRAME_SAMPLES * 2)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -29,12 +28,14 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 class MicTrack(MediaStreamTrack):
-    """20 ms s16 mono 48 kHz frames: the microphone while the gate is open, digital silence
-    otherwise. Paced by the capture clock; when capture delivers nothing (device missing or
-    stalled) it falls back to the wall clock, so RTP never stops.
+    """20 ms Opus packets (``av.Packet``, mono 48 kHz): the microphone while push-to-talk is
+    held, digital silence otherwise, encoded on the capture thread (``rtedge.audio.opus``), so
+    aiortc's sender only packetizes them. Paced by the capture clock; when capture delivers
+    nothing (device missing or stalled) it falls back to the wall clock with a silent packet,
+    so RTP never stops.
 
-    Frames are pushed in by the pipeline on the event loop (``push``); the queue is bounded
-    and drops the oldest frame, counting it through ``on_drop``.
+    Packets are pushed in by the pipeline on the event loop (``push``); the queue is bounded
+    and drops the oldest, counting it through ``on_drop``.
     """
 
     kind = "audio"
@@ -42,18 +43,18 @@ class MicTrack(MediaStreamTrack):
     def __init__(
         self,
         *,
-        gate: Callable[[], bool],
+        silence: bytes,
         capture_live: Callable[[], bool],
         on_drop: Callable[[int], None],
         on_stop: Callable[[MicTrack], None],
         max_queue: int = 5,
     ) -> None:
         super().__init__()
-        self._gate = gate
+        self._silence = silence
         self._capture_live = capture_live
         self._on_drop = on_drop
         self._on_stop = on_stop
-        self._queue: collections.deque[bytes] = collections.deque()
+        self._queue: collections.deque[tuple[bytes, bool]] = collections.deque()
         self._max_queue = max_queue
         self._waiter: asyncio.Future[None] | None = None
         self._pts = 0
@@ -64,11 +65,12 @@ class MicTrack(MediaStreamTrack):
         self.frames_live = 0  # frames that carried the microphone (gate open)
         self.frames_synthetic = 0
 
-    def push(self, pcm: bytes) -> None:
-        """One 20 ms period of mono s16 from the capture thread (called on the loop)."""
+    def push(self, packet: bytes, live: bool) -> None:
+        """One 20 ms Opus packet from the capture thread (called on the loop); ``live``: it
+        carries the microphone (push-to-talk held), else silence."""
         if not self._started or self.readyState != "live":
             return  # nobody reads yet (call still connecting): nothing to queue up
-        self._queue.append(pcm)
+        self._queue.append((packet, live))
         if len(self._queue) > self._max_queue:
             self._queue.popleft()
             self._on_drop(1)
@@ -76,14 +78,14 @@ class MicTrack(MediaStreamTrack):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
         self._started = True
         if self._last is None:
             self._last = loop.time() - FRAME_S
-        data: bytes | None = None
+        data: tuple[bytes, bool] | None = None
         while True:
             if self._queue:
                 data = self._queue.popleft()
@@ -110,23 +112,21 @@ class MicTrack(MediaStreamTrack):
             self._synthetic = True
             self.frames_synthetic += 1
             self._last = self._last + FRAME_S if now - self._last < 3 * FRAME_S else now
-            payload = _SILENCE
+            payload = self._silence
         else:
             self._synthetic = False
             self._last = now
-            if self._gate():
-                payload = data
+            payload, live = data
+            if live:
                 self.frames_live += 1
-            else:
-                payload = _SILENCE
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(payload)
-        frame.pts = self._pts
-        frame.sample_rate = WEBRTC_RATE
-        frame.time_base = _TIME_BASE
+            if not payload:
+                payload = self._silence
+        packet = av.Packet(payload)
+        packet.pts = self._pts
+        packet.time_base = _TIME_BASE
         self._pts += FRAME_SAMPLES
         self.frames_sent += 1
-        return frame
+        return packet
 
     def stop(self) -> None:
         if self.readyState == "live":

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import fractions
 import threading
 import time
+from typing import Any
 
+import av
 import numpy as np
 import pytest
 
+from rtedge.audio.dsp import rms
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.audio.tracks import MicTrack
 from rtedge.settings import AudioSettings
@@ -27,16 +31,32 @@ def settings(**kw: object) -> AudioSettings:
     return AudioSettings.model_validate(base)
 
 
+_decoders: dict[int, Any] = {}
+
+
+def decoder_for(track: MicTrack) -> Any:
+    """A real Opus decoder per track, as the far end has (it keeps state between packets)."""
+    if id(track) not in _decoders:
+        codec: Any = av.CodecContext.create("opus", "r")
+        codec.sample_rate = 48000
+        codec.layout = "mono"
+        _decoders[id(track)] = codec
+    return _decoders[id(track)]
+
+
 async def collect(track: MicTrack, n: int) -> tuple[list[np.ndarray], list[float]]:
+    """``n`` packets from the track, decoded to s16 as the service would hear them."""
     frames, times = [], []
+    decoder = decoder_for(track)
     for _ in range(n):
-        frame = await track.recv()
+        packet = await track.recv()
         times.append(time.monotonic())
-        assert frame.format.name == "s16"
-        assert frame.layout.name == "mono"
-        assert frame.sample_rate == 48000
-        assert frame.samples == 960
-        frames.append(frame.to_ndarray().reshape(-1).copy())
+        assert isinstance(packet, av.Packet)  # encoded here, only packetized by aiortc
+        assert packet.time_base == fractions.Fraction(1, 48000)
+        decoded = decoder.decode(av.Packet(bytes(packet)))
+        assert len(decoded) == 1 and decoded[0].samples == 960  # one 20 ms frame per packet
+        pcm = decoded[0].to_ndarray().reshape(-1)
+        frames.append(np.round(np.clip(pcm, -1.0, 1.0) * 32767.0).astype(np.int16))
     return frames, times
 
 
@@ -112,10 +132,15 @@ async def test_gate_sends_exact_silence_when_released(rig: AlsaRig) -> None:
         assert all(not f.any() for f in closed)  # digital silence, not just quiet
         pipe.talking = True
         opened, _ = await collect(track, 15)
-        assert all(f.any() for f in opened[2:])
+        assert all(rms(f) > 0.3 for f in opened[4:])  # the 700 Hz tone, at 0.5 (RMS 0.35)
         pipe.talking = False
         closed_again, _ = await collect(track, 15)
-        assert all(not f.any() for f in closed_again)
+        # the encoder was given zeros from the release on: after the frame that held the
+        # codec's look-ahead, what the far end hears is the decoder's fading tail, under
+        # -60 dBFS and falling, not the tone
+        tail = [rms(f) for f in closed_again[2:]]
+        assert max(tail) < 1e-3, tail
+        assert tail[-1] < tail[0]
     finally:
         await pipe.stop()
         feeder.stop()

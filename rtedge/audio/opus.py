@@ -1,0 +1,64 @@
+"""The microphone's Opus encoder: one 20 ms mono period in, one Opus packet out.
+
+aiortc would encode the mic itself: it upmixes every frame to stereo, encodes stereo at
+96 kb/s, and hops to an executor thread and back for each frame. A microphone is mono, and the
+capture thread is already off the event loop, so rtedge encodes there (PyAV's libopus) and the
+mic track hands aiortc finished packets, which its sender only packetizes.
+"""
+
+from __future__ import annotations
+
+import fractions
+from typing import Any, Final
+
+import av
+import numpy as np
+
+from rtedge.audio.dsp import WEBRTC_RATE, Int16Array
+
+FRAME_SAMPLES: Final = 960  # 20 ms at 48 kHz: one packet
+TIME_BASE: Final = fractions.Fraction(1, WEBRTC_RATE)
+
+
+class MicEncoder:
+    """Stateful (Opus predicts from the previous frames): one per capture stream, used from one
+    thread."""
+
+    def __init__(self, bitrate: int) -> None:
+        self.bitrate = bitrate
+        codec: Any = av.CodecContext.create("libopus", "w")
+        codec.sample_rate = WEBRTC_RATE
+        codec.layout = "mono"
+        codec.format = "s16"
+        codec.bit_rate = bitrate
+        codec.time_base = TIME_BASE
+        codec.open()
+        self._codec = codec
+        self._pts = 0
+
+    def encode(self, samples: Int16Array) -> bytes:
+        """One period of exactly ``FRAME_SAMPLES`` mono s16 samples -> one Opus packet."""
+        if samples.size != FRAME_SAMPLES:
+            raise ValueError(f"an Opus packet takes {FRAME_SAMPLES} samples, got {samples.size}")
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = WEBRTC_RATE
+        frame.pts = self._pts
+        frame.time_base = TIME_BASE
+        self._pts += FRAME_SAMPLES
+        # libopus returns this frame's packet at once (its look-ahead is inside the packet,
+        # not a held frame); empty only if it ever held one back
+        packets = self._codec.encode(frame)
+        return bytes(packets[0]) if packets else b""
+
+
+def silence_packet(bitrate: int) -> bytes:
+    """A packet of digital silence, sent while the microphone delivers nothing."""
+    encoder = MicEncoder(bitrate)
+    zeros = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    packet = b""
+    for _ in range(3):  # past the encoder's start-up: the steady silent packet
+        packet = encoder.encode(zeros)
+    return packet
+
+
+__all__ = ["FRAME_SAMPLES", "TIME_BASE", "MicEncoder", "silence_packet"]

@@ -1,0 +1,62 @@
+"""The mic encoder against a real Opus decoder (PyAV's), as the service decodes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from rtedge.audio.dsp import rms
+from rtedge.audio.opus import FRAME_SAMPLES, MicEncoder, silence_packet
+
+
+def decoder() -> Any:
+    codec: Any = av.CodecContext.create("opus", "r")
+    codec.sample_rate = 48000
+    codec.layout = "mono"
+    return codec
+
+
+def decode(codec: Any, packet: bytes) -> np.ndarray:
+    frames = codec.decode(av.Packet(packet))
+    assert len(frames) == 1
+    pcm = frames[0].to_ndarray().reshape(-1)
+    return np.round(np.clip(pcm, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def test_each_period_is_one_packet_and_decodes_to_the_same_sound() -> None:
+    enc, dec = MicEncoder(64_000), decoder()
+    t = np.arange(FRAME_SAMPLES * 50) / 48000
+    # a chirp from 200 Hz to 3 kHz: never repeats, so the alignment is unambiguous
+    voice = 0.4 * np.sin(2 * np.pi * (200 * t + (2800 / (2 * t[-1])) * t**2)) * 32767
+    pcm = voice.astype(np.int16)
+    out = []
+    for k in range(50):
+        packet = enc.encode(pcm[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES])
+        assert 0 < len(packet) <= 1275
+        assert packet[0] & 0x04 == 0  # the TOC byte's stereo flag: a mono packet
+        out.append(decode(dec, packet))
+    heard = np.concatenate(out).astype(np.float64)
+    sent = pcm.astype(np.float64)
+    # the same waveform, later by the codec's look-ahead (well under one period)
+    corr = np.correlate(heard[2000:30000], sent[2000:20000], mode="valid")
+    lag = int(np.argmax(corr))
+    a, b = heard[2000 + lag : 2000 + lag + 18000], sent[2000:20000]
+    assert float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) > 0.98
+    assert 0 < lag < FRAME_SAMPLES, lag
+
+
+def test_silence_packet_decodes_to_digital_silence() -> None:
+    packet = silence_packet(64_000)
+    dec = decoder()
+    for _ in range(5):
+        assert not decode(dec, packet).any()
+
+
+def test_a_period_of_the_wrong_size_is_refused() -> None:
+    enc = MicEncoder(64_000)
+    with pytest.raises(ValueError, match="960 samples"):
+        enc.encode(np.zeros(480, dtype=np.int16))
+    assert rms(np.zeros(4, dtype=np.int16)) == 0.0
