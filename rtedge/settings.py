@@ -177,6 +177,10 @@ class AudioSettings(_Section):
     mic_bitrate_kbps: int = Field(default=64, ge=8, le=256)
     """Opus bit rate of the microphone (mono). 64 kb/s is transparent for speech and, with
     Opus in its music mode, cheaper to encode than the speech mode's lower rates."""
+    mic_opus_complexity: int = Field(default=5, ge=0, le=10)
+    """Opus encoder complexity (0-10) of the microphone: CPU against quality. 5 is what WebRTC
+    uses on ARM phones; 10 (aiortc's) costs about twice the CPU for little audible gain in
+    speech."""
     period_ms: int = Field(default=20, ge=5, le=100)
     """ALSA period length of the microphone: one audio frame per period."""
     playback_period_ms: int = Field(default=10, ge=5, le=100)

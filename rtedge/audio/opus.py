@@ -24,7 +24,7 @@ class MicEncoder:
     """Stateful (Opus predicts from the previous frames): one per capture stream, used from one
     thread."""
 
-    def __init__(self, bitrate: int) -> None:
+    def __init__(self, bitrate: int, complexity: int = 5) -> None:
         self.bitrate = bitrate
         codec: Any = av.CodecContext.create("libopus", "w")
         codec.sample_rate = WEBRTC_RATE
@@ -32,6 +32,7 @@ class MicEncoder:
         codec.format = "s16"
         codec.bit_rate = bitrate
         codec.time_base = TIME_BASE
+        codec.options = {"compression_level": str(complexity)}  # FFmpeg's name for it
         codec.open()
         self._codec = codec
         self._pts = 0
@@ -51,9 +52,9 @@ class MicEncoder:
         return bytes(packets[0]) if packets else b""
 
 
-def silence_packet(bitrate: int) -> bytes:
+def silence_packet(bitrate: int, complexity: int = 5) -> bytes:
     """A packet of digital silence, sent while the microphone delivers nothing."""
-    encoder = MicEncoder(bitrate)
+    encoder = MicEncoder(bitrate, complexity)
     zeros = np.zeros(FRAME_SAMPLES, dtype=np.int16)
     packet = b""
     for _ in range(3):  # past the encoder's start-up: the steady silent packet

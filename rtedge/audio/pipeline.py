@@ -54,9 +54,10 @@ class AudioPipeline:
         self._sinks: list[SpeakerSink] = []
         self._mic_peak = 0.0
         # used by the capture thread only
-        self._encoder = MicEncoder(settings.mic_bitrate_kbps * 1000)
+        bitrate, complexity = settings.mic_bitrate_kbps * 1000, settings.mic_opus_complexity
+        self._encoder = MicEncoder(bitrate, complexity)
         self._zeros: Int16Array = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        self._silence_packet = silence_packet(settings.mic_bitrate_kbps * 1000)
+        self._silence_packet = silence_packet(bitrate, complexity)
         self._levels_task: asyncio.Task[None] | None = None
         rate = settings.sample_rate
         period = rate * settings.period_ms // 1000

@@ -26,8 +26,11 @@ def decode(codec: Any, packet: bytes) -> np.ndarray:
     return np.round(np.clip(pcm, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
-def test_each_period_is_one_packet_and_decodes_to_the_same_sound() -> None:
-    enc, dec = MicEncoder(64_000), decoder()
+@pytest.mark.parametrize(("bitrate", "complexity"), [(64_000, 5), (32_000, 0), (128_000, 10)])
+def test_each_period_is_one_packet_and_decodes_to_the_same_sound(
+    bitrate: int, complexity: int
+) -> None:
+    enc, dec = MicEncoder(bitrate, complexity), decoder()
     t = np.arange(FRAME_SAMPLES * 50) / 48000
     # a chirp from 200 Hz to 3 kHz: never repeats, so the alignment is unambiguous
     voice = 0.4 * np.sin(2 * np.pi * (200 * t + (2800 / (2 * t[-1])) * t**2)) * 32767
@@ -44,7 +47,7 @@ def test_each_period_is_one_packet_and_decodes_to_the_same_sound() -> None:
     corr = np.correlate(heard[2000:30000], sent[2000:20000], mode="valid")
     lag = int(np.argmax(corr))
     a, b = heard[2000 + lag : 2000 + lag + 18000], sent[2000:20000]
-    assert float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) > 0.98
+    assert float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) > 0.97
     assert 0 < lag < FRAME_SAMPLES, lag
 
 
