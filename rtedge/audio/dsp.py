@@ -102,7 +102,7 @@ class Converter:
             not self._resampled
             and frame.sample_rate == self.out_rate
             and frame.format.name == "s16"
-            and len(frame.layout.channels) == self.out_channels
+            and frame.layout.nb_channels == self.out_channels
         ):
             n = frame.samples * self.out_channels
             return np.frombuffer(frame.planes[0], dtype=np.int16, count=n)

@@ -198,9 +198,11 @@ class SpeakerSink:
 def _stream_time(frame: Any, arrival: float) -> float:
     """Seconds on the sender's clock (the RTP timestamps of an ``av.AudioFrame``), or the
     arrival time without one."""
-    if frame.pts is None or frame.time_base is None:
+    pts, time_base = frame.pts, frame.time_base
+    if pts is None or time_base is None:
         return arrival
-    return float(frame.pts * frame.time_base)
+    # in integers, not Fractions: this runs for every frame
+    return float(pts * time_base.numerator / time_base.denominator)
 
 
 __all__ = ["FRAME_S", "FRAME_SAMPLES", "MicTrack", "SpeakerSink"]
