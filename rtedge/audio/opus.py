@@ -44,7 +44,7 @@ class MicEncoder:
         # filled in place rather than with from_ndarray, whose checks and reshapes cost more
         # than the copy on a thread that wakes with cold caches every period
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(np.ascontiguousarray(samples))
+        frame.planes[0].update(samples.tobytes())
         frame.sample_rate = WEBRTC_RATE
         frame.pts = self._pts
         frame.time_base = TIME_BASE
