@@ -21,11 +21,17 @@ TIME_BASE: Final = fractions.Fraction(1, WEBRTC_RATE)
 
 
 class MicEncoder:
-    """Stateful (Opus predicts from the previous frames): one per capture stream, used from one
-    thread."""
+    """Stateful (Opus predicts from the previous frames), used from one thread.
+
+    A new encoder has already taken one period of zeros, so its state is the one silence
+    leaves: a far end that has been decoding ``silence_packet()``s then hears the first word at
+    full level. (A never-used encoder, or one whose last input was speech, makes the decoder
+    ramp up over about 100 ms.) So the pipeline starts every press on a new encoder.
+    """
 
     def __init__(self, bitrate: int, complexity: int = 5) -> None:
         self.bitrate = bitrate
+        self.complexity = complexity
         codec: Any = av.CodecContext.create("libopus", "w")
         codec.sample_rate = WEBRTC_RATE
         codec.layout = "mono"
@@ -36,6 +42,7 @@ class MicEncoder:
         codec.open()
         self._codec = codec
         self._pts = 0
+        self.encode(np.zeros(FRAME_SAMPLES, dtype=np.int16))
 
     def encode(self, samples: Int16Array) -> bytes:
         """One period of exactly ``FRAME_SAMPLES`` mono s16 samples -> one Opus packet."""
@@ -60,7 +67,7 @@ def silence_packet(bitrate: int, complexity: int = 5) -> bytes:
     encoder = MicEncoder(bitrate, complexity)
     zeros = np.zeros(FRAME_SAMPLES, dtype=np.int16)
     packet = b""
-    for _ in range(3):  # past the encoder's start-up: the steady silent packet
+    for _ in range(2):  # past the encoder's start-up: the steady silent packet
         packet = encoder.encode(zeros)
     return packet
 

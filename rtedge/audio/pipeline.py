@@ -57,6 +57,7 @@ class AudioPipeline:
         bitrate, complexity = settings.mic_bitrate_kbps * 1000, settings.mic_opus_complexity
         self._encoder = MicEncoder(bitrate, complexity)
         self._zeros: Int16Array = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self._encoder_live = False  # the encoder's last input was the microphone
         self._silence_packet = silence_packet(bitrate, complexity)
         self._levels_task: asyncio.Task[None] | None = None
         rate = settings.sample_rate
@@ -153,12 +154,22 @@ class AudioPipeline:
         loop = self._loop
         if loop is None:
             return
-        # the gate is read here, as the period is captured; nothing is encoded while no call
-        # has a track (between calls)
+        # The gate is read here, as the period is captured. Nothing is encoded while no call
+        # has a track (between calls), nor while the button is up (most of a device's day):
+        # the ready-made silent packet goes out instead, after one period of zeros that carries
+        # the encoder's look-ahead (the last 6.5 ms of speech). The next press starts on a new
+        # encoder, made now rather than at the press (see MicEncoder).
         live = self._talking or self.hands_free
         packet = b""
         if self._tracks:
-            packet = self._encoder.encode(samples if live else self._zeros)
+            if live:
+                packet = self._encoder.encode(samples)
+            elif self._encoder_live:
+                packet = self._encoder.encode(self._zeros)
+                self._encoder = MicEncoder(self._encoder.bitrate, self._encoder.complexity)
+            else:
+                packet = self._silence_packet
+            self._encoder_live = live
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
             loop.call_soon_threadsafe(self._on_mic, packet, level, live)
 

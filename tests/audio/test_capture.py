@@ -132,7 +132,8 @@ async def test_gate_sends_exact_silence_when_released(rig: AlsaRig) -> None:
         assert all(not f.any() for f in closed)  # digital silence, not just quiet
         pipe.talking = True
         opened, _ = await collect(track, 15)
-        assert all(rms(f) > 0.3 for f in opened[4:])  # the 700 Hz tone, at 0.5 (RMS 0.35)
+        # the 700 Hz tone at 0.5 (RMS 0.35), at full level from its first whole period
+        assert all(rms(f) > 0.3 for f in opened[2:]), [round(rms(f), 3) for f in opened]
         pipe.talking = False
         closed_again, _ = await collect(track, 15)
         # the encoder was given zeros from the release on: after the frame that held the
@@ -140,7 +141,10 @@ async def test_gate_sends_exact_silence_when_released(rig: AlsaRig) -> None:
         # -60 dBFS and falling, not the tone
         tail = [rms(f) for f in closed_again[2:]]
         assert max(tail) < 1e-3, tail
-        assert tail[-1] < tail[0]
+        assert not closed_again[-1].any()  # and then digital silence again
+        pipe.talking = True  # a second press: again at full level at once
+        opened_again, _ = await collect(track, 10)
+        assert all(rms(f) > 0.3 for f in opened_again[2:]), [round(rms(f), 3) for f in opened_again]
     finally:
         await pipe.stop()
         feeder.stop()

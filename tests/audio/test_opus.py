@@ -63,3 +63,21 @@ def test_a_period_of_the_wrong_size_is_refused() -> None:
     with pytest.raises(ValueError, match="960 samples"):
         enc.encode(np.zeros(480, dtype=np.int16))
     assert rms(np.zeros(4, dtype=np.int16)) == 0.0
+
+
+def test_after_silence_packets_a_new_encoders_first_word_is_at_full_level() -> None:
+    """What a press sounds like at the far end: it has been decoding silence packets, and the
+    first periods of speech must not fade in (a never-used libopus encoder makes the decoder
+    ramp up over about 100 ms)."""
+    dec = decoder()
+    for _ in range(20):
+        decode(dec, silence_packet(64_000))
+    t = np.arange(FRAME_SAMPLES * 4) / 48000
+    tone = (0.5 * np.sin(2 * np.pi * 700 * t) * 32767).astype(np.int16)
+    enc = MicEncoder(64_000)
+    heard = [
+        rms(decode(dec, enc.encode(tone[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES])))
+        for k in range(4)
+    ]
+    assert heard[0] > 0.25, heard  # the first period already carries most of its energy
+    assert all(h > 0.33 for h in heard[1:]), heard  # then full level (RMS of 0.5 is 0.354)
