@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, default=Path("run/demo"), help="scratch directory")
     p.add_argument("--keep", action="store_true", help="leave both running until Ctrl-C")
 
-    p = sub.add_parser("check", help="validate the config and show what would be used")
+    p = sub.add_parser(
+        "check",
+        help="validate the config, open the audio devices once and show what would be used "
+        "(exit 78: bad config, 69: a device does not work)",
+    )
     _config_arg(p)
 
     sub.add_parser("devices", help="list ALSA PCMs and sound cards")
@@ -90,8 +94,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     silence_alsa_lib_errors()
 
     print("ALSA PCMs:", ", ".join(list_pcms()) or "(none)")
+    failed = []
     for name, result in probe(settings.audio).items():
         print(f"{name}: {result}")
+        if not result.startswith("ok"):
+            failed.append(name)
     display = settings.display
     if display.backend == "fbdev":
         print(f"display: fbdev {display.fbdev} (geometry from {display.sysfs})")
@@ -99,6 +106,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"display: MJPEG at http://{settings.health.listen}/avatar.mjpeg")
     else:
         print("display: none")
+    if failed:
+        # the config is valid, but the daemon would run without these until they appear
+        print(f"rtedge: device check failed: {', '.join(failed)}", file=sys.stderr)
+        return EX_UNAVAILABLE
     return EX_OK
 
 

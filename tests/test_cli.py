@@ -63,13 +63,35 @@ def test_check_masks_secrets_and_names_what_it_would_use(tmp_path: Path) -> None
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "realtime.api_key").write_text(SECRET + "-cred")
+    # devices that work: the null plugin
+    conf = tmp_path / "asound.conf"
+    conf.write_text("pcm.!default { type null }\nctl.!default { type null }\n")
+    alsa = {"ALSA_CONFIG_PATH": str(conf)}
     for env in ({}, {"CREDENTIALS_DIRECTORY": str(creds)}, {"RTEDGE_REALTIME__API_KEY": SECRET}):
-        out = rtedge("check", "--config", str(cfg), env=env)
+        out = rtedge("check", "--config", str(cfg), env=env | alsa)
         assert out.returncode == 0, out.stderr
         assert SECRET not in out.stdout + out.stderr
         assert '"api_key": "********"' in out.stdout
     assert "display: MJPEG at http://127.0.0.1:9999/avatar.mjpeg" in out.stdout
     assert "capture:" in out.stdout and "playback:" in out.stdout
+
+
+def test_check_fails_with_69_naming_a_device_that_does_not_open(tmp_path: Path) -> None:
+    conf = tmp_path / "asound.conf"
+    conf.write_text("pcm.!default { type null }\nctl.!default { type null }\n")
+    out = rtedge(
+        "check",
+        env={
+            "ALSA_CONFIG_PATH": str(conf),
+            "RTEDGE_REALTIME__API_KEY": SECRET,
+            "RTEDGE_AUDIO__CAPTURE_DEVICE": "rtedge_no_such_mic",
+        },
+    )
+    assert out.returncode == 69, out.stdout + out.stderr
+    assert "capture: error: rtedge_no_such_mic" in out.stdout
+    assert "playback: ok" in out.stdout
+    assert out.stderr.strip().endswith("rtedge: device check failed: capture")
+    assert SECRET not in out.stdout + out.stderr
 
 
 def test_devices_lists_pcms(tmp_path: Path) -> None:
