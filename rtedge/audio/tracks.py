@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import fractions
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +13,11 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from rtedge.audio.dsp import SILENCE_RMS, WEBRTC_RATE, Converter, rms
+from rtedge.audio.opus import FRAME_SAMPLES, TIME_BASE
 
 log = logging.getLogger(__name__)
 
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz, what aiortc packetizes
 FRAME_S = FRAME_SAMPLES / WEBRTC_RATE
-_TIME_BASE = fractions.Fraction(1, WEBRTC_RATE)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -123,7 +121,7 @@ class MicTrack(MediaStreamTrack):
                 payload = self._silence
         packet = av.Packet(payload)
         packet.pts = self._pts
-        packet.time_base = _TIME_BASE
+        packet.time_base = TIME_BASE
         self._pts += FRAME_SAMPLES
         self.frames_sent += 1
         return packet
