@@ -763,8 +763,8 @@ def dac_onsets(dac: Dac) -> list[float]:
 
 
 async def connect_bare(calls_url: str, sender: Any, on_track: Callable[[Any], None]) -> Any:
-    import aiohttp
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCConfiguration, RTCPeerConnection
+    from bare_call import offer_and_answer
 
     from rtedge.realtime.ice import use_host_addresses
 
@@ -773,18 +773,7 @@ async def connect_bare(calls_url: str, sender: Any, on_track: Callable[[Any], No
     pc.addTrack(sender)
     pc.createDataChannel("oai-events")
     pc.on("track", on_track)
-    await pc.setLocalDescription(await pc.createOffer())
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            calls_url,
-            data=pc.localDescription.sdp,
-            headers={"Authorization": "Bearer bench", "Content-Type": "application/sdp"},
-        ) as resp,
-    ):
-        answer = await resp.text()
-        assert resp.status in (200, 201), (resp.status, answer)
-    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await offer_and_answer(pc, calls_url)
     return pc
 
 
@@ -912,16 +901,20 @@ async def run_bare_alsa(calls_url: str, seconds: float, trace: Trace | None) -> 
     spk_q: queue.Queue[bytes | None] = queue.Queue()
     stop = threading.Event()
 
-    def capture() -> None:
-        pcm = alsaaudio.PCM(
-            type=alsaaudio.PCM_CAPTURE,
-            device="rtmic",
+    def open_pcm(kind: int, device: str, *, channels: int, periods: int) -> Any:
+        """Plain blocking pyalsaaudio, as a bare client would open the test devices."""
+        return alsaaudio.PCM(
+            type=kind,
+            device=device,
             rate=RATE,
-            channels=1,
+            channels=channels,
             format=alsaaudio.PCM_FORMAT_S16_LE,
             periodsize=PERIOD,
-            periods=4,
+            periods=periods,
         )
+
+    def capture() -> None:
+        pcm = open_pcm(alsaaudio.PCM_CAPTURE, "rtmic", channels=1, periods=4)
         while not stop.is_set():
             n, data = pcm.read()
             if n > 0:
@@ -931,15 +924,7 @@ async def run_bare_alsa(calls_url: str, seconds: float, trace: Trace | None) -> 
         pcm.close()
 
     def playback() -> None:
-        pcm = alsaaudio.PCM(
-            type=alsaaudio.PCM_PLAYBACK,
-            device="rtspk",
-            rate=RATE,
-            channels=2,
-            format=alsaaudio.PCM_FORMAT_S16_LE,
-            periodsize=PERIOD,
-            periods=2,
-        )
+        pcm = open_pcm(alsaaudio.PCM_PLAYBACK, "rtspk", channels=2, periods=2)
         while True:
             data = spk_q.get()
             if data is None:

@@ -60,9 +60,9 @@ def stats(xs: list[float]) -> dict[str, Any]:
 async def bare_connect(calls_url: str) -> float:
     """One bare aiortc call: offer with an audio track and the event channel, POST, answer, wait
     for the data channel to open. Returns seconds; closes the call."""
-    import aiohttp
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCConfiguration, RTCPeerConnection
     from aiortc.mediastreams import AudioStreamTrack
+    from bare_call import offer_and_answer
 
     t0 = time.perf_counter()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -82,18 +82,7 @@ async def bare_connect(calls_url: str) -> float:
 
         asyncio.ensure_future(drain())  # noqa: RUF006  (ends with the track)
 
-    await pc.setLocalDescription(await pc.createOffer())
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            calls_url,
-            data=pc.localDescription.sdp,
-            headers={"Authorization": "Bearer bench", "Content-Type": "application/sdp"},
-        ) as resp,
-    ):
-        assert resp.status in (200, 201), resp.status
-        answer = await resp.text()
-    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await offer_and_answer(pc, calls_url)
     await asyncio.wait_for(opened.wait(), 10)
     elapsed = time.perf_counter() - t0
     await pc.close()
