@@ -11,15 +11,19 @@ from typing import Any
 
 import aiohttp
 from aiortc import MediaStreamTrack
+from prometheus_client import ProcessCollector
 
+from rtedge import __version__
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
+from rtedge.deprecations import shutdown_timestamp
 from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
+from rtedge.metrics import Identity, PartsCollector
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
 from rtedge.realtime.ice import tune_consent, use_host_addresses
@@ -79,7 +83,25 @@ class Appliance:
             on_press=self.ptt.press,
             on_release=self.ptt.release,
             extra_routes=[self.display.add_routes] if self.display is not None else None,
+            identity=Identity(
+                version=__version__,
+                device_id=settings.health.device_id,
+                provider=rt.provider,
+                model=rt.model,
+                model_shutdown=shutdown_timestamp(rt.model),
+            ),
         )
+        self.health.registry.register(
+            PartsCollector(
+                xruns=lambda: {
+                    "capture": self.audio.capture.xruns,
+                    "playback": self.audio.playback.xruns,
+                },
+                watchdog_withheld=lambda: self.notifier.skipped,
+            )
+        )
+        # Resident memory, CPU seconds and start time (a restart shows as a new start time).
+        ProcessCollector(registry=self.health.registry)
         self._http: aiohttp.ClientSession | None = None
         self._bad_logged: dict[str, float] = {}
         self.supervisor: Supervisor | None = None

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from rtedge import __version__
-from rtedge.metrics import StateCollector
+from rtedge.metrics import Identity, StateCollector
 from rtedge.state import State
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class HealthServer:
         on_press: Callable[[], None],
         on_release: Callable[[], None],
         extra_routes: list[Callable[[web.Application], None]] | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self._state = state
         self._host = host
@@ -43,7 +44,7 @@ class HealthServer:
         self._on_release = on_release
         self.ready = False
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(StateCollector(state))
+        self.registry.register(StateCollector(state, identity))
         self.app = web.Application()
         self.app.add_routes(
             [

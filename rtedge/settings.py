@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -237,10 +239,34 @@ class DisplaySettings(_Section):
     """Draw the local lip-synced avatar when the service sends no frames."""
 
 
+def machine_id(path: Path = Path("/etc/machine-id")) -> str:
+    """The systemd machine id (stable across reboots), else the host name."""
+    try:
+        value = path.read_text().strip()
+    except OSError:
+        value = ""
+    return value if _DEVICE_ID.fullmatch(value) else socket.gethostname()[:64] or "unknown"
+
+
+_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 class HealthSettings(_Section):
     listen: str = "127.0.0.1:8787"
     """``HOST:PORT`` of the health/status/metrics endpoint. Keep it on loopback unless a firewall
     guards it: it also accepts push-to-talk presses."""
+    device_id: str = ""
+    """Name of this device in a fleet (the ``device_id`` label of ``rtedge_info``); empty means
+    the machine id from ``/etc/machine-id``. Letters, digits, ``.``, ``_``, ``-``; 64 at most."""
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id(cls, v: str) -> str:
+        if not v:
+            return machine_id()
+        if not _DEVICE_ID.fullmatch(v):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting alphanumeric")
+        return v
 
     @field_validator("listen")
     @classmethod

@@ -62,6 +62,8 @@ class State:
     events_in: Counter[str] = field(default_factory=Counter)
     events_bad: Counter[str] = field(default_factory=Counter)
     queue_drops: Counter[str] = field(default_factory=Counter)
+    tokens: Counter[str] = field(default_factory=Counter)  # "input_audio", "output_text", ...
+    call_seconds_done: float = 0.0  # connected time of the calls that have ended
     _listeners: list[Callable[[State], None]] = field(default_factory=list, repr=False)
 
     def subscribe(self, listener: Callable[[State], None]) -> None:
@@ -91,6 +93,11 @@ class State:
     def count_drop(self, queue: str, n: int = 1) -> None:
         self.queue_drops[queue] += n
 
+    def call_seconds(self) -> float:
+        """Seconds connected so far over all calls, the current one included."""
+        current = time.monotonic() - self.session_started if self.session_started else 0.0
+        return self.call_seconds_done + current
+
     def problems(self) -> list[str]:
         """Reasons the device is not healthy right now; empty when it is."""
         out: list[str] = []
@@ -115,7 +122,7 @@ class State:
         data: dict[str, Any] = {
             f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")
         }
-        for key in ("events_in", "events_bad", "queue_drops"):
+        for key in ("events_in", "events_bad", "queue_drops", "tokens"):
             data[key] = dict(data[key])
         data["devices"] = {name: asdict(dev) for name, dev in self.devices.items()}
         started = data.pop("session_started")

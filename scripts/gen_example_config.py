@@ -33,18 +33,17 @@ def toml_value(value: Any) -> str:
 
 
 def main() -> None:
-    defaults = Settings.model_construct()
     out = [HEADER]
     for section, field in Settings.model_fields.items():
         model = field.annotation
         assert isinstance(model, type) and issubclass(model, BaseModel)
         out.append(f"\n# {field.description}\n[{section}]")
-        instance = getattr(defaults, section)
         for key, info in model.model_fields.items():
             doc = " ".join((info.description or "").split())
             for line in textwrap.wrap(doc, 96):
                 out.append(f"# {line}")
-            value = getattr(instance, key)
+            # The declared default, before validators fill in machine-specific values (device_id).
+            value = info.get_default(call_default_factory=True)
             value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
             value = str(value) if hasattr(value, "as_posix") else value
             out.append(f"# {key} = {toml_value(value)}")

@@ -98,6 +98,7 @@ BAD_VALUES = [
     ("display", "fps", "0", "display.fps"),
     ("health", "listen", '"localhost"', "health.listen"),
     ("health", "listen", '"127.0.0.1:99999"', "health.listen"),
+    ("health", "device_id", '"shop 12/kiosk"', "health.device_id"),
     ("reconnect", "initial_s", "0", "reconnect.initial_s"),
     ("reconnect", "multiplier", "0.5", "reconnect.multiplier"),
     ("reconnect", "jitter", "2", "reconnect.jitter"),
@@ -155,3 +156,16 @@ def test_example_config_documents_every_key_and_loads() -> None:
             assert f"{key} =" in example, f"{section}.{key} missing from config/rtedge.toml"
     load_settings(root / "config" / "rtedge.toml")
     load_settings(root / "config" / "demo.toml")
+
+
+def test_device_id_defaults_to_the_machine_id_and_can_be_set(tmp_path: Path) -> None:
+    from rtedge.settings import machine_id
+
+    mid = tmp_path / "machine-id"
+    mid.write_text("0123456789abcdef0123456789abcdef\n")
+    assert machine_id(mid) == "0123456789abcdef0123456789abcdef"
+    mid.write_text("")  # an image not yet booted: the host name stands in
+    assert machine_id(mid) and machine_id(mid) != ""
+    assert load_settings(write(tmp_path, "")).health.device_id == machine_id()
+    named = write(tmp_path, '[health]\ndevice_id = "shop-12.kiosk_1"\n')
+    assert load_settings(named).health.device_id == "shop-12.kiosk_1"

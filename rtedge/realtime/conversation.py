@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from rtedge.logs import event as log_event
 from rtedge.realtime.events import IMAGE_DELTA_TYPES, IMAGE_DONE_TYPES, Decoded
+from rtedge.realtime.usage import count_usage
 from rtedge.state import State, Turn
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class Conversation:
                 role="assistant",
             )
         self._assistant_text = []
+        count_usage(self._state.tokens, response.get("usage"))
         if status != "in_progress":
             self.turns_completed += 1
         if self._tool_outputs_pending:

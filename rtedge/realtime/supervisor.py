@@ -115,6 +115,7 @@ class Supervisor:
         )
         await call.close(hangup=True)
         self.call = None
+        self._state.call_seconds_done = self._state.call_seconds()
         self._state.update(call_id=None, session_started=None)
         if reason == "rotation":
             self.rotations += 1

@@ -1,0 +1,76 @@
+"""The /metrics names against Prometheus' conventions, read back with prometheus-client's own
+parser from the bytes a scrape gets."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from rtedge.metrics import Identity, PartsCollector, StateCollector
+from rtedge.realtime.usage import count_usage
+from rtedge.state import Connection, State
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def scrape(state: State, identity: Identity | None = None) -> Samples:
+    registry = CollectorRegistry()
+    registry.register(StateCollector(state, identity))
+    registry.register(
+        PartsCollector(xruns=lambda: {"playback": 3}, watchdog_withheld=lambda: {"capture": 1})
+    )
+    text = generate_latest(registry).decode()
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+def test_identity_and_model_shutdown_exported() -> None:
+    ident = Identity("1.2.3", "kiosk-7", "openai", "gpt-old", model_shutdown=1_800_000_000.0)
+    metrics = scrape(State(), ident)
+    labels = {"version": "1.2.3", "device_id": "kiosk-7", "provider": "openai", "model": "gpt-old"}
+    assert metrics["rtedge_info"] == [(labels, 1.0)]
+    assert metrics["rtedge_model_shutdown_timestamp_seconds"] == [
+        ({"model": "gpt-old"}, 1_800_000_000.0)
+    ]
+    no_date = scrape(State(), Identity("1.2.3", "kiosk-7", "openai", "gpt-realtime"))
+    assert "rtedge_model_shutdown_timestamp_seconds" not in no_date
+
+
+def test_counters_end_in_total_and_units_are_in_names() -> None:
+    state = State()
+    state.queue_drops["mic"] += 2
+    state.events_bad["invalid_json"] += 1
+    count_usage(state.tokens, {"input_tokens": 4, "input_token_details": {"audio_tokens": 4}})
+    registry = CollectorRegistry()
+    registry.register(StateCollector(state, Identity("1", "d", "local", "m")))
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        assert family.name.startswith("rtedge_"), family.name
+        if family.type == "counter":
+            assert all(s.name.endswith("_total") for s in family.samples), family.name
+        # Seconds, ratios and timestamps are named by their unit; no milliseconds anywhere.
+        assert "_ms" not in family.name and "millis" not in family.name
+    metrics = scrape(state)
+    assert metrics["rtedge_queue_drops_total"] == [({"queue": "mic"}, 2.0)]
+    assert metrics["rtedge_realtime_tokens_total"] == [
+        ({"direction": "input", "modality": "audio"}, 4.0)
+    ]
+    assert metrics["rtedge_audio_xruns_total"] == [({"direction": "playback"}, 3.0)]
+    assert metrics["rtedge_watchdog_pings_withheld_total"] == [({"part": "capture"}, 1.0)]
+
+
+def test_states_are_one_hot_and_connected_seconds_add_up() -> None:
+    state = State(connection=Connection.BACKOFF, call_seconds_done=100.0)
+    metrics = scrape(state)
+    states = {labels["state"]: v for labels, v in metrics["rtedge_connection_state"]}
+    assert states["backoff"] == 1.0 and sum(states.values()) == 1.0
+    assert len(metrics["rtedge_turn_state"]) == 4
+    assert metrics["rtedge_call_up"] == [({}, 0.0)]
+    assert metrics["rtedge_call_connected_seconds_total"] == [({}, 100.0)]
+    state.update(connection=Connection.CONNECTED, session_started=time.monotonic() - 5)
+    seconds = scrape(state)["rtedge_call_connected_seconds_total"][0][1]
+    assert 105.0 <= seconds < 106.0
