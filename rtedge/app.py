@@ -226,6 +226,6 @@ async def _main(settings: Settings) -> int:
 
 
 def run(settings: Settings) -> int:
-    setup_logging(settings.logging.level)
+    setup_logging(settings.logging.level, settings.health.device_id)
     silence_alsa_lib_errors()
     return asyncio.run(_main(settings))

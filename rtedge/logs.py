@@ -55,7 +55,9 @@ def stderr_is_journal() -> bool:
     return st.st_dev == int(dev) and st.st_ino == int(ino)
 
 
-def setup_logging(level: str = "info") -> None:
+def setup_logging(level: str = "info", device_id: str | None = None) -> None:
+    """Log to the journal when systemd gave us one, else to stderr. ``device_id`` goes on every
+    journal entry as ``RTEDGE_DEVICE_ID``, so a fleet's collector can pick one device's lines."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -63,7 +65,8 @@ def setup_logging(level: str = "info") -> None:
     if stderr_is_journal():
         from systemd.journal import JournalHandler
 
-        handler = JournalHandler(SYSLOG_IDENTIFIER="rtedge")
+        extra = {"RTEDGE_DEVICE_ID": device_id} if device_id else {}
+        handler = JournalHandler(SYSLOG_IDENTIFIER="rtedge", **extra)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
