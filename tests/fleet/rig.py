@@ -92,6 +92,7 @@ class Prometheus:
         *,
         agent: bool = False,
         receiver: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         assert PROMETHEUS is not None
         self.dir = workdir
@@ -112,7 +113,7 @@ class Prometheus:
             argv += [f"--storage.tsdb.path={workdir / 'data'}"]
         if receiver:
             argv.append("--web.enable-remote-write-receiver")
-        self.proc = Proc("prometheus", argv, base_env(), workdir / "prometheus.log")
+        self.proc = Proc("prometheus", argv, {**base_env(), **(env or {})}, self.dir / "log")
         wait_for(self._ready, 60, "prometheus ready")
 
     def _ready(self) -> bool:
