@@ -173,7 +173,15 @@ class Conversation:
     def on_event(self, ev: Decoded) -> None:
         t = ev.type
         raw = ev.raw
-        self._state.events_in[t] += 1
+        known = (
+            ev.model is not None
+            or t in _HANDLERS
+            or t in IMAGE_DELTA_TYPES
+            or t in IMAGE_DONE_TYPES
+        )
+        # A label per type the service invents would grow without bound, here and in every
+        # Prometheus that scrapes the fleet: unknown types share one.
+        self._state.events_in[t if known else "unknown"] += 1
         if t in IMAGE_DELTA_TYPES:
             if self._display is not None:
                 self._display.on_image_delta(str(raw.get("delta", "")), raw.get("response_id"))

@@ -121,3 +121,12 @@ async def test_empty_commit_error_returns_to_idle_and_unknown_is_counted() -> No
     assert state.events_bad["error:input_audio_buffer_commit_empty"] == 1
     feed(conv, {"type": "response.future_thing", "x": 1})
     assert state.events_bad["unknown_type"] == 1
+
+
+def test_unknown_event_types_share_one_counter() -> None:
+    conv, state, _, _ = setup()
+    for i in range(500):
+        feed(conv, {"type": f"made.up.{i}"})
+    feed(conv, {"type": "response.created", "response": {"id": "r1"}})
+    assert state.events_in == {"unknown": 500, "response.created": 1}
+    assert state.events_bad["unknown_type"] == 500
