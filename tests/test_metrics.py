@@ -3,11 +3,16 @@ parser from the bytes a scrape gets."""
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
+import subprocess
 import time
 
-from prometheus_client import CollectorRegistry, generate_latest
+import pytest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rtedge.deprecations import shutdown_timestamp
 from rtedge.metrics import Identity, PartsCollector, StateCollector
 from rtedge.realtime.usage import count_usage
 from rtedge.state import Connection, State
@@ -74,3 +79,35 @@ def test_states_are_one_hot_and_connected_seconds_add_up() -> None:
     state.update(connection=Connection.CONNECTED, session_started=time.monotonic() - 5)
     seconds = scrape(state)["rtedge_call_connected_seconds_total"][0][1]
     assert 105.0 <= seconds < 106.0
+
+
+def test_model_shutdown_dates_are_utc_midnight() -> None:
+    day = dt.datetime(2026, 5, 7, tzinfo=dt.UTC).timestamp()
+    assert shutdown_timestamp("gpt-4o-realtime-preview") == day
+    assert shutdown_timestamp("gpt-realtime") is None  # no date announced
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing")
+def test_promtool_lints_the_whole_exposition_clean() -> None:
+    state = State()
+    state.queue_drops["mic"] += 1
+    state.events_in["session.created"] += 1
+    state.events_bad["invalid_json"] += 1
+    state.set_device("capture", False, "gone")
+    count_usage(state.tokens, {"output_tokens": 3, "output_token_details": {"text_tokens": 3}})
+    registry = CollectorRegistry()
+    registry.register(StateCollector(state, Identity("1", "d", "local", "gpt-4o-realtime-preview")))
+    registry.register(
+        PartsCollector(xruns=lambda: {"capture": 1}, watchdog_withheld=lambda: {"capture": 1})
+    )
+    ProcessCollector(registry=registry)
+
+    def lint(exposition: bytes) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["promtool", "check", "metrics"], input=exposition, capture_output=True, timeout=30
+        )
+
+    proc = lint(generate_latest(registry))
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+    # The linter does catch what the conventions forbid (a counter without _total).
+    assert lint(b"# HELP rtedge_x X\n# TYPE rtedge_x counter\nrtedge_x 1\n").returncode != 0
