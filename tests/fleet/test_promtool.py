@@ -122,3 +122,32 @@ def test_the_unit_tests_fail_when_any_alert_is_broken(tmp_path: Path) -> None:
         proc = run("promtool", "test", "rules", str(_mutated(tmp_path, name)))
         assert proc.returncode != 0, f"{name}: tests still pass with the alert disabled"
         assert f"alertname: {name}," in proc.stderr, proc.stdout + proc.stderr
+
+
+def test_grafana_dashboard_queries_parse_and_name_real_series(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+
+    from rtedge.metrics import Identity, PartsCollector, StateCollector
+    from rtedge.state import State
+
+    dashboard = json.loads((CONF / "grafana-fleet.json").read_text())
+    exprs = [t["expr"].replace("$site", ".*") for p in dashboard["panels"] for t in p["targets"]]
+    assert exprs
+    # promtool parses each query as a recording rule (JSON is YAML).
+    records = [{"record": f"dashboard:panel{i}", "expr": e} for i, e in enumerate(exprs)]
+    rules = {"groups": [{"name": "dashboard", "rules": records}]}
+    (tmp_path / "dashboard.yml").write_text(json.dumps(rules))
+    proc = run("promtool", "check", "rules", str(tmp_path / "dashboard.yml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Every series a panel reads is one the daemon exports or a shipped rule records.
+    registry = CollectorRegistry()
+    registry.register(StateCollector(State(), Identity("1", "d", "local", "m")))
+    registry.register(PartsCollector(xruns=dict, watchdog_withheld=dict))
+    ProcessCollector(registry=registry)
+    known = set(re.findall(r"^# TYPE (\S+)", generate_latest(registry).decode(), re.MULTILINE))
+    known |= {n + "_total" for n in known}
+    for path in (CONF / "rules").glob("*.yml"):
+        known |= set(re.findall(r"record: (\S+)", path.read_text()))
+    for expr in exprs:
+        for name in re.findall(r"\b((?:rtedge|process|instance:|site:)[a-z0-9_:]+)", expr):
+            assert name in known, (name, expr)
