@@ -18,6 +18,7 @@ from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
 from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
+from rtedge.httpguard import GuardPolicy
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.realtime.call import Call
@@ -79,6 +80,11 @@ class Appliance:
             on_press=self.ptt.press,
             on_release=self.ptt.release,
             extra_routes=[self.display.add_routes] if self.display is not None else None,
+            guard=GuardPolicy.build(
+                settings.health.host,
+                settings.health.allowed_hosts,
+                settings.health.allowed_origins,
+            ),
         )
         self._http: aiohttp.ClientSession | None = None
         self._bad_logged: dict[str, float] = {}

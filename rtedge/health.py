@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rtedge import __version__
+from rtedge import __version__, httpguard
 from rtedge.state import Connection, State
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class HealthServer:
         on_press: Callable[[], None],
         on_release: Callable[[], None],
         extra_routes: list[Callable[[web.Application], None]] | None = None,
+        guard: httpguard.GuardPolicy | None = None,
     ) -> None:
         self._state = state
         self._host = host
@@ -103,7 +104,11 @@ class HealthServer:
         self.ready = False
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(StateCollector(state))
-        self.app = web.Application()
+        self.guard = guard or httpguard.GuardPolicy.build(host)
+        self.app = web.Application(
+            middlewares=[httpguard.middleware(self.guard)],
+            client_max_size=self.guard.max_body_bytes,
+        )
         self.app.add_routes(
             [
                 web.get("/healthz", self._healthz),

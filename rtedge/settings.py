@@ -217,6 +217,9 @@ class PttSettings(_Section):
     """Contact debounce: edges closer than this are one edge."""
     min_press_ms: int = Field(default=100, ge=0, le=2000)
     """A press shorter than this is ignored (a tap, or noise)."""
+    max_hold_s: float = Field(default=60.0, gt=0, le=3600)
+    """Longest the mic stays open for one press: an HTTP press expires after this unless
+    pressed again (renewed), and a button held down (or stuck) is released after it."""
 
 
 class DisplaySettings(_Section):
@@ -235,6 +238,9 @@ class DisplaySettings(_Section):
     """Directory of sprite images for the local avatar (built-in sprites when unset)."""
     local_avatar: bool = True
     """Draw the local lip-synced avatar when the service sends no frames."""
+    max_frame_pixels: int = Field(default=4096 * 4096 // 4, ge=64 * 64, le=8192 * 8192)
+    """Largest service frame (width x height) decoded; a JPEG declaring more is dropped and
+    counted before any decoding (a 16000x16000 "bomb" would need ~1 GB)."""
 
 
 class HealthSettings(_Section):
@@ -248,6 +254,33 @@ class HealthSettings(_Section):
         host, sep, port = v.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+        return v
+
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Names accepted in the ``Host`` header besides loopback names and the listen address
+    (e.g. ``kiosk.lan`` when the endpoint is opened to a LAN). Anything else is refused, which
+    defeats DNS rebinding."""
+    allowed_origins: list[str] = Field(default_factory=list)
+    """Web origins (``http://host:port``) whose pages may call the endpoint. Every other page
+    is refused (403), including ``Origin: null``."""
+    max_connections: int = Field(default=64, ge=4, le=4096)
+    """Open connections at most; more are closed at once (the fds stay for the call)."""
+    header_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    """A connection must send a whole request head within this (slowloris)."""
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.username
+            ):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
         return v
 
     @property
