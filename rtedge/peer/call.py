@@ -20,7 +20,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
-from rtedge.peer import wire
+from rtedge.peer import hostile, wire
 from rtedge.peer.audio_in import downmix
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.faults import CallFault
@@ -246,6 +246,11 @@ class Call:
             self.spawn(self._storm(fault.rate, fault.seconds), "event-storm")
         elif kind == "session_expired":
             self._expire()
+        elif kind in hostile.HOSTILE_FAULTS:
+            result = hostile.send(self.channel, kind, fault.size)
+            if result.startswith("sent"):
+                self.record.server_event(kind)
+            return result
         return "applied"
 
     def _send_oversized(self, size: int) -> str:
