@@ -19,6 +19,7 @@ from rtedge.controls.ptt import PushToTalk
 from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
+from rtedge.httpserver import install_loop_exception_handler
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.realtime.call import Call
@@ -85,6 +86,8 @@ class Appliance:
                 settings.health.allowed_hosts,
                 settings.health.allowed_origins,
             ),
+            max_connections=settings.health.max_connections,
+            header_timeout_s=settings.health.header_timeout_s,
         )
         self._http: aiohttp.ClientSession | None = None
         self._bad_logged: dict[str, float] = {}
@@ -197,6 +200,7 @@ class Appliance:
 
 async def _main(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
+    install_loop_exception_handler(loop)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

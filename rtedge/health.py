@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from rtedge import __version__, httpguard
+from rtedge.httpserver import LimitedSite, quiet_server_log, runner_kwargs
 from rtedge.state import Connection, State
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class HealthServer:
         on_release: Callable[[], None],
         extra_routes: list[Callable[[web.Application], None]] | None = None,
         guard: httpguard.GuardPolicy | None = None,
+        max_connections: int = 64,
+        header_timeout_s: float = 5.0,
     ) -> None:
         self._state = state
         self._host = host
@@ -124,20 +127,35 @@ class HealthServer:
             self.app.add_routes([web.post("/_test/stall", self._stall)])
         for add in extra_routes or []:
             add(self.app)
+        self._max_connections = max_connections
+        self._header_timeout_s = header_timeout_s
         self._runner: web.AppRunner | None = None
+        self.site: LimitedSite | None = None
         self.bound_port: int | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        quiet_server_log()
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            **runner_kwargs(self._header_timeout_s),
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
+        self.site = LimitedSite(
+            self._runner,
+            self._host,
+            self._port,
+            max_connections=self._max_connections,
+            header_timeout_s=self._header_timeout_s,
+        )
+        self.bound_port = await self.site.start()
         log.info("health endpoint on http://%s:%s", self._host, self.bound_port)
 
     async def stop(self) -> None:
+        if self.site is not None:
+            await self.site.stop()
+            self.site = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
