@@ -122,12 +122,18 @@ class GuardPolicy:
         self.refused[reason] = self.refused.get(reason, 0) + 1
 
 
-def _refuse(policy: GuardPolicy, status: int, reason: str, message: str) -> web.Response:
+#: Builds a refusal: (status, reason, message) -> response. The peer answers in OpenAI's
+#: error envelope; the daemon with a small JSON object.
+Render = Callable[[int, str, str], web.Response]
+
+
+def plain_refusal(status: int, reason: str, message: str) -> web.Response:
+    return web.json_response({"error": message, "reason": reason}, status=status)
+
+
+def _refuse(policy: GuardPolicy, status: int, reason: str, message: str) -> tuple[int, str, str]:
     policy.count(reason)
-    # No Access-Control-* header: a foreign page learns nothing, not even the status.
-    resp = web.json_response({"error": message, "reason": reason}, status=status)
-    resp.force_close()
-    return resp
+    return status, reason, message
 
 
 async def _send_and_close(request: web.Request, resp: web.Response) -> web.Response:
@@ -141,8 +147,8 @@ async def _send_and_close(request: web.Request, resp: web.Response) -> web.Respo
     return resp
 
 
-def check(policy: GuardPolicy, request: web.Request) -> web.Response | None:
-    """The refusal for ``request``, or None when it may proceed."""
+def check(policy: GuardPolicy, request: web.Request) -> tuple[int, str, str] | None:
+    """The refusal for ``request`` (status, reason, message), or None when it may proceed."""
     host = request.headers.get("Host")
     if not policy.host_ok(host):
         return _refuse(policy, 403, "host", "Host not allowed")
@@ -165,7 +171,11 @@ def check(policy: GuardPolicy, request: web.Request) -> web.Response | None:
     return None
 
 
-def middleware(policy: GuardPolicy, applies: Callable[[str], bool] = lambda _: True) -> Middleware:
+def middleware(
+    policy: GuardPolicy,
+    applies: Callable[[str], bool] = lambda _: True,
+    render: Render = plain_refusal,
+) -> Middleware:
     """aiohttp middleware enforcing ``policy`` on every path for which ``applies`` is true."""
 
     @web.middleware
@@ -174,7 +184,10 @@ def middleware(policy: GuardPolicy, applies: Callable[[str], bool] = lambda _: T
             return await handler(request)
         refusal = check(policy, request)
         if refusal is not None:
-            return await _send_and_close(request, refusal)
+            # No Access-Control-* header: a foreign page learns nothing, not even the status.
+            resp = render(*refusal)
+            resp.force_close()
+            return await _send_and_close(request, resp)
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS":
             if origin is None:
