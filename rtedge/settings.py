@@ -34,6 +34,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rtedge.secretfile import (
+    MAX_CONFIG_BYTES,
+    FileProblem,
+    control_characters,
+    read_secret,
+    read_small_file,
+)
+
 DEFAULT_CONFIG_PATH = Path("/etc/rtedge/rtedge.toml")
 OPENAI_CALLS_URL = "https://api.openai.com/v1/realtime/calls"
 
@@ -142,13 +150,18 @@ class RealtimeSettings(_Section):
                 )
         if self.api_key is None and self.api_key_file is not None:
             try:
-                text = self.api_key_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"api_key_file: cannot read ({exc.strerror})") from None
-            if not text:
-                raise ValueError("api_key_file: file is empty")
-            self.api_key = SecretStr(text)
+                self.api_key = SecretStr(read_secret(self.api_key_file))
+            except FileProblem as exc:
+                raise ValueError(f"api_key_file: {self.api_key_file} {exc}") from None
         return self
+
+    @field_validator("api_key")
+    @classmethod
+    def _clean_key(cls, v: SecretStr | None) -> SecretStr | None:
+        # A CR/LF or NUL in a key makes every request fail (or splits a header) at run time.
+        if v is not None and control_characters(v.get_secret_value().strip()):
+            raise ValueError("holds control characters (a line break inside the key?)")
+        return None if v is None else SecretStr(v.get_secret_value().strip())
 
     @property
     def channel_label(self) -> str:
@@ -382,10 +395,13 @@ class _CredentialsSource(PydanticBaseSettingsSource):
                 if "SecretStr" not in str(field.annotation):
                     continue
                 path = Path(directory) / f"{section_name}.{key}"
-                if path.is_file():
-                    value = path.read_text(encoding="utf-8").strip()
-                    if value:
-                        out.setdefault(section_name, {})[key] = value
+                if not path.exists():
+                    continue
+                try:
+                    value = read_secret(path, warn_readable=False)  # systemd's dir is private
+                except FileProblem as exc:
+                    raise ConfigError(f"credential {path} {exc}") from None
+                out.setdefault(section_name, {})[key] = value
         return out
 
 
@@ -417,17 +433,16 @@ def load_settings(path: Path | None = None) -> Settings:
     """Load the configuration or raise ConfigError with a one-line reason."""
     path = resolve_config_path(path)
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            import tomllib
+        import tomllib
 
-            with path.open("rb") as fh:
-                tomllib.load(fh)
+        try:
+            text, _ = read_small_file(path, MAX_CONFIG_BYTES)
+            tomllib.loads(text)
+        except FileProblem as exc:
+            problem = "config file not found" if str(exc) == "not found" else f"config file {exc}"
+            raise ConfigError(f"{path}: {problem}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     token = _config_file.set(path)
     try:
         return Settings()
