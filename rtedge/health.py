@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from rtedge import __version__, httpguard
-from rtedge.httpserver import LimitedSite, quiet_server_log, runner_kwargs
+from rtedge.httpserver import HttpCollector, LimitedSite, quiet_server_log, runner_kwargs
 from rtedge.state import Connection, State
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,11 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
         self.site: LimitedSite | None = None
         self.bound_port: int | None = None
+        self.registry.register(HttpCollector(self._http_refused))
+
+    def _http_refused(self) -> dict[str, int]:
+        site = self.site.refused() if self.site is not None else {}
+        return {**self.guard.refused, **site}
 
     async def start(self) -> None:
         quiet_server_log()

@@ -27,6 +27,8 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from rtedge.ratelimit import TokenBucket
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -87,6 +89,8 @@ class GuardPolicy:
     """State-changing requests with a body must send ``application/json`` (the peer's admin)."""
     refused: dict[str, int] = field(default_factory=dict, compare=False)
     """Refusals by reason, for metrics and tests."""
+    log_budget: TokenBucket = field(default_factory=lambda: TokenBucket(0.2, 5), compare=False)
+    """A page can send thousands of refused requests: a few log lines a minute say so."""
 
     @classmethod
     def build(
@@ -134,6 +138,22 @@ def plain_refusal(status: int, reason: str, message: str) -> web.Response:
 def _refuse(policy: GuardPolicy, status: int, reason: str, message: str) -> tuple[int, str, str]:
     policy.count(reason)
     return status, reason, message
+
+
+def _log_refusal(policy: GuardPolicy, request: web.Request, status: int, reason: str) -> None:
+    if not policy.log_budget.allow():
+        return
+    more = policy.log_budget.take_refused()
+    log.warning(
+        "refused %s %s (%d %s; Host %r, Origin %r)%s",
+        request.method,
+        request.path[:80],
+        status,
+        reason,
+        (request.headers.get("Host") or "")[:80],
+        (request.headers.get("Origin") or "")[:80],
+        f" [{more} more refusals not logged]" if more else "",
+    )
 
 
 async def _send_and_close(request: web.Request, resp: web.Response) -> web.Response:
@@ -184,6 +204,7 @@ def middleware(
             return await handler(request)
         refusal = check(policy, request)
         if refusal is not None:
+            _log_refusal(policy, request, refusal[0], refusal[1])
             # No Access-Control-* header: a foreign page learns nothing, not even the status.
             resp = render(*refusal)
             resp.force_close()

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from rtedge.ratelimit import TokenBucket
 
@@ -154,10 +156,33 @@ class LimitedSite:
         )
         return int(self._server.sockets[0].getsockname()[1])
 
+    def refused(self) -> dict[str, int]:
+        st = self.stats
+        return {
+            "connection_cap": st.refused,
+            "evicted_half_sent": st.evicted,
+            "head_timeout": st.timed_out,
+        }
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None
+
+
+class HttpCollector(Collector):
+    """Refused HTTP requests by reason (guard rules, connection limits), for Prometheus."""
+
+    def __init__(self, refused: Callable[[], dict[str, int]]) -> None:
+        self._refused = refused
+
+    def collect(self) -> Iterator[Metric]:
+        metric = CounterMetricFamily(
+            "rtedge_http_refused", "HTTP requests or connections refused", labels=["reason"]
+        )
+        for reason, count in sorted(self._refused().items()):
+            metric.add_metric([reason], count)
+        yield metric
 
 
 def runner_kwargs(header_timeout_s: float) -> dict[str, Any]:

@@ -152,3 +152,21 @@ def test_split_host() -> None:
     assert split_host("::1") is None  # an IPv6 Host must be bracketed
     assert split_host("a@b") is None
     assert split_host("host:port") is None
+
+
+async def test_refusals_are_counted_in_metrics_and_logged_sparingly(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(50):
+        await send(rig, "POST", "/ptt/press", Origin="http://evil.example")
+    status, _ = await send(rig, "GET", "/status", Host="evil.example")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(rig.base + "/metrics") as resp,
+    ):
+        text = await resp.text()
+    assert 'rtedge_http_refused_total{reason="origin"} 50.0' in text
+    assert 'rtedge_http_refused_total{reason="host"} 1.0' in text
+    lines = [r for r in caplog.records if r.name == "rtedge.httpguard"]
+    assert 1 <= len(lines) <= 6, len(lines)
+    assert rig.presses == []
