@@ -24,7 +24,7 @@ class TokenBucket:
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        if self._tokens >= cost:
+        if self._tokens + 1e-9 >= cost:  # clock arithmetic in floats: 0.1 s * 10/s is 0.99999
             self._tokens -= cost
             return True
         self.refused += 1
