@@ -126,3 +126,45 @@ def test_huge_event_is_refused_while_it_arrives(live_fb: tuple[Peer, FaultDaemon
 def daemon_cpu_s(daemon: FaultDaemon) -> float:
     fields = Path(f"/proc/{daemon.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_event_flood_is_rate_limited_and_the_call_kept(live_fb: tuple[Peer, FaultDaemon]) -> None:
+    peer, daemon = live_fb
+    before = daemon.baseline()
+    assert daemon.watch is not None
+    call_id = daemon.call_id()
+    s0 = daemon.status()
+    n0 = s0["events_in"].get("rate_limits.updated", 0)
+    cpu0 = daemon_cpu_s(daemon)
+    t0 = time.monotonic()
+    peer.fault(call="event_storm", rate=10_000, seconds=3)
+    wait_for(lambda: daemon.status()["events_bad"].get("rate_limited", 0) > 0, 20, "rate limiting")
+    # The storm is over once the count stops moving.
+    last: list[int] = []
+
+    def settled() -> bool:
+        s = daemon.status()
+        total = s["events_in"].get("rate_limits.updated", 0) + s["events_bad"].get(
+            "rate_limited", 0
+        )
+        last.append(total)
+        return len(last) > 4 and last[-1] == last[-5]
+
+    wait_for(settled, 30, "the storm over", step=0.25)
+    s1 = daemon.status()
+    decoded = s1["events_in"].get("rate_limits.updated", 0) - n0
+    dropped = s1["events_bad"]["rate_limited"] - s0["events_bad"].get("rate_limited", 0)
+    elapsed = time.monotonic() - t0
+    assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
+    assert daemon.call_id() == call_id
+    # At most the burst plus 2000/s of them were decoded.
+    assert decoded <= 2000 + 2000 * elapsed, (decoded, elapsed)
+    figures(
+        "event storm 10000/s for 3 s",
+        before,
+        daemon,
+        f", decoded {decoded}, dropped undecoded {dropped}, "
+        f"daemon CPU {daemon_cpu_s(daemon) - cpu0:.2f} s",
+    )
+    one_turn(daemon)
+    daemon.assert_no_leak(before)
