@@ -21,6 +21,8 @@ from rtedge.controls.ptt import PushToTalk
 from rtedge.deprecations import shutdown_timestamp
 from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
+from rtedge.httpguard import GuardPolicy
+from rtedge.httpserver import install_loop_exception_handler
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.metrics import Identity, PartsCollector
@@ -90,6 +92,13 @@ class Appliance:
                 model=rt.model,
                 model_shutdown=shutdown_timestamp(rt.model),
             ),
+            guard=GuardPolicy.build(
+                settings.health.host,
+                settings.health.allowed_hosts,
+                settings.health.allowed_origins,
+            ),
+            max_connections=settings.health.max_connections,
+            header_timeout_s=settings.health.header_timeout_s,
         )
         self.health.registry.register(
             PartsCollector(
@@ -213,6 +222,7 @@ class Appliance:
 
 async def _main(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
+    install_loop_exception_handler(loop)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

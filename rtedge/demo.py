@@ -125,7 +125,8 @@ def _get(path: str) -> tuple[int, Any]:
 
 
 def _post(path: str) -> None:
-    req = urllib.request.Request(HEALTH + path, method="POST", data=b"")
+    # No body: urllib would label even an empty one as a form post, which the endpoint refuses.
+    req = urllib.request.Request(HEALTH + path, method="POST")
     with urllib.request.urlopen(req, timeout=3):
         pass
 

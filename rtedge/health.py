@@ -16,7 +16,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from rtedge import __version__
+from rtedge import __version__, httpguard
+from rtedge.httpserver import HttpCollector, LimitedSite, quiet_server_log, runner_kwargs
 from rtedge.metrics import Identity, StateCollector
 from rtedge.state import State
 
@@ -36,6 +37,9 @@ class HealthServer:
         on_release: Callable[[], None],
         extra_routes: list[Callable[[web.Application], None]] | None = None,
         identity: Identity | None = None,
+        guard: httpguard.GuardPolicy | None = None,
+        max_connections: int = 64,
+        header_timeout_s: float = 5.0,
     ) -> None:
         self._state = state
         self._host = host
@@ -45,7 +49,11 @@ class HealthServer:
         self.ready = False
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(StateCollector(state, identity))
-        self.app = web.Application()
+        self.guard = guard or httpguard.GuardPolicy.build(host)
+        self.app = web.Application(
+            middlewares=[httpguard.middleware(self.guard)],
+            client_max_size=self.guard.max_body_bytes,
+        )
         self.app.add_routes(
             [
                 web.get("/healthz", self._healthz),
@@ -61,20 +69,40 @@ class HealthServer:
             self.app.add_routes([web.post("/_test/stall", self._stall)])
         for add in extra_routes or []:
             add(self.app)
+        self._max_connections = max_connections
+        self._header_timeout_s = header_timeout_s
         self._runner: web.AppRunner | None = None
+        self.site: LimitedSite | None = None
         self.bound_port: int | None = None
+        self.registry.register(HttpCollector(self._http_refused))
+
+    def _http_refused(self) -> dict[str, int]:
+        site = self.site.refused() if self.site is not None else {}
+        return {**self.guard.refused, **site}
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        quiet_server_log()
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            **runner_kwargs(self._header_timeout_s),
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
+        self.site = LimitedSite(
+            self._runner,
+            self._host,
+            self._port,
+            max_connections=self._max_connections,
+            header_timeout_s=self._header_timeout_s,
+        )
+        self.bound_port = await self.site.start()
         log.info("health endpoint on http://%s:%s", self._host, self.bound_port)
 
     async def stop(self) -> None:
+        if self.site is not None:
+            await self.site.stop()
+            self.site = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

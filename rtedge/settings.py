@@ -36,6 +36,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rtedge.secretfile import (
+    MAX_CONFIG_BYTES,
+    FileProblem,
+    control_characters,
+    read_secret,
+    read_small_file,
+)
+
 DEFAULT_CONFIG_PATH = Path("/etc/rtedge/rtedge.toml")
 OPENAI_CALLS_URL = "https://api.openai.com/v1/realtime/calls"
 
@@ -144,13 +152,18 @@ class RealtimeSettings(_Section):
                 )
         if self.api_key is None and self.api_key_file is not None:
             try:
-                text = self.api_key_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"api_key_file: cannot read ({exc.strerror})") from None
-            if not text:
-                raise ValueError("api_key_file: file is empty")
-            self.api_key = SecretStr(text)
+                self.api_key = SecretStr(read_secret(self.api_key_file))
+            except FileProblem as exc:
+                raise ValueError(f"api_key_file: {self.api_key_file} {exc}") from None
         return self
+
+    @field_validator("api_key")
+    @classmethod
+    def _clean_key(cls, v: SecretStr | None) -> SecretStr | None:
+        # A CR/LF or NUL in a key makes every request fail (or splits a header) at run time.
+        if v is not None and control_characters(v.get_secret_value().strip()):
+            raise ValueError("holds control characters (a line break inside the key?)")
+        return None if v is None else SecretStr(v.get_secret_value().strip())
 
     @property
     def channel_label(self) -> str:
@@ -219,6 +232,9 @@ class PttSettings(_Section):
     """Contact debounce: edges closer than this are one edge."""
     min_press_ms: int = Field(default=100, ge=0, le=2000)
     """A press shorter than this is ignored (a tap, or noise)."""
+    max_hold_s: float = Field(default=60.0, gt=0, le=3600)
+    """Longest the mic stays open for one press: an HTTP press expires after this unless
+    pressed again (renewed), and a button held down (or stuck) is released after it."""
 
 
 class DisplaySettings(_Section):
@@ -237,6 +253,9 @@ class DisplaySettings(_Section):
     """Directory of sprite images for the local avatar (built-in sprites when unset)."""
     local_avatar: bool = True
     """Draw the local lip-synced avatar when the service sends no frames."""
+    max_frame_pixels: int = Field(default=4096 * 4096 // 4, ge=64 * 64, le=8192 * 8192)
+    """Largest service frame (width x height) decoded; a JPEG declaring more is dropped and
+    counted before any decoding (a 16000x16000 "bomb" would need ~1 GB)."""
 
 
 def machine_id(path: Path = Path("/etc/machine-id")) -> str:
@@ -274,6 +293,33 @@ class HealthSettings(_Section):
         host, sep, port = v.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+        return v
+
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Names accepted in the ``Host`` header besides loopback names and the listen address
+    (e.g. ``kiosk.lan`` when the endpoint is opened to a LAN). Anything else is refused, which
+    defeats DNS rebinding."""
+    allowed_origins: list[str] = Field(default_factory=list)
+    """Web origins (``http://host:port``) whose pages may call the endpoint. Every other page
+    is refused (403), including ``Origin: null``."""
+    max_connections: int = Field(default=64, ge=4, le=4096)
+    """Open connections at most; more are closed at once (the fds stay for the call)."""
+    header_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    """A connection must send a whole request head within this (slowloris)."""
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.username
+            ):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
         return v
 
     @property
@@ -375,10 +421,13 @@ class _CredentialsSource(PydanticBaseSettingsSource):
                 if "SecretStr" not in str(field.annotation):
                     continue
                 path = Path(directory) / f"{section_name}.{key}"
-                if path.is_file():
-                    value = path.read_text(encoding="utf-8").strip()
-                    if value:
-                        out.setdefault(section_name, {})[key] = value
+                if not path.exists():
+                    continue
+                try:
+                    value = read_secret(path, warn_readable=False)  # systemd's dir is private
+                except FileProblem as exc:
+                    raise ConfigError(f"credential {path} {exc}") from None
+                out.setdefault(section_name, {})[key] = value
         return out
 
 
@@ -410,17 +459,16 @@ def load_settings(path: Path | None = None) -> Settings:
     """Load the configuration or raise ConfigError with a one-line reason."""
     path = resolve_config_path(path)
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            import tomllib
+        import tomllib
 
-            with path.open("rb") as fh:
-                tomllib.load(fh)
+        try:
+            text, _ = read_small_file(path, MAX_CONFIG_BYTES)
+            tomllib.loads(text)
+        except FileProblem as exc:
+            problem = "config file not found" if str(exc) == "not found" else f"config file {exc}"
+            raise ConfigError(f"{path}: {problem}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     token = _config_file.set(path)
     try:
         return Settings()

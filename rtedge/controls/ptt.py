@@ -8,6 +8,10 @@ chatter (say 50 presses in a second) never reach ``on_press``. Once a press coun
 bounce on the way up is absorbed: the release counts when the button has stayed up for
 ``bounce_ms``. ``on_release`` only ever follows an ``on_press``. In ``toggle`` mode a counted
 press starts talking and the next one ends it.
+
+No press keeps the mic open longer than ``max_hold_s``: a forgotten HTTP press (a script that
+died between press and release, or a page that got one in) and a stuck button both end there.
+Pressing again while held renews the time; after an expiry a new press starts afresh.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ class PushToTalk:
         self._release: asyncio.TimerHandle | None = None
         self._held = False  # a counted press is in effect (hold) / talking (toggle)
         self._latched = False  # toggle: this physical press already toggled
+        self._expire: asyncio.TimerHandle | None = None
         self.presses = 0
         self.ignored = 0
+        self.expired = 0
 
     @property
     def held(self) -> bool:
@@ -91,10 +97,10 @@ class PushToTalk:
             except Exception as exc:
                 log.debug("closing the button: %s", exc)
             self.button = None
-        for handle in (self._confirm, self._release):
+        for handle in (self._confirm, self._release, self._expire):
             if handle is not None:
                 handle.cancel()
-        self._confirm = self._release = None
+        self._confirm = self._release = self._expire = None
 
     # ---- inputs -----------------------------------------------------------------------------
 
@@ -135,6 +141,8 @@ class PushToTalk:
 
     def _down_edge(self) -> None:
         if self._down:
+            if self._held:
+                self._arm_expiry()  # pressed again while held: renewed
             return
         self._down = True
         if self._release is not None:
@@ -173,13 +181,13 @@ class PushToTalk:
         if self.settings.mode == "toggle":
             self._latched = True
             if self._held:
-                self._held = False
+                self._set_held(False)
                 self._fire(self._on_release)
             else:
-                self._held = True
+                self._set_held(True)
                 self._fire(self._on_press)
             return
-        self._held = True
+        self._set_held(True)
         self._fire(self._on_press)
 
     def _released(self) -> None:
@@ -188,8 +196,40 @@ class PushToTalk:
             self._latched = False  # the next counted press toggles again
             return
         if self._held:
-            self._held = False
+            self._set_held(False)
             self._fire(self._on_release)
+
+    def _set_held(self, held: bool) -> None:
+        self._held = held
+        if held:
+            self._arm_expiry()
+        elif self._expire is not None:
+            self._expire.cancel()
+            self._expire = None
+
+    def _arm_expiry(self) -> None:
+        if self._expire is not None:
+            self._expire.cancel()
+        loop = self._loop
+        assert loop is not None
+        self._expire = loop.call_later(self.settings.max_hold_s, self._expired)
+
+    def _expired(self) -> None:
+        self._expire = None
+        if not self._held:
+            return
+        self.expired += 1
+        log.warning(
+            "push-to-talk held longer than max_hold_s (%.0f s): released", self.settings.max_hold_s
+        )
+        # Forget the contact too: the stuck button's eventual release is a no-op, and the next
+        # press (HTTP or button) starts a new hold.
+        self._down = self._latched = False
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+        self._set_held(False)
+        self._fire(self._on_release)
 
     def _fire(self, callback: Callable[[], None]) -> None:
         try:

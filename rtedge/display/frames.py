@@ -31,11 +31,45 @@ class BadFrame(Exception):
     """A frame that cannot be decoded (bad base64, not a JPEG); dropped and counted."""
 
 
+#: Start-of-frame markers (SOF0-SOF15 but DHT, JPG and DAC, which share the range).
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_STANDALONE = frozenset(range(0xD0, 0xDA)) | {0x01}  # RSTn, SOI, EOI, TEM: no length
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's frame header, read without decoding anything."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise BadFrame("JPEG header: marker expected")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _SOF_MARKERS:
+            if length < 7 or pos + 9 > len(data):
+                raise BadFrame("JPEG header: short frame header")
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return width, height
+        if marker == 0xDA or length < 2:  # scan data before any frame header
+            break
+        pos += 2 + length
+    raise BadFrame("JPEG header: no frame header")
+
+
 @dataclass(frozen=True, slots=True)
 class JpegPicture:
     """A service frame as it arrived: base64 JPEG, decoded only on the display thread."""
 
     b64: str
+    max_pixels: int | None = None
+    """Frames declaring more pixels are refused from their header, before any decoding: a
+    16000x16000 JPEG of 500 KB would otherwise take ~1 GB to decode (or to show in a browser)."""
 
     def jpeg(self) -> bytes:
         try:
@@ -44,6 +78,11 @@ class JpegPicture:
             raise BadFrame(f"bad base64: {exc}") from None
         if data[:2] != b"\xff\xd8":
             raise BadFrame("not a JPEG (no SOI marker)")
+        width, height = jpeg_size(data)
+        if width == 0 or height == 0:
+            raise BadFrame("JPEG declares an empty frame")
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise BadFrame(f"JPEG {width}x{height} over max_frame_pixels ({self.max_pixels})")
         return data
 
 

@@ -217,7 +217,9 @@ class DisplayPipeline:
         self.stats.received["service"] += 1
         now = asyncio.get_running_loop().time()
         self._service_seen = self._jpeg_seen = now
-        self._queue.put(_ServiceFrame(tl, index, JpegPicture(jpeg_b64)))
+        self._queue.put(
+            _ServiceFrame(tl, index, JpegPicture(jpeg_b64, self.settings.max_frame_pixels))
+        )
 
     def on_image_done(self, response_id: str | None, total_frames: int | None) -> None:
         """``response.output_image.done``: no more frames for that response. Frames the service

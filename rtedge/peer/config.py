@@ -33,6 +33,9 @@ class PeerConfig:
     80 ms, for measuring a service with that receive path."""
     max_body_bytes: int = 256 * 1024
     """Largest accepted HTTP request body (413 beyond)."""
+    max_pending_calls: int = 16
+    """Calls answered but not yet connected at most; more offers get 429 with Retry-After
+    (each holds a port, a DTLS context and timers until ``connect_timeout_s``)."""
     connect_timeout_s: float = 30.0
     """A call whose peer connection is not up this long after the answer is torn down."""
     generation_lead_s: float = 1.0

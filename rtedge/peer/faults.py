@@ -20,6 +20,9 @@ CALL_FAULTS: Final = frozenset(
         "oversized_event",
         "event_storm",
         "session_expired",
+        "deep_json_event",
+        "huge_event",
+        "bomb_image_event",
     }
 )
 ENDPOINTS: Final = frozenset({"calls", "client_secrets"})
@@ -138,9 +141,11 @@ def _parse_call(spec: dict[str, Any]) -> CallFault:
         raise FaultSpecError("'rate' must be a number of events per second, 0-20000.", "rate")
     if not _number(seconds) or not 0 < seconds <= 60 or rate * seconds > MAX_STORM_EVENTS:
         raise FaultSpecError("'seconds' must be 0-60 (and rate*seconds <= 100000).", "seconds")
-    size = spec.get("bytes", OVERSIZED_DEFAULT_BYTES)
-    if not isinstance(size, int) or not 1024 <= size <= 1 << 20:
-        raise FaultSpecError("'bytes' must be an integer 1024-1048576.", "bytes")
+    # A huge event is the point of ``huge_event`` (rtedge.peer.hostile): up to 64 MiB there.
+    top = 64 << 20 if kind == "huge_event" else 1 << 20
+    size = spec.get("bytes", 26_700_000 if kind == "huge_event" else OVERSIZED_DEFAULT_BYTES)
+    if not isinstance(size, int) or not 1024 <= size <= top:
+        raise FaultSpecError(f"'bytes' must be an integer 1024-{top}.", "bytes")
     return CallFault(kind, call_id, float(rate), float(seconds), size)
 
 

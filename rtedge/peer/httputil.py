@@ -107,12 +107,49 @@ def is_loopback(remote: str | None) -> bool:
         return False
 
 
+#: Deepest JSON a request may carry: sessions nest 4-5 levels; 2000 would crash a recursive
+#: parser or validator (RecursionError -> 500) instead of being answered 400.
+MAX_JSON_DEPTH: Final = 32
+
+
+def json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``value`` nests at most ``limit`` containers deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def parse_json(text: str | bytes, param: str | None = None) -> Any:
+    """Parse request JSON; 400 ``invalid_json`` when it is not JSON or nests too deep."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        value = None
+        ok = False
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise ApiError(
+            400, f"We could not parse the JSON body of your request: {exc}", "invalid_json", param
+        ) from None
+    else:
+        ok = json_depth_ok(value)
+    if not ok:
+        raise ApiError(
+            400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels.", "invalid_json", param
+        )
+    return value
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON (size-limited by the app); 400 ``invalid_json`` if it is not."""
     body = await request.read()
-    try:
-        return json.loads(body) if body.strip() else None
-    except ValueError as exc:  # includes UnicodeDecodeError
-        raise ApiError(
-            400, f"We could not parse the JSON body of your request: {exc}", "invalid_json"
-        ) from None
+    return parse_json(body) if body.strip() else None

@@ -31,6 +31,10 @@ class Registry:
             self.ended_count += 1
             self.ended.append(call.record)
 
+    def pending(self) -> int:
+        """Calls answered whose connection is not up (yet)."""
+        return sum(1 for c in self.active.values() if c.pc.connectionState != "connected")
+
     def find(self, call_id: str) -> Call | None:
         return self.active.get(call_id)
 

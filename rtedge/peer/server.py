@@ -7,7 +7,6 @@ Loopback-only test routes live under ``/_rtedge/`` (``rtedge.peer.admin``).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,6 +14,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from rtedge import httpguard
+from rtedge.httpguard import GuardPolicy
 from rtedge.peer import admin, sessionconf, wire
 from rtedge.peer.call import Call, InvalidOffer
 from rtedge.peer.config import PeerConfig
@@ -23,7 +24,9 @@ from rtedge.peer.httputil import (
     ApiError,
     Handler,
     cors_middleware,
+    error_response,
     errors_middleware,
+    parse_json,
     read_json,
 )
 from rtedge.peer.keys import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S, AuthError, KeyStore
@@ -86,9 +89,16 @@ def create_app(config: PeerConfig | None = None) -> web.Application:
                 peer.registry.http_refused += 1
         return response
 
+    # The admin routes take the daemon's rules: a page in a browser on this machine must not
+    # drive fault injection (Host, Origin, and JSON bodies only).
+    admin_guard = httpguard.middleware(
+        GuardPolicy.build(None, json_only=True, max_body_bytes=config.max_body_bytes),
+        applies=lambda path: path.startswith("/_rtedge/"),
+        render=_refusal,
+    )
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[cors_middleware, count, errors_middleware],
+        middlewares=[admin_guard, cors_middleware, count, errors_middleware],
     )
     app[PEER] = peer
     app.router.add_post("/v1/realtime/calls", handle_calls)
@@ -98,6 +108,13 @@ def create_app(config: PeerConfig | None = None) -> web.Application:
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
     return app
+
+
+_REFUSAL_CODES: Final = {413: "request_too_large", 415: "unsupported_content_type"}
+
+
+def _refusal(status: int, reason: str, message: str) -> web.Response:
+    return error_response(ApiError(status, f"{message}.", _REFUSAL_CODES.get(status, "forbidden")))
 
 
 async def _startup(app: web.Application) -> None:
@@ -171,6 +188,16 @@ async def handle_calls(request: web.Request) -> web.Response:
     peer = request.app[PEER]
     await _http_fault(peer, "calls")
     auth = _auth(peer, request)
+    pending = peer.registry.pending()
+    if pending >= peer.config.max_pending_calls:
+        # Offers answered but never connected hold a port, a DTLS context and timers each.
+        raise ApiError(
+            429,
+            f"Too many calls still connecting ({pending}). Please try again later.",
+            "rate_limit_exceeded",
+            etype="requests",
+            headers={"Retry-After": "2"},
+        )
     length = request.content_length
     if length is not None and length > peer.config.max_body_bytes:
         raise ApiError(413, "Request body too large.", "request_too_large")
@@ -239,13 +266,7 @@ async def _read_form(request: web.Request) -> tuple[str, JsonDict | None]:
     session_part = form.get("session")
     if session_part is None:
         return sdp, None
-    try:
-        raw = json.loads(_text(session_part, "session"))
-    except ValueError:
-        raise ApiError(
-            400, "The 'session' part is not valid JSON.", "invalid_json", "session"
-        ) from None
-    return sdp, _session_update(raw)
+    return sdp, _session_update(parse_json(_text(session_part, "session"), "session"))
 
 
 def _text(part: Any, name: str) -> str:

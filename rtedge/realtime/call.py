@@ -23,7 +23,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from rtedge.realtime import jitter
+from rtedge.ratelimit import TokenBucket
+from rtedge.realtime import jitter, sctpcap
 from rtedge.realtime.events import Decoded, EventError, decode_server_event, encode
 from rtedge.realtime.session_shape import session_update
 from rtedge.realtime.signaling import Signaling
@@ -31,8 +32,14 @@ from rtedge.settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
 
-#: A message larger than this is not even parsed (a broken or hostile service).
+#: A message larger than this is not even parsed (a broken or hostile service); the SCTP
+#: reassembly refuses it once it passes this size, before it is whole (sctpcap.py).
 MAX_EVENT_BYTES = 1 << 20
+#: Events per second a service may send on average (and in one burst); beyond, events are
+#: dropped undecoded and counted ``rate_limited``. A real service sends tens per second; the
+#: fault suite's 1000/s storm stays inside.
+EVENT_RATE = 2000.0
+EVENT_BURST = 2000.0
 
 TrackConsumer = Callable[[MediaStreamTrack], Awaitable[None]]
 
@@ -83,6 +90,8 @@ class Call:
         now = time.monotonic()
         self.last_event = now
         self.last_rtp = now
+        self._event_budget = TokenBucket(EVENT_RATE, EVENT_BURST)
+        self._unhandled_logged = False
 
     @property
     def is_dead(self) -> bool:
@@ -111,6 +120,8 @@ class Call:
         dc.on("open", opened.set)
         dc.on("close", lambda: self.mark_dead("data channel closed"))
         dc.on("message", self._on_message)
+        if pc.sctp is not None:
+            sctpcap.install(pc.sctp, MAX_EVENT_BYTES, self._refused_in_reassembly)
         pc.addTrack(self._mic)
         if s.audio_jitter_buffer == "rtedge":
             for transceiver in pc.getTransceivers():
@@ -166,15 +177,38 @@ class Call:
     def _touch_rtp(self) -> None:
         self.last_rtp = time.monotonic()
 
+    def _refused_in_reassembly(self, size: int) -> None:
+        self.last_event = time.monotonic()
+        self._on_bad_event("oversized", f"over {MAX_EVENT_BYTES} bytes, refused at {size}")
+
     def _on_message(self, message: str | bytes) -> None:
+        # aiortc calls this from its SCTP receive path: an exception escaping here tears the
+        # DTLS transport down, so nothing may (RecursionError from deep JSON, MemoryError...).
+        try:
+            self._handle_message(message)
+        except Exception as exc:
+            if not self._unhandled_logged:  # once per call: a storm of them is one line
+                self._unhandled_logged = True
+                log.exception("event not handled")
+            with contextlib.suppress(Exception):
+                self._on_bad_event("handler_error", type(exc).__name__)
+
+    def _handle_message(self, message: str | bytes) -> None:
         self.last_event = time.monotonic()
         if len(message) > MAX_EVENT_BYTES:
             self._on_bad_event("oversized", f"{len(message)} bytes")
+            return
+        if not self._event_budget.allow():
+            self._on_bad_event("rate_limited", f"over {EVENT_RATE:.0f} events/s")
             return
         try:
             decoded = decode_server_event(message)
         except EventError as exc:
             self._on_bad_event(exc.kind, exc.detail)
+            return
+        except (RecursionError, ValueError, TypeError) as exc:
+            # Deeper than the decoder's own limits, or a shape it did not expect.
+            self._on_bad_event("undecodable", type(exc).__name__)
             return
         try:
             self._on_event(decoded)

@@ -207,3 +207,46 @@ async def test_gpio_that_cannot_open_is_logged_not_raised(
     assert rec.names == ["press"]
     busy.close()
     ptt.close()
+
+
+async def wait_names(rec: Recorder, names: list[str]) -> None:
+    deadline = time.monotonic() + 5.0
+    while rec.names != names:
+        assert time.monotonic() < deadline, rec.names
+        await asyncio.sleep(0.01)  # noqa: ASYNC110  (a poll with a bound and a message)
+
+
+async def test_http_press_expires_after_max_hold_unless_renewed(factory: MockFactory) -> None:
+    rec = Recorder()
+    ptt = make(factory, rec, gpio_pin=None, max_hold_s=0.4, min_press_ms=0)
+    ptt.press()  # a press whose release never comes (a page, a dead script)
+    await wait_names(rec, ["press"])
+    t_press = rec.events[0][1]
+    await asyncio.sleep(0.2)
+    renewed = time.monotonic()
+    ptt.press()  # pressed again while held: the clock restarts
+    await wait_names(rec, ["press", "release"])
+    assert rec.events[1][1] - renewed >= 0.4 - 0.005
+    assert rec.events[1][1] - t_press >= 0.6 - 0.005
+    assert ptt.expired == 1 and not ptt.held
+    ptt.release()  # the late release is a no-op
+    await asyncio.sleep(0.05)
+    assert rec.names == ["press", "release"]
+    ptt.press()  # and a new press starts afresh
+    await wait_names(rec, ["press", "release", "press"])
+    ptt.close()
+
+
+async def test_stuck_button_is_released_after_max_hold(factory: MockFactory) -> None:
+    rec = Recorder()
+    ptt = make(factory, rec, max_hold_s=0.3)
+    pin = factory.pin(PIN)
+    pin.drive_low()  # stuck down
+    await wait_names(rec, ["press", "release"])
+    assert rec.events[1][1] - rec.events[0][1] >= 0.3 - 0.005
+    pin.drive_high()
+    await asyncio.sleep(0.1)
+    assert rec.names == ["press", "release"]  # the eventual release adds nothing
+    await hold(pin, 0.15)
+    await wait_names(rec, ["press", "release", "press", "release"])
+    ptt.close()

@@ -173,3 +173,88 @@ def test_routes_only_for_the_mjpeg_backend(tmp_path: Path) -> None:
     )
     p.add_routes(app)
     assert not [r for r in app.router.routes() if "avatar" in str(r.resource)]
+
+
+async def stalled_viewer(rig: Rig) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A viewer that reads the response head and then nothing (tiny receive buffer)."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    port = int(rig.url.rsplit(":", 1)[1])
+    await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=raw)
+    writer.write(b"GET /avatar.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"200 OK" in await reader.readuntil(b"\r\n\r\n")
+    return reader, writer
+
+
+async def test_a_closed_viewer_frees_its_slot_at_once(rig: Rig) -> None:
+    rig.sink.max_viewers = 1
+    async with aiohttp.ClientSession() as http:
+        first = await http.get(rig.url + "/avatar.mjpeg")
+        await until(lambda: len(rig.sink.viewers) == 1)
+        first.close()  # no frame ever comes: only the closed connection can free the slot
+        t0 = asyncio.get_running_loop().time()
+        await until(lambda: not rig.sink.viewers, within=2.0)
+        freed = asyncio.get_running_loop().time() - t0
+        async with http.get(rig.url + "/avatar.mjpeg") as second:
+            assert second.status == 200
+    print(f"\nclosed viewer's slot freed in {freed * 1e3:.0f} ms")
+
+
+async def test_stalled_viewers_give_way_to_a_new_one(rig: Rig) -> None:
+    rig.sink.max_viewers = 2
+    rig.sink.stall_s = 0.5
+    rig.sink.write_timeout_s = 30.0  # it is the new viewer that must free a slot, not the timeout
+    stalled = [await stalled_viewer(rig) for _ in range(2)]
+    await until(lambda: len(rig.sink.viewers) == 2)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(rig.url + "/avatar.mjpeg") as refused:
+            assert refused.status == 503  # both still keeping up: nobody gives way
+        frame = big_jpeg(1)
+        for _ in range(60):  # fill their socket buffers: frames now wait for them
+            rig.sink.show(frame)
+            await asyncio.sleep(0.02)
+        await until(lambda: all(v[1] > 0 for v in rig.sink.viewers), within=3.0)
+        await asyncio.sleep(0.6)
+        resp = await http.get(rig.url + "/avatar.mjpeg")
+        assert resp.status == 200
+        parts: list[tuple[float, bytes]] = []
+        task = asyncio.create_task(read_parts(resp, parts))
+        rig.sink.show(frame)
+        await until(lambda: parts, within=3.0)
+        assert rig.sink.evicted == 1 and len(rig.sink.viewers) == 2
+        task.cancel()
+        resp.close()
+    for _, writer in stalled:
+        writer.close()
+
+
+async def test_one_client_holds_at_most_max_per_client_streams(rig: Rig) -> None:
+    rig.sink.max_per_client = 2
+    async with aiohttp.ClientSession() as http:
+        streams = [await http.get(rig.url + "/avatar.mjpeg") for _ in range(3)]
+        assert [s.status for s in streams] == [200, 200, 200]
+        await until(lambda: len(rig.sink.viewers) == 2)
+        assert rig.sink.evicted == 1
+        # The oldest was ended by the server: its body ends.
+        async with asyncio.timeout(3):
+            while await streams[0].content.readany():
+                pass
+        for s in streams:
+            s.close()
+
+
+async def test_idle_stream_gets_keepalive_frames(rig: Rig) -> None:
+    rig.sink.keepalive_s = 0.3
+    frame = big_jpeg(2)
+    rig.sink.show(frame)
+    async with aiohttp.ClientSession() as http:
+        resp = await http.get(rig.url + "/avatar.mjpeg")
+        parts: list[tuple[float, bytes]] = []
+        task = asyncio.create_task(read_parts(resp, parts))
+        await until(lambda: len(parts) >= 3, within=5.0)  # one frame shown, three received
+        task.cancel()
+        resp.close()
+    assert all(body == frame for _, body in parts)
+    assert parts[2][0] - parts[1][0] >= 0.3 - 0.01

@@ -1,0 +1,170 @@
+"""A hostile service on a live call (issue 14, rows 2-4): the real peer sends a 16000x16000 JPEG
+bomb, a 4 KB event nested 2000 deep and one 26.7 MB event (past the size the daemon advertised)
+to the real daemon. Each is refused and counted; the call stays the same call, a turn still
+works, and RSS, fds, threads and tasks are as before (figures printed)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.faults.rig import FaultDaemon, Resources
+from tests.faults.test_call_faults import one_turn, warm_up
+from tests.support import Peer, wait_for
+
+PeerFactory = Callable[..., Peer]
+FaultDaemonFactory = Callable[..., FaultDaemon]
+
+
+@pytest.fixture
+def live_fb(
+    peer_factory: PeerFactory, fault_daemon: FaultDaemonFactory
+) -> tuple[Peer, FaultDaemon]:
+    """The daemon with a (file) framebuffer: service frames are decoded, as on a device."""
+    peer = peer_factory()
+    daemon = fault_daemon(peer.calls_url, config={"display": {"backend": "fbdev"}})
+    warm_up(peer, daemon)
+    return peer, daemon
+
+
+def figures(name: str, before: Resources, daemon: FaultDaemon, extra: str = "") -> None:
+    after = daemon.resources_quiet()
+    print(
+        f"\nHOSTILE {name}: rss {before.rss_kb / 1024:.1f} -> {after.rss_kb / 1024:.1f} MB, "
+        f"fds {before.fds} -> {after.fds}, threads {before.threads} -> {after.threads}, "
+        f"tasks {before.tasks} -> {after.tasks}{extra}"
+    )
+
+
+def bad_total(daemon: FaultDaemon) -> int:
+    return sum(daemon.status()["events_bad"].values())
+
+
+def test_jpeg_bomb_is_dropped_from_its_header(live_fb: tuple[Peer, FaultDaemon]) -> None:
+    peer, daemon = live_fb
+    before = daemon.baseline()
+    assert daemon.watch is not None
+    call_id = daemon.call_id()
+    dropped0 = daemon.status()["frames_dropped"]
+    t0 = time.monotonic()
+    result = peer.fault(call="bomb_image_event")["applied"][0]["result"]
+    assert result.startswith("sent"), result
+    wait_for(lambda: daemon.status()["frames_dropped"] > dropped0, 10, "the bomb dropped")
+    peak = daemon.resources_quiet()
+    assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
+    assert daemon.call_id() == call_id
+    assert peak.rss_kb - before.rss_kb < 20 * 1024, (before.rss_kb, peak.rss_kb)
+    figures("bomb_jpeg 16000x16000 (500 KB)", before, daemon)
+    one_turn(daemon)
+    daemon.assert_no_leak(before)
+
+
+def test_deeply_nested_event_is_counted_and_the_call_kept(
+    live_fb: tuple[Peer, FaultDaemon],
+) -> None:
+    peer, daemon = live_fb
+    before = daemon.baseline()
+    assert daemon.watch is not None
+    call_id = daemon.call_id()
+    bad0 = bad_total(daemon)
+    t0 = time.monotonic()
+    for _ in range(3):
+        result = peer.fault(call="deep_json_event")["applied"][0]["result"]
+        assert result.startswith("sent"), result
+    wait_for(lambda: bad_total(daemon) - bad0 == 3, 10, "three deep events counted")
+    time.sleep(0.5)
+    assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
+    assert daemon.call_id() == call_id
+    figures("deep_json depth 2000", before, daemon, f", bad {daemon.status()['events_bad']}")
+    one_turn(daemon)
+    daemon.assert_no_leak(before)
+
+
+def test_huge_event_is_refused_while_it_arrives(live_fb: tuple[Peer, FaultDaemon]) -> None:
+    peer, daemon = live_fb
+    before = daemon.baseline()
+    assert daemon.watch is not None
+    call_id = daemon.call_id()
+    over0 = daemon.status()["events_bad"].get("oversized", 0)
+    cpu0 = daemon_cpu_s(daemon)
+    t0 = time.monotonic()
+    result = peer.fault(call="huge_event", bytes=26_700_000)["applied"][0]["result"]
+    assert result.startswith("sent"), result
+    wait_for(
+        lambda: daemon.status()["events_bad"].get("oversized", 0) > over0,
+        30,
+        "the huge event refused",
+    )
+    # The rest of it still crosses the wire (the sender does not stop); the daemon drops it as
+    # it comes. The channel is ordered: an event sent after it arrives only once all of it did.
+    unknown0 = daemon.status()["events_bad"].get("unknown_type", 0)
+    peer.fault(call="unknown_event")
+    wait_for(
+        lambda: daemon.status()["events_bad"].get("unknown_type", 0) > unknown0,
+        60,
+        "the event sent after it",
+    )
+    elapsed = time.monotonic() - t0
+    cpu = daemon_cpu_s(daemon) - cpu0
+    assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
+    assert daemon.call_id() == call_id
+    assert daemon.status()["events_bad"]["oversized"] == over0 + 1
+    figures(
+        "huge_event 26.7 MB",
+        before,
+        daemon,
+        f", {elapsed:.1f} s on the wire, daemon CPU {cpu:.2f} s",
+    )
+    one_turn(daemon)
+    daemon.assert_no_leak(before)
+
+
+def daemon_cpu_s(daemon: FaultDaemon) -> float:
+    fields = Path(f"/proc/{daemon.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_event_flood_is_rate_limited_and_the_call_kept(live_fb: tuple[Peer, FaultDaemon]) -> None:
+    peer, daemon = live_fb
+    before = daemon.baseline()
+    assert daemon.watch is not None
+    call_id = daemon.call_id()
+    s0 = daemon.status()
+    n0 = s0["events_in"].get("rate_limits.updated", 0)
+    cpu0 = daemon_cpu_s(daemon)
+    t0 = time.monotonic()
+    peer.fault(call="event_storm", rate=10_000, seconds=3)
+    wait_for(lambda: daemon.status()["events_bad"].get("rate_limited", 0) > 0, 20, "rate limiting")
+    # The storm is over once the count stops moving.
+    last: list[int] = []
+
+    def settled() -> bool:
+        s = daemon.status()
+        total = s["events_in"].get("rate_limits.updated", 0) + s["events_bad"].get(
+            "rate_limited", 0
+        )
+        last.append(total)
+        return len(last) > 4 and last[-1] == last[-5]
+
+    wait_for(settled, 30, "the storm over", step=0.25)
+    s1 = daemon.status()
+    decoded = s1["events_in"].get("rate_limits.updated", 0) - n0
+    dropped = s1["events_bad"]["rate_limited"] - s0["events_bad"].get("rate_limited", 0)
+    elapsed = time.monotonic() - t0
+    assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
+    assert daemon.call_id() == call_id
+    # At most the burst plus 2000/s of them were decoded.
+    assert decoded <= 2000 + 2000 * elapsed, (decoded, elapsed)
+    figures(
+        "event storm 10000/s for 3 s",
+        before,
+        daemon,
+        f", decoded {decoded}, dropped undecoded {dropped}, "
+        f"daemon CPU {daemon_cpu_s(daemon) - cpu0:.2f} s",
+    )
+    one_turn(daemon)
+    daemon.assert_no_leak(before)
