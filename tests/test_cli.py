@@ -117,3 +117,12 @@ def test_run_without_any_key_is_a_config_error(tmp_path: Path) -> None:
     out = rtedge("run", "--config", str(cfg))
     assert out.returncode == 78
     assert out.stderr.strip().startswith("rtedge: config error: realtime.api_key: not set")
+
+
+def test_an_empty_device_name_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "empty.toml"
+    cfg.write_text('[realtime]\napi_key = "k"\n[audio]\ncapture_device = ""\n')
+    for command in ("check", "run"):
+        out = rtedge(command, "--config", str(cfg))
+        assert out.returncode == 78, out.stdout + out.stderr
+        assert out.stderr.strip() == "rtedge: config error: audio.capture_device: must not be empty"

@@ -104,6 +104,11 @@ BAD_VALUES = [
     ("reconnect", "max_s", "0.1", "reconnect.max_s"),
     ("logging", "level", '"loud"', "logging.level"),
     ("audio", "no_such_key", "1", "audio.no_such_key"),
+    ("audio", "capture_device", '""', "audio.capture_device: must not be empty"),
+    ("audio", "playback_device", '"  "', "audio.playback_device: must not be empty"),
+    ("display", "fbdev", '""', "display.fbdev: must not be empty"),
+    ("realtime", "model", '""', "realtime.model: must not be empty"),
+    ("health", "listen", '""', "health.listen: must not be empty"),
 ]
 
 
@@ -155,3 +160,11 @@ def test_example_config_documents_every_key_and_loads() -> None:
             assert f"{key} =" in example, f"{section}.{key} missing from config/rtedge.toml"
     load_settings(root / "config" / "rtedge.toml")
     load_settings(root / "config" / "demo.toml")
+
+
+def test_an_empty_optional_key_is_unset(tmp_path: Path) -> None:
+    # config/rtedge.toml writes optional keys as `key = ""  # unset`: uncommented, they load.
+    cfg = write(tmp_path, '[ptt]\ngpio_pin = ""\nled_pin = ""\n[realtime]\ninstructions = ""\n')
+    settings = load_settings(cfg)
+    assert settings.ptt.gpio_pin is None and settings.ptt.led_pin is None
+    assert settings.realtime.instructions == ""  # empty instructions are a real choice
