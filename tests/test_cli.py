@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rtedge import __version__
-from tests.support import base_env
+from tests.support import base_env, free_port, http, wait_for
 
 SECRET = "sk-proj-NEVER-PRINT-THIS-0123456789"
 
@@ -126,3 +128,70 @@ def test_an_empty_device_name_is_a_config_error(tmp_path: Path) -> None:
         out = rtedge(command, "--config", str(cfg))
         assert out.returncode == 78, out.stdout + out.stderr
         assert out.stderr.strip() == "rtedge: config error: audio.capture_device: must not be empty"
+
+
+def null_devices(tmp_path: Path) -> dict[str, str]:
+    """ALSA with no sound card: the default PCM is the null plugin (it always works)."""
+    conf = tmp_path / "asound.conf"
+    conf.write_text("pcm.!default { type null }\nctl.!default { type null }\n")
+    return {"ALSA_CONFIG_PATH": str(conf), "RTEDGE_REALTIME__API_KEY": "k"}
+
+
+@pytest.mark.parametrize(
+    ("listen", "reason"),
+    [
+        (
+            "taken",
+            "address already in use (another program is listening there; is rtedge "
+            "already running? rtedge status asks it)",
+        ),
+        (
+            "192.0.2.1:0",
+            "cannot assign requested address (no network interface of this machine "
+            "has that address)",
+        ),
+    ],
+)
+def test_run_that_cannot_listen_says_which_setting_in_one_line(
+    tmp_path: Path, listen: str, reason: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if listen == "taken":
+            listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = null_devices(tmp_path) | {"RTEDGE_HEALTH__LISTEN": listen}
+        out = rtedge("run", env=env)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    # Nothing was started, so nothing is "stopping": the one line is the whole story.
+    assert len(lines) == 1, out.stderr
+    assert f"ERROR   rtedge: cannot start: health.listen {listen}: {reason}" in lines[0]
+
+
+@pytest.mark.skipif(
+    Path("/proc/device-tree/model").exists(), reason="a board with GPIO: the button would open"
+)
+def test_a_button_that_cannot_open_is_one_line_and_shows_in_healthz(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env() | null_devices(tmp_path) | {"RTEDGE_HEALTH__LISTEN": f"127.0.0.1:{port}"}
+    env.pop("GPIOZERO_PIN_FACTORY", None)  # gpiozero's own search, as on a first run
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rtedge", "run"], env=env, stdout=fh, stderr=subprocess.STDOUT
+        )
+    try:
+        body = wait_for(
+            lambda: http("GET", f"http://127.0.0.1:{port}/healthz")[1], 30, "the health endpoint"
+        )
+        detail = "GPIO17: no GPIO pin library works on this machine (not a Raspberry Pi, or lgpio "
+        assert f"button unavailable: {detail}missing)" in body["problems"], body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    text = log.read_text()
+    assert "PinFactoryFallback" not in text and "warnings.warn" not in text, text
+    button = [line for line in text.splitlines() if "button" in line]
+    assert len(button) == 1, text
+    assert 'push-to-talk over HTTP still works ([ptt] gpio_pin = "" runs without' in button[0]

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from rtedge.settings import PttSettings
+from rtedge.state import State
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,10 @@ class PushToTalk:
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         pin_factory: Any = None,
+        state: State | None = None,
     ) -> None:
         self.settings = settings
+        self._state = state  # where a missing button shows (/healthz), when given
         self._on_press = on_press
         self._on_release = on_release
         self._loop = loop
@@ -61,20 +65,45 @@ class PushToTalk:
         pin = self.settings.gpio_pin
         if pin is None or self.button is not None:
             return
-        try:
-            from gpiozero import Button
+        # gpiozero tries each pin library in turn and warns (PinFactoryFallback, four lines
+        # with file names on a PC) about every one that is missing; those become one line.
+        with warnings.catch_warnings(record=True) as fallbacks:
+            warnings.simplefilter("always")
+            try:
+                from gpiozero import Button
 
-            bounce = self.settings.bounce_ms / 1000 if self.settings.bounce_ms else None
-            self.button = Button(
-                pin,
-                pull_up=self.settings.active_low,
-                bounce_time=bounce,
-                pin_factory=self._pin_factory,
+                bounce = self.settings.bounce_ms / 1000 if self.settings.bounce_ms else None
+                self.button = Button(
+                    pin,
+                    pull_up=self.settings.active_low,
+                    bounce_time=bounce,
+                    pin_factory=self._pin_factory,
+                )
+                error: Exception | None = None
+            except Exception as exc:  # no GPIO chip, pin busy, no pin library...
+                self.button = None
+                error = exc
+        for warning in fallbacks:
+            log.debug("gpiozero: %s", warning.message)
+        if error is not None:
+            tried = [w for w in fallbacks if type(w.message).__name__ == "PinFactoryFallback"]
+            reason = (
+                "no GPIO pin library works on this machine (not a Raspberry Pi, or lgpio missing)"
+                if tried and "pin factory" in str(error)
+                else str(error)
             )
-        except Exception as exc:  # no GPIO chip, pin busy, no pin library...
-            log.warning("push-to-talk button on GPIO%s unavailable: %s", pin, exc)
-            self.button = None
+            detail = f"GPIO{pin}: {reason}"
+            log.warning(
+                "push-to-talk button unavailable: %s; push-to-talk over HTTP still works "
+                '([ptt] gpio_pin = "" runs without a button, GPIOZERO_PIN_FACTORY=mock simulates '
+                "one)",
+                detail,
+            )
+            if self._state is not None:
+                self._state.set_device("button", False, detail)
             return
+        if self._state is not None:
+            self._state.set_device("button", True)
         self.button.when_pressed = self._edge_down
         self.button.when_released = self._edge_up
         log.info(
