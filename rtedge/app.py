@@ -83,8 +83,8 @@ class Appliance:
             self.state,
             settings.health.host,
             settings.health.port,
-            on_press=self.ptt.press,
-            on_release=self.ptt.release,
+            on_press=self.ptt.press_over_http,
+            on_release=self.ptt.release_over_http,
             extra_routes=[self.display.add_routes] if self.display is not None else None,
         )
         self._http: aiohttp.ClientSession | None = None

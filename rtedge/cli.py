@@ -135,8 +135,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
             data = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        print(f"rtedge: {url} answered HTTP {exc.code}: is that rtedge?", file=sys.stderr)
+        return EX_UNAVAILABLE
     except (urllib.error.URLError, OSError) as exc:
-        print(f"rtedge: cannot reach {url}: {exc}", file=sys.stderr)
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, ConnectionRefusedError):
+            why = "nothing is listening there: is the daemon running? (systemctl status rtedge)"
+        elif isinstance(reason, TimeoutError):
+            why = "no answer within 5 s"
+        else:
+            why = getattr(reason, "strerror", None) or str(reason)
+        print(f"rtedge: cannot reach {url}: {why}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except ValueError:
+        print(f"rtedge: {url} did not answer with JSON: is that rtedge?", file=sys.stderr)
         return EX_UNAVAILABLE
     print(json.dumps(data, indent=2))
     return EX_OK if data.get("healthy") else 1

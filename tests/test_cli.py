@@ -107,10 +107,17 @@ def test_devices_lists_pcms(tmp_path: Path) -> None:
     assert "rtedge_test_pcm" in out.stdout
 
 
-def test_status_of_a_daemon_that_is_not_running() -> None:
-    out = rtedge("status", "--url", "http://127.0.0.1:9/status")
+def test_status_of_a_daemon_that_is_not_running(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "rtedge.toml"
+    cfg.write_text(f'[health]\nlisten = "127.0.0.1:{port}"\n')
+    out = rtedge("status", "--config", str(cfg))
     assert out.returncode == 69
-    assert "cannot reach" in out.stderr
+    assert out.stdout == ""
+    assert out.stderr == (
+        f"rtedge: cannot reach http://127.0.0.1:{port}/status: nothing is listening there: "
+        "is the daemon running? (systemctl status rtedge)\n"
+    )
 
 
 def test_run_without_any_key_is_a_config_error(tmp_path: Path) -> None:

@@ -132,8 +132,29 @@ class PushToTalk:
         self._dispatch(self._down_edge)
 
     def release(self) -> None:
-        """The button came up (HTTP path)."""
-        self._dispatch(self._up_edge)
+        """The button came up (HTTP path: no contact to bounce, so it takes effect at once)."""
+        self._dispatch(lambda: self._up_edge(bounce=False))
+
+    async def press_over_http(self) -> dict[str, Any]:
+        """``POST /ptt/press``: press, and answer with what the press did. It counts only once
+        held ``min_press_ms``; the answer says so rather than wait, since a client that waited
+        before releasing would turn every tap into a press."""
+        self.press()
+        if self._confirm is not None:
+            return {"ptt": "pressed", "counts_after_ms": self.settings.min_press_ms}
+        return {"ptt": "pressed", "turn": self._turn()}
+
+    async def release_over_http(self) -> dict[str, Any]:
+        """``POST /ptt/release``: release, and answer with the turn it led to."""
+        ignored_before = self.ignored
+        self.release()
+        answer: dict[str, Any] = {"ptt": "released", "turn": self._turn()}
+        if self.ignored > ignored_before:
+            answer["ignored"] = f"held less than min_press_ms ({self.settings.min_press_ms} ms)"
+        return answer
+
+    def _turn(self) -> str | None:
+        return self._state.turn.value if self._state is not None else None
 
     def _edge_down(self, *_: Any) -> None:  # gpiozero thread
         self._post(self._down_edge)
@@ -175,7 +196,7 @@ class PushToTalk:
         assert loop is not None
         self._confirm = loop.call_later(self.settings.min_press_ms / 1000, self._confirmed)
 
-    def _up_edge(self) -> None:
+    def _up_edge(self, bounce: bool = True) -> None:
         if not self._down:
             return
         self._down = False
@@ -188,7 +209,7 @@ class PushToTalk:
         if self._held or self._latched:
             loop = self._loop
             assert loop is not None
-            delay = self.settings.bounce_ms / 1000
+            delay = self.settings.bounce_ms / 1000 if bounce else 0.0
             if delay <= 0:
                 self._released()
             else:
