@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -85,15 +88,47 @@ def _load(path: Path | None, *, for_service: bool = False) -> Settings:
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args.config, for_service=True)
+    with contextlib.ExitStack() as stack:
+        if _names_demo_devices(settings):
+            # They exist only while `rtedge demo` runs (its own asound.conf); a copy of its own
+            # lets the check open them, and never touches a running demo's files.
+            from rtedge.demo import demo_devices
+
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="rtedge-check-"))
+            os.environ["ALSA_CONFIG_PATH"] = str(stack.enter_context(demo_devices(Path(scratch))))
+            print(
+                "demo devices: rtedge_mic and rtedge_speaker exist while `rtedge demo` runs; "
+                "this check set up its own copies to open"
+            )
+        return _check(args, settings)
+
+
+def _names_demo_devices(settings: Settings) -> bool:
+    from rtedge.demo import ASOUND_MARK, DEMO_MIC, DEMO_SPEAKER
+
+    audio = settings.audio
+    if not {audio.capture_device, audio.playback_device} <= {DEMO_MIC, DEMO_SPEAKER}:
+        return False
+    conf = os.environ.get("ALSA_CONFIG_PATH")
+    if not conf:
+        return True
+    try:  # the user's own ALSA config, which may define these names, is used as it is
+        return Path(conf).read_text(errors="replace").startswith(ASOUND_MARK)
+    except OSError:
+        return False
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
     path = resolve_config_path(args.config)
     print(f"config: {path if path else '(defaults and environment only)'}")
     print(json.dumps(masked_dump(settings), indent=2))
     from rtedge.audio.alsalib import silence_alsa_lib_errors
-    from rtedge.audio.devices import list_pcms, probe
+    from rtedge.audio.devices import describe_pcms, probe
 
     silence_alsa_lib_errors()
 
-    print("ALSA PCMs:", ", ".join(list_pcms()) or "(none)")
+    print("ALSA PCMs:")
+    print("\n".join(describe_pcms()))
     failed = []
     for name, result in probe(settings.audio).items():
         print(f"{name}: {result}")
@@ -115,16 +150,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_devices(_: argparse.Namespace) -> int:
     from rtedge.audio.alsalib import silence_alsa_lib_errors
-    from rtedge.audio.devices import list_cards, list_pcms
+    from rtedge.audio.devices import describe_pcms, list_cards
 
     silence_alsa_lib_errors()
 
-    print("cards:")
-    for card in list_cards():
+    cards = list_cards()
+    print("sound cards:" if cards else "sound cards: none found")
+    for card in cards:
         print(f"  {card}")
-    print("PCMs:")
-    for pcm in list_pcms():
-        print(f"  {pcm}")
+    print("PCMs (names for [audio] capture_device / playback_device):")
+    print("\n".join(describe_pcms()))
     return EX_OK
 
 

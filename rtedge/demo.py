@@ -8,6 +8,7 @@ mic; then reports what came back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +60,43 @@ def speech_pcm(text: str) -> np.ndarray:
     return (8000 * np.sin(2 * np.pi * (300 + 200 * t) * t)).astype(np.int16)
 
 
+DEMO_MIC = "rtedge_mic"
+DEMO_SPEAKER = "rtedge_speaker"
+ASOUND_MARK = "# written by rtedge demo"
+
+
 def write_asound_conf(path: Path, mic_fifo: Path, speaker: Path) -> None:
     path.write_text(
-        f"""pcm.rtedge_mic {{ type file slave.pcm {{ type null }} file "/dev/null"
-  infile "{mic_fifo}" format "raw" }}
-pcm.rtedge_speaker {{ type file slave.pcm {{ type null }} file "{speaker}" format "wav" }}
-pcm.!default {{ type asym capture.pcm "rtedge_mic" playback.pcm "rtedge_speaker" }}
+        f"""{ASOUND_MARK}: these devices exist while it runs
+pcm.{DEMO_MIC} {{ type file slave.pcm {{ type null }} file "/dev/null"
+  infile "{mic_fifo}" format "raw"
+  hint {{ show on description "rtedge demo microphone (a FIFO fed by rtedge demo)" }} }}
+pcm.{DEMO_SPEAKER} {{ type file slave.pcm {{ type null }} file "{speaker}" format "wav"
+  hint {{ show on description "rtedge demo speaker (a WAV file)" }} }}
+pcm.!default {{ type asym capture.pcm "{DEMO_MIC}" playback.pcm "{DEMO_SPEAKER}" }}
 ctl.!default {{ type null }}
 """
     )
+
+
+@contextlib.contextmanager
+def demo_devices(workdir: Path) -> Iterator[Path]:
+    """The demo's microphone and speaker set up in ``workdir`` (the mic fed silence) for as
+    long as the block runs; yields the ALSA config that defines them."""
+    fifo = workdir / "mic.fifo"
+    os.mkfifo(fifo)
+    conf = workdir / "asound.conf"
+    write_asound_conf(conf, fifo, workdir / "speaker.wav")
+    feeder = MicFeeder(fifo)
+    feeder.start()
+    try:
+        yield conf
+    finally:
+        feeder.stop.set()
+        # A feeder still waiting for a reader to open the FIFO is let go by opening it once.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        feeder.join(timeout=2)
 
 
 def write_framebuffer(workdir: Path, width: int = 640, height: int = 480) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -94,6 +95,43 @@ def test_check_fails_with_69_naming_a_device_that_does_not_open(tmp_path: Path) 
     assert "playback: ok" in out.stdout
     assert out.stderr.strip().endswith("rtedge: device check failed: capture")
     assert SECRET not in out.stdout + out.stderr
+
+
+def test_devices_says_what_null_is() -> None:
+    # The system's own ALSA config, as a first run sees it: with no sound card, only "null".
+    out = rtedge("devices")
+    assert out.returncode == 0, out.stderr
+    assert "  null\n      Discard all samples (playback) or generate zero samples" in out.stdout
+    if out.stdout.startswith("sound cards: none found\n"):
+        assert "(no sound card found: null is ALSA's stand-in that discards" in out.stdout
+    check = rtedge("check", env={"RTEDGE_REALTIME__API_KEY": "k"})
+    assert "ALSA PCMs:\n  null\n      Discard all samples" in check.stdout, check.stdout
+
+
+def test_check_on_the_demo_config_opens_the_demo_devices() -> None:
+    root = Path(__file__).resolve().parents[1]
+    out = rtedge("check", "--config", str(root / "config" / "demo.toml"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("demo devices: rtedge_mic and rtedge_speaker exist while")
+    assert "capture: ok: rtedge_mic, 48000 Hz, 1 ch" in out.stdout
+    assert "playback: ok: rtedge_speaker, 48000 Hz, 2 ch" in out.stdout
+    assert "  rtedge_mic\n      rtedge demo microphone" in out.stdout
+
+
+def test_check_never_hangs_on_a_device_that_blocks(tmp_path: Path) -> None:
+    # A file-plugin mic whose FIFO has no writer blocks in open() for good: it used to hang.
+    fifo = tmp_path / "mic.fifo"
+    os.mkfifo(fifo)
+    conf = tmp_path / "asound.conf"
+    conf.write_text(
+        f'pcm.fifomic {{ type file slave.pcm {{ type null }} file "/dev/null" infile "{fifo}" '
+        'format "raw" }\npcm.!default { type null }\nctl.!default { type null }\n'
+    )
+    env = {"ALSA_CONFIG_PATH": str(conf), "RTEDGE_REALTIME__API_KEY": "k"}
+    out = rtedge("check", env=env | {"RTEDGE_AUDIO__CAPTURE_DEVICE": "fifomic"})
+    assert out.returncode == 69, out.stdout + out.stderr
+    assert "capture: error: fifomic, 48000 Hz, 1 ch: no answer within 3 s (a device" in out.stdout
+    assert "playback: ok" in out.stdout
 
 
 def test_devices_lists_pcms(tmp_path: Path) -> None:
