@@ -136,7 +136,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             failed.append(name)
     display = settings.display
     if display.backend == "fbdev":
-        print(f"display: fbdev {display.fbdev} (geometry from {display.sysfs})")
+        missing = "" if display.fbdev.exists() else "; not there now, the daemon would retry"
+        print(f"display: fbdev {display.fbdev} (geometry from {display.sysfs}{missing})")
     elif display.backend == "mjpeg":
         print(f"display: MJPEG at http://{settings.health.listen}/avatar.mjpeg")
     else:

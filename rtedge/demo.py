@@ -199,6 +199,8 @@ def _port(preferred: int) -> int:
     """``preferred`` when it is free on loopback, else one the kernel picks."""
     for port in (preferred, 0):
         with socket.socket() as sock:
+            # As the servers bind: a port whose old connections linger in TIME_WAIT is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -262,11 +264,9 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
     )
     logs = {name: open(workdir / f"{name}.log", "wb") for name in ("peer", "daemon")}  # noqa: SIM115
     print(f"demo: working in {workdir} (logs: peer.log, daemon.log)")
-    if (peer_port, health_port) != (PEER_PORT, HEALTH_PORT):
-        print(
-            f"demo: port {PEER_PORT} or {HEALTH_PORT} is taken; the peer is on {peer_port}, "
-            f"the daemon's health endpoint on {health_port}"
-        )
+    for what, usual, port in (("peer", PEER_PORT, peer_port), ("health", HEALTH_PORT, health_port)):
+        if port != usual:
+            print(f"demo: port {usual} is taken; the {what} port is {port} instead")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     feeder = MicFeeder(fifo)
     # Each child in a session of its own: a Ctrl-C in the terminal reaches the demo only, which

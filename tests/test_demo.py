@@ -79,8 +79,10 @@ def test_demo_moves_off_ports_that_are_taken(tmp_path: Path) -> None:
 
     with socket.socket() as a, socket.socket() as b:
         for sock, port in ((a, 8788), (b, 8787)):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
             with contextlib.suppress(OSError):  # taken already (another demo?): the same
                 sock.bind(("127.0.0.1", port))
+                sock.listen()
         out = subprocess.run(
             [sys.executable, "-m", "rtedge", "demo", "--workdir", str(tmp_path)],
             env=base_env(),
@@ -89,7 +91,8 @@ def test_demo_moves_off_ports_that_are_taken(tmp_path: Path) -> None:
             timeout=120,
         )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "demo: port 8788 or 8787 is taken; the peer is on " in out.stdout
+    assert "demo: port 8788 is taken; the peer port is " in out.stdout
+    assert "demo: port 8787 is taken; the health port is " in out.stdout
     assert out.stdout.rstrip().endswith("demo: peer exited with 0")
     assert "demo: OK" in out.stdout
     assert os.path.exists(tmp_path / "speaker.wav")
