@@ -16,6 +16,7 @@ from prometheus_client import ProcessCollector
 from rtedge import __version__
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
+from rtedge.binderr import describe_bind_error
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
 from rtedge.deprecations import shutdown_timestamp
@@ -40,6 +41,10 @@ log = logging.getLogger("rtedge")
 
 #: SIGTERM to exit: systemd's default stop timeout is 90 s; we promise 5.
 SHUTDOWN_BUDGET_S = 4.5
+
+
+class StartError(Exception):
+    """The daemon cannot start; the message names the setting and the reason in one line."""
 
 
 class Appliance:
@@ -75,15 +80,17 @@ class Appliance:
             log_transcripts=rt.log_transcripts,
             on_session_expired=self._session_expired,
         )
-        self.ptt = PushToTalk(settings.ptt, self.conversation.press, self.conversation.release)
+        self.ptt = PushToTalk(
+            settings.ptt, self.conversation.press, self.conversation.release, state=self.state
+        )
         self.led = StatusLed(settings.ptt, self.state)
         self.notifier = Notifier(self.state)
         self.health = HealthServer(
             self.state,
             settings.health.host,
             settings.health.port,
-            on_press=self.ptt.press,
-            on_release=self.ptt.release,
+            on_press=self.ptt.press_over_http,
+            on_release=self.ptt.release_over_http,
             extra_routes=[self.display.add_routes] if self.display is not None else None,
             identity=Identity(
                 version=__version__,
@@ -164,6 +171,16 @@ class Appliance:
         if is_loopback_host(urlsplit(rt.url).hostname):
             use_host_addresses(["127.0.0.1"])  # aioice never offers loopback by itself
         tune_consent(rt.liveness_timeout_s)
+        # First, before anything that would have to be stopped: a port in use is one line.
+        try:
+            await self.health.start()
+        except OSError as exc:
+            await self.health.stop()
+            listen = self.settings.health.listen
+            hint = "is rtedge already running? rtedge status asks it"
+            raise StartError(
+                describe_bind_error("health.listen", listen, exc, in_use_hint=hint)
+            ) from None
         self._http = aiohttp.ClientSession()
         self.supervisor = Supervisor(
             self._make_call,
@@ -176,7 +193,6 @@ class Appliance:
         )
         tasks: list[asyncio.Task[Any]] = []
         try:
-            await self.health.start()
             await self.audio.start()
             for name, beat in self.audio.heartbeats().items():
                 self.notifier.add_heartbeat(name, beat)
@@ -224,12 +240,13 @@ async def _main(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     install_loop_exception_handler(loop)
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: a terminal closed under `rtedge run` stops it in order (the call hung up).
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     app = Appliance(settings)
     try:
         await app.run(stop)
-    except OSError as exc:
+    except (StartError, OSError) as exc:
         log_event(log, logging.ERROR, "start_failed", "cannot start: %s", exc)
         return 1
     return 0

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -85,15 +88,47 @@ def _load(path: Path | None, *, for_service: bool = False) -> Settings:
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args.config, for_service=True)
+    with contextlib.ExitStack() as stack:
+        if _names_demo_devices(settings):
+            # They exist only while `rtedge demo` runs (its own asound.conf); a copy of its own
+            # lets the check open them, and never touches a running demo's files.
+            from rtedge.demo import demo_devices
+
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="rtedge-check-"))
+            os.environ["ALSA_CONFIG_PATH"] = str(stack.enter_context(demo_devices(Path(scratch))))
+            print(
+                "demo devices: rtedge_mic and rtedge_speaker exist while `rtedge demo` runs; "
+                "this check set up its own copies to open"
+            )
+        return _check(args, settings)
+
+
+def _names_demo_devices(settings: Settings) -> bool:
+    from rtedge.demo import ASOUND_MARK, DEMO_MIC, DEMO_SPEAKER
+
+    audio = settings.audio
+    if not {audio.capture_device, audio.playback_device} <= {DEMO_MIC, DEMO_SPEAKER}:
+        return False
+    conf = os.environ.get("ALSA_CONFIG_PATH")
+    if not conf:
+        return True
+    try:  # the user's own ALSA config, which may define these names, is used as it is
+        return Path(conf).read_text(errors="replace").startswith(ASOUND_MARK)
+    except OSError:
+        return False
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
     path = resolve_config_path(args.config)
     print(f"config: {path if path else '(defaults and environment only)'}")
     print(json.dumps(masked_dump(settings), indent=2))
     from rtedge.audio.alsalib import silence_alsa_lib_errors
-    from rtedge.audio.devices import list_pcms, probe
+    from rtedge.audio.devices import describe_pcms, probe
 
     silence_alsa_lib_errors()
 
-    print("ALSA PCMs:", ", ".join(list_pcms()) or "(none)")
+    print("ALSA PCMs:")
+    print("\n".join(describe_pcms()))
     failed = []
     for name, result in probe(settings.audio).items():
         print(f"{name}: {result}")
@@ -101,7 +136,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             failed.append(name)
     display = settings.display
     if display.backend == "fbdev":
-        print(f"display: fbdev {display.fbdev} (geometry from {display.sysfs})")
+        missing = "" if display.fbdev.exists() else "; not there now, the daemon would retry"
+        print(f"display: fbdev {display.fbdev} (geometry from {display.sysfs}{missing})")
     elif display.backend == "mjpeg":
         print(f"display: MJPEG at http://{settings.health.listen}/avatar.mjpeg")
     else:
@@ -115,16 +151,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_devices(_: argparse.Namespace) -> int:
     from rtedge.audio.alsalib import silence_alsa_lib_errors
-    from rtedge.audio.devices import list_cards, list_pcms
+    from rtedge.audio.devices import describe_pcms, list_cards
 
     silence_alsa_lib_errors()
 
-    print("cards:")
-    for card in list_cards():
+    cards = list_cards()
+    print("sound cards:" if cards else "sound cards: none found")
+    for card in cards:
         print(f"  {card}")
-    print("PCMs:")
-    for pcm in list_pcms():
-        print(f"  {pcm}")
+    print("PCMs (names for [audio] capture_device / playback_device):")
+    print("\n".join(describe_pcms()))
     return EX_OK
 
 
@@ -135,8 +171,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
             data = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        print(f"rtedge: {url} answered HTTP {exc.code}: is that rtedge?", file=sys.stderr)
+        return EX_UNAVAILABLE
     except (urllib.error.URLError, OSError) as exc:
-        print(f"rtedge: cannot reach {url}: {exc}", file=sys.stderr)
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, ConnectionRefusedError):
+            why = "nothing is listening there: is the daemon running? (systemctl status rtedge)"
+        elif isinstance(reason, TimeoutError):
+            why = "no answer within 5 s"
+        else:
+            why = getattr(reason, "strerror", None) or str(reason)
+        print(f"rtedge: cannot reach {url}: {why}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except ValueError:
+        print(f"rtedge: {url} did not answer with JSON: is that rtedge?", file=sys.stderr)
         return EX_UNAVAILABLE
     print(json.dumps(data, indent=2))
     return EX_OK if data.get("healthy") else 1

@@ -8,16 +8,21 @@ mic; then reports what came back.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import io
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +30,9 @@ import numpy as np
 
 RATE = 48000
 CHUNK = RATE // 50  # 20 ms
-PEER_PORT = 8788
-HEALTH = "http://127.0.0.1:8787"
+PEER_PORT = 8788  # config/demo.toml's; another free port when these are taken
+HEALTH_PORT = 8787
+HEALTH = f"http://127.0.0.1:{HEALTH_PORT}"  # where _get/_post go; set by run_demo
 QUESTION = "Hello rtedge. What can you do on this little device?"
 
 
@@ -43,7 +49,6 @@ def speech_pcm(text: str) -> np.ndarray:
         wav = subprocess.run(
             ["espeak-ng", "--stdout", text], capture_output=True, check=True
         ).stdout
-        import io
 
         chunks = []
         with av.open(io.BytesIO(wav), mode="r") as container:
@@ -58,15 +63,43 @@ def speech_pcm(text: str) -> np.ndarray:
     return (8000 * np.sin(2 * np.pi * (300 + 200 * t) * t)).astype(np.int16)
 
 
+DEMO_MIC = "rtedge_mic"
+DEMO_SPEAKER = "rtedge_speaker"
+ASOUND_MARK = "# written by rtedge demo"
+
+
 def write_asound_conf(path: Path, mic_fifo: Path, speaker: Path) -> None:
     path.write_text(
-        f"""pcm.rtedge_mic {{ type file slave.pcm {{ type null }} file "/dev/null"
-  infile "{mic_fifo}" format "raw" }}
-pcm.rtedge_speaker {{ type file slave.pcm {{ type null }} file "{speaker}" format "wav" }}
-pcm.!default {{ type asym capture.pcm "rtedge_mic" playback.pcm "rtedge_speaker" }}
+        f"""{ASOUND_MARK}: these devices exist while it runs
+pcm.{DEMO_MIC} {{ type file slave.pcm {{ type null }} file "/dev/null"
+  infile "{mic_fifo}" format "raw"
+  hint {{ show on description "rtedge demo microphone (a FIFO fed by rtedge demo)" }} }}
+pcm.{DEMO_SPEAKER} {{ type file slave.pcm {{ type null }} file "{speaker}" format "wav"
+  hint {{ show on description "rtedge demo speaker (a WAV file)" }} }}
+pcm.!default {{ type asym capture.pcm "{DEMO_MIC}" playback.pcm "{DEMO_SPEAKER}" }}
 ctl.!default {{ type null }}
 """
     )
+
+
+@contextlib.contextmanager
+def demo_devices(workdir: Path) -> Iterator[Path]:
+    """The demo's microphone and speaker set up in ``workdir`` (the mic fed silence) for as
+    long as the block runs; yields the ALSA config that defines them."""
+    fifo = workdir / "mic.fifo"
+    os.mkfifo(fifo)
+    conf = workdir / "asound.conf"
+    write_asound_conf(conf, fifo, workdir / "speaker.wav")
+    feeder = MicFeeder(fifo)
+    feeder.start()
+    try:
+        yield conf
+    finally:
+        feeder.stop.set()
+        # A feeder still waiting for a reader to open the FIFO is let go by opening it once.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        feeder.join(timeout=2)
 
 
 def write_framebuffer(workdir: Path, width: int = 640, height: int = 480) -> Path:
@@ -163,7 +196,51 @@ def _speaker_stats(path: Path) -> tuple[float, float]:
     return seconds, loud
 
 
+def _port(preferred: int) -> int:
+    """``preferred`` when it is free on loopback, else one the kernel picks."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            # As the servers bind: a port whose old connections linger in TIME_WAIT is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free port on 127.0.0.1")
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+class Stopped(Exception):
+    """SIGTERM, SIGHUP or SIGINT: stop the children in order and leave."""
+
+
+def _stop_on_signals() -> None:
+    def stop(signum: int, _: Any) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, stop)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the demo dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def run_demo(workdir: Path, *, keep: bool = False) -> int:
+    global HEALTH
+    _stop_on_signals()
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # each step shows as it happens, piped too
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     fifo = workdir / "mic.fifo"
@@ -175,24 +252,40 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
     asound = workdir / "asound.conf"
     write_asound_conf(asound, fifo, speaker)
     fb = write_framebuffer(workdir)
+    peer_port, health_port = _port(PEER_PORT), _port(HEALTH_PORT)
+    HEALTH = f"http://127.0.0.1:{health_port}"
     env = dict(
         os.environ,
         ALSA_CONFIG_PATH=str(asound),
         GPIOZERO_PIN_FACTORY="mock",
         RTEDGE_DISPLAY__FBDEV=str(fb),
         RTEDGE_DISPLAY__SYSFS=str(workdir / "fb0-sysfs"),
+        RTEDGE_REALTIME__URL=f"http://127.0.0.1:{peer_port}/v1/realtime/calls",
+        RTEDGE_HEALTH__LISTEN=f"127.0.0.1:{health_port}",
     )
     logs = {name: open(workdir / f"{name}.log", "wb") for name in ("peer", "daemon")}  # noqa: SIM115
     print(f"demo: working in {workdir} (logs: peer.log, daemon.log)")
+    for what, usual, port in (("peer", PEER_PORT, peer_port), ("health", HEALTH_PORT, health_port)):
+        if port != usual:
+            print(f"demo: port {usual} is taken; the {what} port is {port} instead")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     feeder = MicFeeder(fifo)
+    # Each child in a session of its own: a Ctrl-C in the terminal reaches the demo only, which
+    # stops the daemon first (its call hung up while the peer still answers), then the peer.
+    spawn: dict[str, Any] = {
+        "env": env,
+        "stderr": subprocess.STDOUT,
+        "start_new_session": True,
+        "preexec_fn": _die_with_parent,
+    }
     try:
         procs["peer"] = subprocess.Popen(
-            [sys.executable, "-m", "rtedge", "peer", "--listen", f"127.0.0.1:{PEER_PORT}"],
-            env=env,
+            [sys.executable, "-m", "rtedge", "peer", "--listen", f"127.0.0.1:{peer_port}"],
             stdout=logs["peer"],
-            stderr=subprocess.STDOUT,
+            **spawn,
         )
+        # The daemon starts once the peer listens, so its first attempt finds it (no warning).
+        _wait_for(lambda: _listening(peer_port), 30, "the peer to listen", procs)
         procs["daemon"] = subprocess.Popen(
             [
                 sys.executable,
@@ -202,9 +295,8 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
                 "--config",
                 str(_repo_file("config/demo.toml")),
             ],
-            env=env,
             stdout=logs["daemon"],
-            stderr=subprocess.STDOUT,
+            **spawn,
         )
         feeder.start()
         t0 = time.monotonic()
@@ -224,22 +316,41 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
         time.sleep(0.5)
         status = _get("/status")[1]
         seconds, loud = _speaker_stats(speaker)
-        print("demo: reply transcript:", repr(status.get("transcript_assistant", "")))
+        reply = status.get("transcript_assistant", "")
+        print("demo: reply transcript:", repr(reply))
+        if reply.startswith("I heard"):
+            print(
+                "demo:   (the local peer has no speech recognizer: it answers with how much audio "
+                "the push-to-talk turn carried, the question and the moments the button was held "
+                "before and after it)"
+            )
         print(f"demo: speaker file holds {seconds:.1f}s of audio, {loud:.1f}s of it voiced")
+        by_source = status.get("frames_by_source", {})
         print(
-            f"demo: avatar frames shown {status['frames_shown']}, dropped "
-            f"{status['frames_dropped']}; reconnects {status['reconnects']}"
+            f"demo: avatar frames shown {status['frames_shown']} ({by_source.get('service', 0)} "
+            f"from the peer's image events, {by_source.get('avatar', 0)} drawn by the local "
+            f"avatar while none came), dropped {status['frames_dropped']}; reconnects "
+            f"{status['reconnects']}"
         )
         events = status.get("events_in", {})
         print("demo: events received:", ", ".join(f"{k} x{v}" for k, v in sorted(events.items())))
+        ok = loud > 0.5 and bool(reply)
         if keep:
-            print("demo: both running; Ctrl-C to stop")
-            with _suppress_interrupt():
-                while all(p.poll() is None for p in procs.values()):
-                    time.sleep(0.5)
-        ok = loud > 0.5 and bool(status.get("transcript_assistant"))
+            print(
+                f"demo: both running (health endpoint {HEALTH}); try `rtedge status --url "
+                f"{HEALTH}/status` or `curl -X POST {HEALTH}/ptt/press`; Ctrl-C to stop"
+            )
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(0.5)
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"demo: the {name} exited by itself with {proc.returncode}")
+                    ok = False
         print("demo: OK" if ok else "demo: the reply did not arrive as expected")
         return 0 if ok else 1
+    except Stopped as exc:
+        print(f"demo: {exc}: stopping")
+        return 0 if keep else 130
     except (TimeoutError, ChildExited) as exc:
         print(f"demo: {exc}; see {workdir}/daemon.log and peer.log", file=sys.stderr)
         for name in ("peer", "daemon"):
@@ -250,23 +361,24 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
                 print(f"demo: {name}: {errors[-1]}", file=sys.stderr)
         return 1
     finally:
+        # No second signal may cut the stopping short and leave a child behind.
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         feeder.stop.set()
-        for name, proc in procs.items():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        for name in ("daemon", "peer"):  # the daemon hangs up while the peer still answers
+            child = procs.get(name)
+            if child is None:
+                continue
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
             try:
-                code = proc.wait(timeout=10)
+                code = child.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
+                child.kill()
+                code = child.wait()
             print(f"demo: {name} exited with {code}")
         for fh in logs.values():
             fh.close()
-
-
-class _suppress_interrupt:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, *_: Any) -> bool:
-        return exc_type is KeyboardInterrupt
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)

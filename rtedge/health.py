@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -33,8 +33,8 @@ class HealthServer:
         host: str,
         port: int,
         *,
-        on_press: Callable[[], None],
-        on_release: Callable[[], None],
+        on_press: Callable[[], Awaitable[dict[str, Any]]],
+        on_release: Callable[[], Awaitable[dict[str, Any]]],
         extra_routes: list[Callable[[web.Application], None]] | None = None,
         identity: Identity | None = None,
         guard: httpguard.GuardPolicy | None = None,
@@ -128,12 +128,10 @@ class HealthServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _press(self, _: web.Request) -> web.Response:
-        self._on_press()
-        return web.json_response({"ptt": "pressed", "turn": self._state.turn.value})
+        return web.json_response(await self._on_press())  # what the press did, not the before
 
     async def _release(self, _: web.Request) -> web.Response:
-        self._on_release()
-        return web.json_response({"ptt": "released", "turn": self._state.turn.value})
+        return web.json_response(await self._on_release())
 
     async def _stall(self, request: web.Request) -> web.Response:
         seconds = min(30.0, float(request.query.get("s", "3")))

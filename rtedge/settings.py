@@ -16,7 +16,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -60,6 +60,28 @@ class _Section(BaseModel):
     # Typos in a key must fail loudly: a silently ignored key is a device that misbehaves later.
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
 
+    #: String keys whose empty value means something (every other one must name a thing).
+    _may_be_empty: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_values(cls, data: Any) -> Any:
+        # The example config writes an optional key as `key = ""  # unset`, so an empty value of a
+        # key that may be unset means unset; an empty device name, path or choice is a mistake
+        # that would otherwise surface much later as a device that "does not exist".
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            if field is None or not isinstance(value, str) or value.strip():
+                continue
+            if type(None) in get_args(field.annotation):
+                out[name] = None
+            elif name not in cls._may_be_empty:
+                raise ValueError(f"{name}: must not be empty")
+        return out
+
 
 def is_loopback_host(host: str | None) -> bool:
     if not host:
@@ -73,6 +95,8 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 class RealtimeSettings(_Section):
+    _may_be_empty = frozenset({"instructions"})
+
     url: str = OPENAI_CALLS_URL
     """The calls endpoint the SDP offer is POSTed to (OpenAI, rtAV or ``rtedge peer``)."""
     provider: Literal["openai", "rtav", "local"] = "openai"
@@ -221,7 +245,7 @@ class AudioSettings(_Section):
 
 class PttSettings(_Section):
     gpio_pin: int | None = Field(default=17, ge=0, le=63)
-    """BCM pin of the push-to-talk button; unset for no button (HTTP only)."""
+    """BCM pin of the push-to-talk button; ``""`` for no button (push-to-talk over HTTP only)."""
     active_low: bool = True
     """Button wired to ground with the internal pull-up (the usual wiring)."""
     led_pin: int | None = Field(default=None, ge=0, le=63)

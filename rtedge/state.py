@@ -55,6 +55,7 @@ class State:
     mic_level: float = 0.0
     speaker_level: float = 0.0
     frames_shown: int = 0
+    frames_by_source: Counter[str] = field(default_factory=Counter)  # service / video / avatar
     frames_dropped: int = 0
     transcript_user: str = ""
     transcript_assistant: str = ""
@@ -122,7 +123,7 @@ class State:
         data: dict[str, Any] = {
             f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")
         }
-        for key in ("events_in", "events_bad", "queue_drops", "tokens"):
+        for key in ("frames_by_source", "events_in", "events_bad", "queue_drops", "tokens"):
             data[key] = dict(data[key])
         data["devices"] = {name: asdict(dev) for name, dev in self.devices.items()}
         started = data.pop("session_started")

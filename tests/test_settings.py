@@ -105,6 +105,11 @@ BAD_VALUES = [
     ("reconnect", "max_s", "0.1", "reconnect.max_s"),
     ("logging", "level", '"loud"', "logging.level"),
     ("audio", "no_such_key", "1", "audio.no_such_key"),
+    ("audio", "capture_device", '""', "audio.capture_device: must not be empty"),
+    ("audio", "playback_device", '"  "', "audio.playback_device: must not be empty"),
+    ("display", "fbdev", '""', "display.fbdev: must not be empty"),
+    ("realtime", "model", '""', "realtime.model: must not be empty"),
+    ("health", "listen", '""', "health.listen: must not be empty"),
 ]
 
 
@@ -171,3 +176,11 @@ def test_device_id_defaults_to_the_machine_id_and_can_be_set(tmp_path: Path) -> 
     assert load_settings(write(tmp_path, "")).health.device_id == machine_id()
     named = write(tmp_path, '[health]\ndevice_id = "shop-12.kiosk_1"\n')
     assert load_settings(named).health.device_id == "shop-12.kiosk_1"
+
+
+def test_an_empty_optional_key_is_unset(tmp_path: Path) -> None:
+    # config/rtedge.toml writes optional keys as `key = ""  # unset`: uncommented, they load.
+    cfg = write(tmp_path, '[ptt]\ngpio_pin = ""\nled_pin = ""\n[realtime]\ninstructions = ""\n')
+    settings = load_settings(cfg)
+    assert settings.ptt.gpio_pin is None and settings.ptt.led_pin is None
+    assert settings.realtime.instructions == ""  # empty instructions are a real choice

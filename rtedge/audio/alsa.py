@@ -14,6 +14,7 @@ import collections
 import contextlib
 import errno
 import logging
+import re
 import select
 import threading
 import time
@@ -94,8 +95,11 @@ def open_alsa_pcm(kind: str, params: PcmParams) -> Pcm:
 
 
 def describe_error(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+    text = (str(exc) or type(exc).__name__).splitlines()[0][:200]
+    if re.fullmatch(r"No such file or directory \[.*\]", text):
+        # pyalsaaudio's words for a PCM name or card this machine does not have
+        return "no such device here (No such file or directory; rtedge devices lists the PCMs)"
+    return text
 
 
 class Pacer:

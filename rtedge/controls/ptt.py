@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from rtedge.settings import PttSettings
+from rtedge.state import State
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,10 @@ class PushToTalk:
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         pin_factory: Any = None,
+        state: State | None = None,
     ) -> None:
         self.settings = settings
+        self._state = state  # where a missing button shows (/healthz), when given
         self._on_press = on_press
         self._on_release = on_release
         self._loop = loop
@@ -67,20 +71,45 @@ class PushToTalk:
         pin = self.settings.gpio_pin
         if pin is None or self.button is not None:
             return
-        try:
-            from gpiozero import Button
+        # gpiozero tries each pin library in turn and warns (PinFactoryFallback, four lines
+        # with file names on a PC) about every one that is missing; those become one line.
+        with warnings.catch_warnings(record=True) as fallbacks:
+            warnings.simplefilter("always")
+            try:
+                from gpiozero import Button
 
-            bounce = self.settings.bounce_ms / 1000 if self.settings.bounce_ms else None
-            self.button = Button(
-                pin,
-                pull_up=self.settings.active_low,
-                bounce_time=bounce,
-                pin_factory=self._pin_factory,
+                bounce = self.settings.bounce_ms / 1000 if self.settings.bounce_ms else None
+                self.button = Button(
+                    pin,
+                    pull_up=self.settings.active_low,
+                    bounce_time=bounce,
+                    pin_factory=self._pin_factory,
+                )
+                error: Exception | None = None
+            except Exception as exc:  # no GPIO chip, pin busy, no pin library...
+                self.button = None
+                error = exc
+        for warning in fallbacks:
+            log.debug("gpiozero: %s", warning.message)
+        if error is not None:
+            tried = [w for w in fallbacks if type(w.message).__name__ == "PinFactoryFallback"]
+            reason = (
+                "no GPIO pin library works on this machine (not a Raspberry Pi, or lgpio missing)"
+                if tried and "pin factory" in str(error)
+                else str(error)
             )
-        except Exception as exc:  # no GPIO chip, pin busy, no pin library...
-            log.warning("push-to-talk button on GPIO%s unavailable: %s", pin, exc)
-            self.button = None
+            detail = f"GPIO{pin}: {reason}"
+            log.warning(
+                "push-to-talk button unavailable: %s; push-to-talk over HTTP still works "
+                '([ptt] gpio_pin = "" runs without a button, GPIOZERO_PIN_FACTORY=mock simulates '
+                "one)",
+                detail,
+            )
+            if self._state is not None:
+                self._state.set_device("button", False, detail)
             return
+        if self._state is not None:
+            self._state.set_device("button", True)
         self.button.when_pressed = self._edge_down
         self.button.when_released = self._edge_up
         log.info(
@@ -109,8 +138,29 @@ class PushToTalk:
         self._dispatch(self._down_edge)
 
     def release(self) -> None:
-        """The button came up (HTTP path)."""
-        self._dispatch(self._up_edge)
+        """The button came up (HTTP path: no contact to bounce, so it takes effect at once)."""
+        self._dispatch(lambda: self._up_edge(bounce=False))
+
+    async def press_over_http(self) -> dict[str, Any]:
+        """``POST /ptt/press``: press, and answer with what the press did. It counts only once
+        held ``min_press_ms``; the answer says so rather than wait, since a client that waited
+        before releasing would turn every tap into a press."""
+        self.press()
+        if self._confirm is not None:
+            return {"ptt": "pressed", "counts_after_ms": self.settings.min_press_ms}
+        return {"ptt": "pressed", "turn": self._turn()}
+
+    async def release_over_http(self) -> dict[str, Any]:
+        """``POST /ptt/release``: release, and answer with the turn it led to."""
+        ignored_before = self.ignored
+        self.release()
+        answer: dict[str, Any] = {"ptt": "released", "turn": self._turn()}
+        if self.ignored > ignored_before:
+            answer["ignored"] = f"held less than min_press_ms ({self.settings.min_press_ms} ms)"
+        return answer
+
+    def _turn(self) -> str | None:
+        return self._state.turn.value if self._state is not None else None
 
     def _edge_down(self, *_: Any) -> None:  # gpiozero thread
         self._post(self._down_edge)
@@ -154,7 +204,7 @@ class PushToTalk:
         assert loop is not None
         self._confirm = loop.call_later(self.settings.min_press_ms / 1000, self._confirmed)
 
-    def _up_edge(self) -> None:
+    def _up_edge(self, bounce: bool = True) -> None:
         if not self._down:
             return
         self._down = False
@@ -167,7 +217,7 @@ class PushToTalk:
         if self._held or self._latched:
             loop = self._loop
             assert loop is not None
-            delay = self.settings.bounce_ms / 1000
+            delay = self.settings.bounce_ms / 1000 if bounce else 0.0
             if delay <= 0:
                 self._released()
             else:

@@ -379,6 +379,7 @@ class DisplayPipeline:
     def _shown(self, frame: ShownFrame) -> None:
         # Plain increments, not State.update(): listeners (LED, STATUS=) need not wake 25x/s.
         self.state.frames_shown += 1
+        self.state.frames_by_source[frame.source] += 1
         self.stats.shown[frame.source] += 1
         if self.on_shown is not None:
             self.on_shown(frame)

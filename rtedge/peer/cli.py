@@ -15,6 +15,8 @@ from typing import Final
 
 from aiohttp import web
 
+from rtedge.binderr import describe_bind_error
+from rtedge.logs import setup_logging
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.httputil import is_loopback
 
@@ -106,18 +108,23 @@ def config_from_args(args: argparse.Namespace) -> PeerConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 78 (EX_CONFIG) on a bad option."""
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 78 (EX_CONFIG) on a bad option, 1 when
+    the address cannot be listened on."""
+    setup_logging(args.log_level)  # the daemon's format, and aioice's per-pair lines kept out
     try:
         host, port = split_listen(args.listen)
         config = config_from_args(args)
     except ValueError as exc:
         log.error("%s", exc)
         return 78
-    return asyncio.run(_serve(config, host, port))
+    try:
+        return asyncio.run(_serve(config, host, port))
+    except OSError as exc:
+        hint = "is a peer already running, from rtedge demo perhaps?"
+        log.error(
+            "cannot start: %s", describe_bind_error("--listen", args.listen, exc, in_use_hint=hint)
+        )
+        return 1
 
 
 async def _serve(config: PeerConfig, host: str, port: int) -> int:
@@ -127,7 +134,7 @@ async def _serve(config: PeerConfig, host: str, port: int) -> int:
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     try:
         site = web.TCPSite(runner, host, port)
@@ -143,7 +150,7 @@ async def _serve(config: PeerConfig, host: str, port: int) -> int:
         await stop.wait()
         log.info("stopping")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
     return 0

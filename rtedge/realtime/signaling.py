@@ -112,7 +112,9 @@ class Signaling:
                 headers={"Authorization": f"Bearer {key.get_secret_value()}"},
                 timeout=aiohttp.ClientTimeout(total=2.0),
             ) as resp:
-                if resp.status >= 400:
+                if resp.status == 404:  # it saw the connection close first: nothing to say
+                    log.debug("hangup of %s: the service had already ended it", call_id)
+                elif resp.status >= 400:
                     log.info("hangup of %s answered %d", call_id, resp.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("hangup of %s failed: %s", call_id, self.redact(str(exc)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,10 @@ async def test_subprocess_call_keys_and_sigterm() -> None:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
         await until(lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set(), 10)
+        # One call is a line or two at INFO, not aioice's four per candidate pair.
+        assert proc.stderr is not None
+        log = (await proc.stderr.read()).decode()
+        assert "call rtc_" in log and "aioice" not in log, log
     finally:
         await c.close()
         if proc.returncode is None:
@@ -100,3 +105,27 @@ def test_bad_listen_is_config_error() -> None:
     )
     assert result.returncode == 78
     assert "HOST:PORT" in result.stderr
+
+
+def test_listen_address_in_use_is_one_line() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "rtedge", "peer", "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].endswith(
+        f"cannot start: --listen 127.0.0.1:{port}: address already in use (another program is "
+        "listening there; is a peer already running, from rtedge demo perhaps?)"
+    ), result.stderr
+    assert len(result.stderr.splitlines()) <= 2, result.stderr  # the voice line, then that one
