@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiortc import MediaStreamTrack
 
+from rtedge.audio import speaking
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.controls.leds import StatusLed
@@ -154,6 +155,10 @@ class Appliance:
             self.ptt.start()
             self.led.start()
             tasks.append(asyncio.create_task(self.supervisor.run(), name="supervisor"))
+            voice = speaking.watch(
+                self.audio.speaking, self.audio.speaker_level, self.conversation.on_voice
+            )
+            tasks.append(asyncio.create_task(voice, name="speaking"))
             tasks.append(asyncio.create_task(self.notifier.watchdog(), name="watchdog"))
             self.health.ready = True
             self.notifier.ready()
@@ -173,6 +178,7 @@ class Appliance:
                 await task
         steps: list[Any] = []
         if self.supervisor is not None and self.supervisor.call is not None:
+            self.supervisor.call.mark_dead("shutdown")
             steps.append(self.supervisor.call.close(hangup=True))
         self.ptt.close()
         self.led.close()

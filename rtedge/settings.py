@@ -76,10 +76,11 @@ class RealtimeSettings(_Section):
     token_url: str | None = None
     """Optional backend that hands out ephemeral keys (``POST``, JSON reply with ``value`` or
     ``client_secret``). When set, no standard key is needed on the device."""
-    signaling: Literal["auto", "ephemeral", "unified"] = "auto"
+    signaling: Literal["auto", "ephemeral", "unified", "raw"] = "auto"
     """How a standard key is used: ``ephemeral`` mints a client secret then POSTs raw SDP;
-    ``unified`` POSTs multipart ``sdp`` + ``session``; ``auto`` is unified for rtAV, ephemeral
-    otherwise."""
+    ``unified`` POSTs multipart ``sdp`` + ``session``; ``raw`` POSTs the raw SDP with the
+    configured key itself, or with no key when ``api_key = ""`` (servers with neither
+    ``client_secrets`` nor multipart); ``auto`` is unified for rtAV, ephemeral otherwise."""
     model: str = "gpt-realtime"
     """Model name put in the session."""
     instructions: str = "You are a helpful voice assistant on a small device. Be brief."
@@ -148,6 +149,12 @@ class RealtimeSettings(_Section):
             if not text:
                 raise ValueError("api_key_file: file is empty")
             self.api_key = SecretStr(text)
+        if (
+            self.api_key is not None
+            and not self.api_key.get_secret_value()
+            and self.signaling != "raw"
+        ):
+            raise ValueError('api_key: empty (no key is allowed only with signaling = "raw")')
         return self
 
     @property
@@ -157,7 +164,7 @@ class RealtimeSettings(_Section):
         return "realtime" if self.provider == "rtav" else "oai-events"
 
     @property
-    def signaling_mode(self) -> Literal["ephemeral", "unified"]:
+    def signaling_mode(self) -> Literal["ephemeral", "unified", "raw"]:
         if self.signaling != "auto":
             return self.signaling
         return "unified" if self.provider == "rtav" else "ephemeral"
