@@ -354,6 +354,7 @@ class Conversation:
             if self._commit_handle is not None:
                 self._commit_handle.cancel()
                 self._commit_handle = None
+            log_event(log, logging.INFO, "service_reply", "the service answered the turn itself")
             return False
         self._emit_best_effort({"type": "response.cancel", "response_id": rid})
         if verdict == "cancel_and_clear" or self.held:
@@ -370,6 +371,7 @@ class Conversation:
         if self._state.turn is not turn:
             self.turn_since = time.monotonic()
             self._state.update(turn=turn)
+            log_event(log, logging.INFO, "turn_state", "turn: %s", turn.value, turn=turn.value)
             if self._display is not None:
                 self._display.set_turn(turn)
 
