@@ -110,8 +110,9 @@ class Signaling:
         return await self._post_raw_sdp(offer_sdp, key)
 
     async def hangup(self, call_id: str, reason: str) -> None:
-        """End the call at the service: ``POST {calls}/{id}/hangup`` (OpenAI), and where that
-        endpoint does not exist, ``DELETE`` on the call's ``Location`` (WHIP-style servers).
+        """End the call at the service: ``POST {calls}/{id}/hangup`` (OpenAI); with raw
+        signaling, where that endpoint does not exist, ``DELETE`` on the call's ``Location``
+        (WHIP-style servers).
         Best effort: the session ends with the connection anyway."""
         raw = self._settings.signaling_mode == "raw"
         key = self._settings.api_key
@@ -124,7 +125,9 @@ class Signaling:
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         url = f"{calls_base(self._settings.url)}/{call_id}/hangup"
         status = await self._hangup_request("POST", url, headers, call_id)
-        if status in (404, 405, 501):
+        # Only servers reached with raw signaling may lack the endpoint; OpenAI's 404 means the
+        # call has already ended, and a DELETE there would be one more refused request.
+        if raw and status in (404, 405, 501):
             location = self._location or f"{calls_base(self._settings.url)}/{call_id}"
             await self._hangup_request("DELETE", location, headers, call_id)
 
