@@ -76,6 +76,9 @@ def tune_consent(liveness_timeout_s: float) -> None:
                 if now - last_ok > limit:
                     log.info("ICE consent expired: no answer for %.1f s", now - last_ok)
                     self._query_consent_task = None
+                    # Tell the transport first: closing the sockets can take seconds when the
+                    # link is down (a datagram transport waits for its unsent buffer).
+                    self._emit_event(aioice.ice.ConnectionClosed())
                     await self.close()
                     return
                 if now >= next_check:

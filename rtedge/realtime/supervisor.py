@@ -115,6 +115,9 @@ class Supervisor:
             time.monotonic() - call.opened_at >= self._settings.healthy_after_s
         )
         call.mark_dead(reason)  # the hangup names why (a watch rule's reason is not set yet)
+        if reason != "rotation":
+            # /healthz says so now: closing and hanging up can take seconds on a dead link
+            self._state.update(connection=Connection.CONNECTING, last_error=reason)
         await call.close(hangup=True)
         self.call = None
         self._state.update(call_id=None, session_started=None)
