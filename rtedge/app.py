@@ -14,6 +14,7 @@ from aiortc import MediaStreamTrack
 from prometheus_client import ProcessCollector
 
 from rtedge import __version__
+from rtedge.audio import speaking
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.binderr import describe_bind_error
@@ -201,6 +202,10 @@ class Appliance:
             self.ptt.start()
             self.led.start()
             tasks.append(asyncio.create_task(self.supervisor.run(), name="supervisor"))
+            voice = speaking.watch(
+                self.audio.speaking, self.audio.speaker_level, self.conversation.on_voice
+            )
+            tasks.append(asyncio.create_task(voice, name="speaking"))
             tasks.append(asyncio.create_task(self.notifier.watchdog(), name="watchdog"))
             self.health.ready = True
             self.notifier.ready()
@@ -220,6 +225,7 @@ class Appliance:
                 await task
         steps: list[Any] = []
         if self.supervisor is not None and self.supervisor.call is not None:
+            self.supervisor.call.mark_dead("shutdown")
             steps.append(self.supervisor.call.close(hangup=True))
         self.ptt.close()
         self.led.close()

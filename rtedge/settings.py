@@ -76,9 +76,11 @@ class _Section(BaseModel):
             field = cls.model_fields.get(name)
             if field is None or not isinstance(value, str) or value.strip():
                 continue
+            if name in cls._may_be_empty:
+                continue
             if type(None) in get_args(field.annotation):
                 out[name] = None
-            elif name not in cls._may_be_empty:
+            else:
                 raise ValueError(f"{name}: must not be empty")
         return out
 
@@ -95,7 +97,8 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 class RealtimeSettings(_Section):
-    _may_be_empty = frozenset({"instructions"})
+    # An empty api_key is "no key" (signaling = "raw" only), not "unset".
+    _may_be_empty = frozenset({"instructions", "api_key"})
 
     url: str = OPENAI_CALLS_URL
     """The calls endpoint the SDP offer is POSTed to (OpenAI, rtAV or ``rtedge peer``)."""
@@ -110,10 +113,11 @@ class RealtimeSettings(_Section):
     token_url: str | None = None
     """Optional backend that hands out ephemeral keys (``POST``, JSON reply with ``value`` or
     ``client_secret``). When set, no standard key is needed on the device."""
-    signaling: Literal["auto", "ephemeral", "unified"] = "auto"
+    signaling: Literal["auto", "ephemeral", "unified", "raw"] = "auto"
     """How a standard key is used: ``ephemeral`` mints a client secret then POSTs raw SDP;
-    ``unified`` POSTs multipart ``sdp`` + ``session``; ``auto`` is unified for rtAV, ephemeral
-    otherwise."""
+    ``unified`` POSTs multipart ``sdp`` + ``session``; ``raw`` POSTs the raw SDP with the
+    configured key itself, or with no key when ``api_key = ""`` (servers with neither
+    ``client_secrets`` nor multipart); ``auto`` is unified for rtAV, ephemeral otherwise."""
     model: str = "gpt-realtime"
     """Model name put in the session."""
     instructions: str = "You are a helpful voice assistant on a small device. Be brief."
@@ -179,6 +183,12 @@ class RealtimeSettings(_Section):
                 self.api_key = SecretStr(read_secret(self.api_key_file))
             except FileProblem as exc:
                 raise ValueError(f"api_key_file: {self.api_key_file} {exc}") from None
+        if (
+            self.api_key is not None
+            and not self.api_key.get_secret_value()
+            and self.signaling != "raw"
+        ):
+            raise ValueError('api_key: empty (no key is allowed only with signaling = "raw")')
         return self
 
     @field_validator("api_key")
@@ -196,7 +206,7 @@ class RealtimeSettings(_Section):
         return "realtime" if self.provider == "rtav" else "oai-events"
 
     @property
-    def signaling_mode(self) -> Literal["ephemeral", "unified"]:
+    def signaling_mode(self) -> Literal["ephemeral", "unified", "raw"]:
         if self.signaling != "auto":
             return self.signaling
         return "unified" if self.provider == "rtav" else "ephemeral"

@@ -326,3 +326,28 @@ class NotifySocket:
 def tone(seconds: float, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:
     t = np.arange(int(RATE * seconds)) / RATE
     return (amp * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+#: The service shapes the daemon's turn, barge-in, idle, restart and rotation tests run against:
+#: the peer as OpenAI's GA service, and as a minimal independent server (rtedge.peer.minimal).
+PROFILES = ("openai", "minimal")
+
+
+def peer_args(profile: str) -> list[str]:
+    return ["--profile", profile] if profile != "openai" else []
+
+
+def daemon_config(profile: str, config: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The daemon's config for a service of ``profile``: a minimal server takes raw SDP with no
+    key. ``config`` is merged on top, section by section."""
+    out: dict[str, dict[str, Any]] = {}
+    if profile == "minimal":
+        out["realtime"] = {"signaling": "raw", "api_key": ""}
+    for section, values in (config or {}).items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def turn_states(log: str) -> list[str]:
+    """The turn states the daemon logged, in order (``turn: speaking`` lines)."""
+    return [line.split("turn: ", 1)[1].split()[0] for line in log.splitlines() if "turn: " in line]

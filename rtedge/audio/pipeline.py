@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from rtedge.audio.alsa import CaptureWorker, OpenPcm, PcmParams, PlaybackWorker
 from rtedge.audio.dsp import WEBRTC_RATE, Int16Array, earcon_samples
 from rtedge.audio.opus import MicEncoder, silence_packet
+from rtedge.audio.speaking import SpeakingDetector
 from rtedge.audio.tracks import FRAME_SAMPLES, MicTrack, SpeakerSink
 from rtedge.settings import AudioSettings
 from rtedge.state import State
@@ -88,6 +89,8 @@ class AudioPipeline:
             reopen_max_s=settings.reopen_max_s,
             open_pcm=open_pcm,
         )
+        #: Voice at the speaker (fed by ``rtedge.audio.speaking.watch`` from ``speaker_level``).
+        self.speaking = SpeakingDetector()
         self._earcons = {
             name: earcon_samples(name, rate=rate, channels=settings.playback_channels)
             for name in ("press", "release")
@@ -213,6 +216,7 @@ class AudioPipeline:
         """Barge-in: empty our buffer now and the device's within one period; audio of the
         cancelled response still in flight is discarded until the remote stream goes quiet."""
         self.playback.flush()
+        self.speaking.reset()
         for sink in self._sinks:
             sink.mute_in_flight()
 

@@ -90,8 +90,14 @@ class OutputTrack(MediaStreamTrack):
         self,
         on_started: Callable[[Playout], None],
         on_drained: Callable[[Playout], None],
+        *,
+        idle_rtp: bool = True,
     ) -> None:
         super().__init__()
+        #: False: no RTP while nothing plays (a service with silence between replies); the
+        #: RTP timestamps then jump over the gap, as after a real pause in sending.
+        self._idle_rtp = idle_rtp
+        self._has_audio = asyncio.Event()
         self._on_started = on_started
         self._on_drained = on_drained
         self._queue: deque[Playout] = deque()
@@ -109,13 +115,20 @@ class OutputTrack(MediaStreamTrack):
     # -- what the session uses -------------------------------------------------------------
     def play(self, playout: Playout) -> None:
         self._queue.append(playout)
+        self._has_audio.set()
 
-    def clear(self) -> list[Playout]:
-        """Drop every queued playout now; the next frame sent is silence. Returns what was dropped
-        (the first one may have been partly played: see ``played_ms``)."""
-        dropped = list(self._queue)
-        self._queue.clear()
+    def clear(self, response_id: str | None = None) -> list[Playout]:
+        """Drop every queued playout (of ``response_id`` only, when given) now; the next frame
+        sent is silence. Returns what was dropped (the first one may have been partly played:
+        see ``played_ms``)."""
+        dropped = [p for p in self._queue if response_id in (None, p.response_id)]
+        for playout in dropped:
+            self._queue.remove(playout)
         return dropped
+
+    def stop(self) -> None:
+        super().stop()
+        self._has_audio.set()
 
     @property
     def playing(self) -> Playout | None:
@@ -124,6 +137,7 @@ class OutputTrack(MediaStreamTrack):
     def feed_live(self, pcm: Pcm) -> None:
         """Loopback mode: send this received frame straight back."""
         self._live.append(pcm)
+        self._has_audio.set()
 
     def level(self) -> float:
         """Loudness (RMS, 0..1) of the last 40 ms sent: what the client is hearing now."""
@@ -147,6 +161,15 @@ class OutputTrack(MediaStreamTrack):
             raise MediaStreamError
         await self._flowing.wait()
         loop = asyncio.get_running_loop()
+        if not self._idle_rtp and not self._queue and not self._live:
+            began = loop.time()
+            self._has_audio.clear()
+            await self._has_audio.wait()
+            if self.readyState != "live":
+                raise MediaStreamError
+            skipped = int((loop.time() - began) * RATE) // FRAME_SAMPLES * FRAME_SAMPLES
+            self._pts += skipped
+            self._start = None  # pace afresh from now
         if self._start is None:
             self._start = loop.time() - self._pts / RATE
         due = self._start + self._pts / RATE

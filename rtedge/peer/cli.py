@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "loopback: received audio is sent straight back (default assistant)",
     )
     parser.add_argument(
+        "--profile",
+        choices=("openai", "minimal"),
+        default="openai",
+        help="openai: OpenAI's GA service; minimal: an independent server with less (no "
+        "output_audio_buffer events, own VAD, raw SDP only, DELETE hangup) (default openai)",
+    )
+    parser.add_argument(
         "--api-key",
         action="append",
         default=[],
@@ -99,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> PeerConfig:
         raise ValueError("--max-session-s and --image-fps must be positive")
     return PeerConfig(
         mode=args.mode,
+        profile=args.profile,
         api_keys=tuple(keys),
         max_session_s=args.max_session_s,
         image_fps=args.image_fps,

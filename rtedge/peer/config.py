@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Mode = Literal["assistant", "echo", "loopback"]
+Profile = Literal["openai", "minimal"]
 
 
 @dataclass(slots=True)
@@ -13,6 +14,12 @@ class PeerConfig:
     """Everything ``create_app`` needs. Defaults are what ``rtedge peer`` uses."""
 
     mode: Mode = "assistant"
+    profile: Profile = "openai"
+    """``openai``: OpenAI's GA service. ``minimal``: an independent server that speaks the
+    Realtime API over WebRTC with less (``rtedge.peer.minimal``): no ``output_audio_buffer.*``,
+    legacy item events, no client secrets or multipart, its own VAD whatever
+    ``turn_detection`` says, ``input_audio_buffer.clear`` refused, ``DELETE`` hangup, no RTP
+    between replies."""
     """``assistant``: short spoken replies; ``echo``: each response plays back the last committed
     input audio exactly; ``loopback``: every received audio frame is sent straight back (no turns),
     for measuring the bare audio loop."""

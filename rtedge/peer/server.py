@@ -102,8 +102,11 @@ def create_app(config: PeerConfig | None = None) -> web.Application:
     )
     app[PEER] = peer
     app.router.add_post("/v1/realtime/calls", handle_calls)
-    app.router.add_post("/v1/realtime/client_secrets", handle_client_secrets)
-    app.router.add_post("/v1/realtime/calls/{call_id}/hangup", handle_hangup)
+    if config.profile == "minimal":  # raw SDP only; hangup by DELETE on the call's Location
+        app.router.add_delete("/v1/realtime/calls/{call_id}", handle_hangup)
+    else:
+        app.router.add_post("/v1/realtime/client_secrets", handle_client_secrets)
+        app.router.add_post("/v1/realtime/calls/{call_id}/hangup", handle_hangup)
     admin.add_routes(app, peer.faults, peer.registry)
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
@@ -187,7 +190,11 @@ def _session_update(raw: Any) -> JsonDict:
 async def handle_calls(request: web.Request) -> web.Response:
     peer = request.app[PEER]
     await _http_fault(peer, "calls")
-    auth = _auth(peer, request)
+    minimal = peer.config.profile == "minimal"
+    if minimal and not peer.keys.strict and "Authorization" not in request.headers:
+        auth = None  # such servers may run without keys
+    else:
+        auth = _auth(peer, request)
     pending = peer.registry.pending()
     if pending >= peer.config.max_pending_calls:
         # Offers answered but never connected hold a port, a DTLS context and timers each.
@@ -202,12 +209,12 @@ async def handle_calls(request: web.Request) -> web.Response:
     if length is not None and length > peer.config.max_body_bytes:
         raise ApiError(413, "Request body too large.", "request_too_large")
     updates: list[JsonDict] = []
-    if auth.ephemeral is not None:
+    if auth is not None and auth.ephemeral is not None:
         updates.append(auth.ephemeral.session)
     ctype = request.content_type
     if ctype == SDP_TYPE:
         sdp = _text(await request.read(), "sdp")
-    elif ctype == "multipart/form-data":
+    elif ctype == "multipart/form-data" and not minimal:
         sdp, session = await _read_form(request)
         if session is not None:
             updates.append(session)
@@ -355,7 +362,8 @@ def _ttl(raw: Any) -> int:
 # -- POST /v1/realtime/calls/{call_id}/hangup --------------------------------------------------
 async def handle_hangup(request: web.Request) -> web.Response:
     peer = request.app[PEER]
-    _auth(peer, request)
+    if peer.config.profile != "minimal" or peer.keys.strict or "Authorization" in request.headers:
+        _auth(peer, request)
     call = peer.registry.find(request.match_info["call_id"])
     if call is None:
         raise ApiError(

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from rtedge.peer import inbound, sessionconf, wire
+from rtedge.peer import inbound, minimal, sessionconf, wire
 from rtedge.peer.audio_in import MIN_COMMIT_MS, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
 from rtedge.peer.audio_out import OutputTrack, Playout
 from rtedge.peer.avatar_stream import AvatarStream
@@ -59,9 +59,13 @@ class Session:
         self.user_audio_ms: dict[str, int] = {}
         self.assistant_audio_ms: dict[str, int] = {}
         self.call_names: dict[str, str] = {}
+        self.minimal = config.profile == "minimal"
+        self.own_response_pending = False  # minimal: its VAD's reply, due after the active one
         self.input = InputAudio(config.max_input_buffer_s)
-        self.input.configure(sessionconf.turn_detection(effective))
-        self.output = OutputTrack(self._on_playout_started, self._on_playout_drained)
+        self.input.configure(self._turn_detection())
+        self.output = OutputTrack(
+            self._on_playout_started, self._on_playout_drained, idle_rtp=not self.minimal
+        )
         self.avatar = AvatarStream(
             self.send, self.output.level, config.image_fps, config.image_size, spawn
         )
@@ -78,6 +82,11 @@ class Session:
         if self.closed:
             return
         event = wire.stamp(event)
+        if self.minimal:
+            shaped = minimal.reshape(event)
+            if shaped is None:
+                return
+            event = shaped
         self.record.server_event(event["type"])
         if event["type"] == "response.output_image.delta":
             self.record.image_frames += 1
@@ -147,7 +156,7 @@ class Session:
         self.rtav = self.rtav or any(k in update for k in sessionconf.RTAV_FIELDS)
         td_path = update.get("audio", {}).get("input", {})
         if "turn_detection" in td_path:
-            self.input.configure(sessionconf.turn_detection(self.effective))
+            self.input.configure(self._turn_detection())
             self.vad_item_id = None
         self.send({"type": "session.updated", "session": self.effective})
 
@@ -176,11 +185,15 @@ class Session:
                 None,
             )
         self.vad_item_id = None
-        if self.input.vad is not None:
+        if self.input.vad is not None and not self.minimal:  # minimal: its VAD runs on
             self.input.vad.speaking = False
         self.commit(wire.new_id("item"))
 
     def _on_input_audio_buffer_clear(self, raw: JsonDict, event_id: str | None) -> None:
+        if self.minimal:
+            raise SessionError(
+                "Unsupported event type 'input_audio_buffer.clear'.", "unsupported_event", "type"
+            )
         self.input.clear()
         if self.input.vad is not None:
             self.input.vad.speaking = False
@@ -281,7 +294,9 @@ class Session:
             raise SessionError(
                 "Cancellation failed: no active response found.", "response_cancel_not_active", None
             )
-        self.stop_audio(cancel_reason="client_cancelled")
+        # minimal: a cancel naming a response cuts that response's audio only
+        only = wanted if self.minimal and isinstance(wanted, str) else None
+        self.stop_audio(cancel_reason="client_cancelled", response_id=only)
 
     def _on_output_audio_buffer_clear(self, raw: JsonDict, event_id: str | None) -> None:
         # Clearing the buffer also stops a spoken response still being generated (its audio would
@@ -387,15 +402,18 @@ class Session:
                 "audio_ms": run.playout.queued_samples // SAMPLES_PER_MS if run.playout else 0,
             }
         )
+        if self.own_response_pending and not self.closed:
+            self.own_response_pending = False
+            self.start_response({})
 
     def start_playout(self, playout: Playout) -> None:
         self.output.play(playout)
 
-    def stop_audio(self, cancel_reason: str | None) -> None:
+    def stop_audio(self, cancel_reason: str | None, response_id: str | None = None) -> None:
         """Cut the outgoing audio now (the next 20 ms frame is silence), tell the client what was
         cut (``output_audio_buffer.cleared`` + ``conversation.item.truncated``), and cancel the
         response still generating, if any."""
-        dropped = self.output.clear()
+        dropped = self.output.clear(response_id)
         heard: list[tuple[str, int]] = []
         for playout in dropped:
             if playout.queued_samples or playout.started:
@@ -473,7 +491,7 @@ class Session:
     def _check_idle(self) -> None:
         """server_vad ``idle_timeout_ms``: no speech that long after a reply -> the buffer is
         committed as a turn (``input_audio_buffer.timeout_triggered``) and a response made."""
-        td = sessionconf.turn_detection(self.effective) or {}
+        td = self._turn_detection() or {}
         idle = td.get("idle_timeout_ms")
         if td.get("type") != "server_vad" or not isinstance(idle, int) or self.idle_since is None:
             self.idle_since = None
@@ -505,9 +523,15 @@ class Session:
         if td.get("create_response", True):
             self.start_response({})
 
+    def _turn_detection(self) -> JsonDict | None:
+        if self.minimal:
+            return minimal.turn_detection(self.effective)
+        return sessionconf.turn_detection(self.effective)
+
     def _vad(self, event: VadEvent) -> None:
-        td = sessionconf.turn_detection(self.effective) or {}
+        td = self._turn_detection() or {}
         if event.kind == "speech_started":
+            self.own_response_pending = False
             self.vad_item_id = wire.new_id("item")
             self.send(
                 {
@@ -533,3 +557,5 @@ class Session:
         self.commit(item_id)
         if td.get("create_response", True) and self.active is None:
             self.start_response({})
+        elif td.get("create_response", True) and self.minimal:
+            self.own_response_pending = True

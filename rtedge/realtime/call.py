@@ -241,7 +241,7 @@ class Call:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pc.close(), timeout=2.0)
         if hangup and self.call_id:
-            await self._signaling.hangup(self.call_id)
+            await self._signaling.hangup(self.call_id, self.dead_reason or "closed")
 
 
 async def _drain(track: MediaStreamTrack) -> None:

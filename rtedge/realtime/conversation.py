@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from rtedge.logs import event as log_event
 from rtedge.realtime.events import IMAGE_DELTA_TYPES, IMAGE_DONE_TYPES, Decoded
+from rtedge.realtime.replies import ReplyPolicy
 from rtedge.realtime.usage import count_usage
 from rtedge.state import State, Turn
 
@@ -68,6 +69,11 @@ class Conversation:
         self.held = False
         self.response_id: str | None = None  # the response in progress, if any
         self.audio_playing = False  # between output_audio_buffer.started and stopped/cleared
+        #: Voice at the speaker, from the playout itself (rtedge.audio.speaking): the truth for
+        #: the speaking state; the service's output_audio_buffer events only refine it.
+        self.voice = False
+        self.replies = ReplyPolicy()  # one reply per press with services that run their own VAD
+        self._unasked: set[str] = set()  # responses we cancelled as not asked for
         self._tool_outputs_pending = False
         self._assistant_text: list[str] = []
         self._commit_handle: asyncio.TimerHandle | None = None
@@ -83,6 +89,7 @@ class Conversation:
         self._send = send
         self.response_id = None
         self.audio_playing = False
+        self.replies.reset()
         self._tool_outputs_pending = False
         if self.held and not self._hands_free:
             self._emit({"type": "input_audio_buffer.clear"})
@@ -107,12 +114,18 @@ class Conversation:
         return self._state.turn is Turn.THINKING
 
     @property
+    def playing(self) -> bool:
+        """A reply is audible, or the service says it is sending one."""
+        return self.voice or self.audio_playing
+
+    @property
     def quiet(self) -> bool:
         """Nothing in flight: a session can be rotated now without cutting a turn."""
         return (
             not self.held
             and self.response_id is None
             and not self.audio_playing
+            and not self.voice
             and self._commit_handle is None
             and self._state.turn is Turn.IDLE
         )
@@ -130,14 +143,19 @@ class Conversation:
         if self._commit_handle is not None:  # pressed again before the last commit went out
             self._commit_handle.cancel()
             self._commit_handle = None
-        self._emit({"type": "input_audio_buffer.clear"})
-        if self.response_id is not None:
-            self._emit({"type": "response.cancel"})
-        if self.audio_playing or self.response_id is not None:
-            self._emit({"type": "output_audio_buffer.clear"})
+        self.replies.reset()
+        # Best-effort events: a service may not support them or have nothing to cancel.
+        self._emit_best_effort({"type": "input_audio_buffer.clear"})
+        # What is audible is cut, whatever the service said: a reply it called done may still
+        # be playing (an early response.done), so cancel whenever voice is heard too.
+        if self.response_id is not None or self.voice:
+            self._emit_best_effort({"type": "response.cancel"})
+        if self.playing or self.response_id is not None:
+            self._emit_best_effort({"type": "output_audio_buffer.clear"})
             log_event(log, logging.INFO, "barge_in", "barge-in: reply cut by a press")
         self._audio.flush()  # our own buffer goes at once, whatever the service does
         self.audio_playing = False
+        self.voice = False
         self._audio.talking = True
         self._set_turn(Turn.LISTENING)
         if self._send is None:
@@ -166,6 +184,7 @@ class Conversation:
             return
         self._emit({"type": "input_audio_buffer.commit"})
         self._emit({"type": "response.create"})
+        self.replies.asked()
         log_event(log, logging.INFO, "turn", "turn sent; waiting for the reply")
 
     # -- server events ---------------------------------------------------------------------
@@ -198,6 +217,8 @@ class Conversation:
             log.info("unknown event type %r ignored", t[:80])
 
     def _on_response_created(self, raw: dict[str, Any]) -> None:
+        if not self._hands_free and self._unasked_reply(raw.get("response", {}).get("id")):
+            return
         self.response_id = raw.get("response", {}).get("id")
         self._assistant_text = []
         if not self.held:
@@ -211,6 +232,9 @@ class Conversation:
             self.response_id = None
         if self._display is not None:
             self._display.on_response_done(rid, cancelled=status == "cancelled")
+        if rid in self._unasked:
+            self._unasked.discard(rid)
+            return
         if self._assistant_text and self._log_transcripts:
             log_event(
                 log,
@@ -227,8 +251,9 @@ class Conversation:
         if self._tool_outputs_pending:
             self._tool_outputs_pending = False
             self._emit({"type": "response.create"})
+            self.replies.asked()
             return
-        if not self.audio_playing and not self.held:
+        if not self.playing and not self.held:
             self._set_turn(Turn.IDLE)
 
     def _on_audio_started(self, raw: dict[str, Any]) -> None:
@@ -239,7 +264,17 @@ class Conversation:
 
     def _on_audio_ended(self, raw: dict[str, Any]) -> None:
         self.audio_playing = False
-        if not self.held:
+        if not self.held and not self.voice:  # still audible: the detector ends the turn
+            self._set_turn(Turn.THINKING if self.response_id else Turn.IDLE)
+
+    def on_voice(self, speaking: bool) -> None:
+        """The speaking detector: voice started or stopped at the speaker."""
+        self.voice = speaking
+        if self.held or (self._hands_free and self._state.turn is Turn.LISTENING):
+            return
+        if speaking:
+            self._set_turn(Turn.SPEAKING)
+        elif self._state.turn is Turn.SPEAKING and not self.audio_playing:
             self._set_turn(Turn.THINKING if self.response_id else Turn.IDLE)
 
     def _on_transcript_delta(self, raw: dict[str, Any]) -> None:
@@ -272,6 +307,11 @@ class Conversation:
     def _on_error(self, raw: dict[str, Any]) -> None:
         err = raw.get("error", {}) if isinstance(raw.get("error"), dict) else {}
         code = err.get("code")
+        if code == "conversation_already_has_active_response":
+            self.replies.refused()
+        if code == "response_cancel_not_active" or self.replies.is_best_effort(err.get("event_id")):
+            log.debug("service declined a best-effort event: %s", code)
+            return
         log_event(
             log,
             logging.WARNING,
@@ -306,10 +346,42 @@ class Conversation:
         if self._send is not None:
             self._send(event)
 
+    def _emit_best_effort(self, event: dict[str, Any]) -> None:
+        event["event_id"] = self.replies.best_effort_id()
+        self._emit(event)
+
+    def _unasked_reply(self, rid: str | None) -> bool:
+        """A response the service started on its own (its VAD): see rtedge.realtime.replies.
+        True when it was cancelled here and must be ignored."""
+        verdict = self.replies.on_created(
+            held=self.held,
+            commit_pending=self._commit_handle is not None,
+            ours_generating=self.response_id is not None or self.playing,
+        )
+        if verdict == "accept":
+            return False
+        if verdict == "take_over":  # the service answered the turn first: that is the reply
+            if self._commit_handle is not None:
+                self._commit_handle.cancel()
+                self._commit_handle = None
+            log_event(log, logging.INFO, "service_reply", "the service answered the turn itself")
+            return False
+        self._emit_best_effort({"type": "response.cancel", "response_id": rid})
+        if verdict == "cancel_and_clear" or self.held:
+            self._emit_best_effort({"type": "output_audio_buffer.clear"})
+            self._audio.flush()
+        if rid:
+            self._unasked.add(rid)
+            if len(self._unasked) > 16:
+                self._unasked.pop()
+        log_event(log, logging.INFO, "unasked_reply", "a reply nobody asked for was cancelled")
+        return True
+
     def _set_turn(self, turn: Turn) -> None:
         if self._state.turn is not turn:
             self.turn_since = time.monotonic()
             self._state.update(turn=turn)
+            log_event(log, logging.INFO, "turn_state", "turn: %s", turn.value, turn=turn.value)
             if self._display is not None:
                 self._display.set_turn(turn)
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
+from yarl import URL
 
+from rtedge.logs import event as log_event
 from rtedge.settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class SignalingError(Exception):
 class Answer:
     sdp: str
     call_id: str | None
+    location: str | None = None  # the call's URL (``Location``), absolute
 
 
 def calls_base(url: str) -> str:
@@ -70,6 +73,7 @@ class Signaling:
     def __init__(self, settings: RealtimeSettings, http: aiohttp.ClientSession) -> None:
         self._settings = settings
         self._http = http
+        self._location: str | None = None
         self._secrets: list[str] = []
         if settings.api_key is not None:
             self._secrets.append(settings.api_key.get_secret_value())
@@ -92,6 +96,10 @@ class Signaling:
         if s.token_url:
             key = await self._ephemeral_from_backend(session)
             return await self._post_raw_sdp(offer_sdp, key)
+        if s.signaling_mode == "raw":
+            # the configured key itself, or none at all (api_key = "")
+            key = s.api_key.get_secret_value() if s.api_key is not None else ""
+            return await self._post_raw_sdp(offer_sdp, key)
         if s.api_key is None:
             raise SignalingError(
                 "auth", "no realtime.api_key, api_key_file, credential or token_url configured"
@@ -101,23 +109,48 @@ class Signaling:
         key = await self._ephemeral_from_service(session)
         return await self._post_raw_sdp(offer_sdp, key)
 
-    async def hangup(self, call_id: str) -> None:
+    async def hangup(self, call_id: str, reason: str) -> None:
+        """End the call at the service: ``POST {calls}/{id}/hangup`` (OpenAI); with raw
+        signaling, where that endpoint does not exist, ``DELETE`` on the call's ``Location``
+        (WHIP-style servers).
+        Best effort: the session ends with the connection anyway."""
+        raw = self._settings.signaling_mode == "raw"
         key = self._settings.api_key
-        if key is None:
-            return  # only a standard key may hang up; the session ends with the connection anyway
+        log_event(
+            log, logging.INFO, "hangup", "hanging up call %s: %s", call_id, reason, reason=reason
+        )
+        if key is None and not raw:
+            return  # only a standard key may hang up
+        secret = key.get_secret_value() if key is not None else ""
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         url = f"{calls_base(self._settings.url)}/{call_id}/hangup"
+        status = await self._hangup_request("POST", url, headers, call_id)
+        # Only servers reached with raw signaling may lack the endpoint; OpenAI's 404 means the
+        # call has already ended, and a DELETE there would be one more refused request.
+        if raw and status in (404, 405, 501):
+            location = self._location or f"{calls_base(self._settings.url)}/{call_id}"
+            await self._hangup_request("DELETE", location, headers, call_id)
+
+    async def _hangup_request(
+        self, method: str, url: str, headers: dict[str, str], call_id: str
+    ) -> int | None:
         try:
-            async with self._http.post(
-                url,
-                headers={"Authorization": f"Bearer {key.get_secret_value()}"},
-                timeout=aiohttp.ClientTimeout(total=2.0),
+            async with self._http.request(
+                method, url, headers=headers, timeout=aiohttp.ClientTimeout(total=2.0)
             ) as resp:
-                if resp.status == 404:  # it saw the connection close first: nothing to say
+                if (
+                    resp.status == 404
+                    and method == "POST"
+                    and self._settings.signaling_mode != "raw"
+                ):
+                    # OpenAI saw the connection close first: nothing to say
                     log.debug("hangup of %s: the service had already ended it", call_id)
                 elif resp.status >= 400:
-                    log.info("hangup of %s answered %d", call_id, resp.status)
+                    log.info("hangup (%s) of %s answered %d", method, call_id, resp.status)
+                return resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.info("hangup of %s failed: %s", call_id, self.redact(str(exc)))
+            log.info("hangup (%s) of %s failed: %s", method, call_id, self.redact(str(exc)))
+            return None
 
     async def _ephemeral_from_backend(self, session: dict[str, Any]) -> str:
         assert self._settings.token_url is not None
@@ -162,7 +195,9 @@ class Signaling:
             raise self._network_error(exc, "client secret") from None
 
     async def _post_raw_sdp(self, offer_sdp: str, key: str) -> Answer:
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/sdp"}
+        headers = {"Content-Type": "application/sdp"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         return await self._post_offer(offer_sdp, headers=headers, data=offer_sdp)
 
     async def _post_multipart(self, offer_sdp: str, session: dict[str, Any], key: str) -> Answer:
@@ -183,7 +218,12 @@ class Signaling:
                 self._raise_for(resp, text, "call")
                 if "v=0" not in text:
                     raise SignalingError("server", "answer is not SDP", status=resp.status)
-                return Answer(sdp=text, call_id=call_id_from_headers(resp.headers))
+                location = resp.headers.get("Location")
+                if location:
+                    self._location = str(resp.url.join(URL(location)))
+                return Answer(
+                    sdp=text, call_id=call_id_from_headers(resp.headers), location=self._location
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._network_error(exc, "call") from None
 

@@ -17,9 +17,10 @@ from rtedge.backoff import Backoff
 from rtedge.logs import event as log_event
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
+from rtedge.realtime.liveness import Facts, Liveness
 from rtedge.realtime.signaling import SignalingError
 from rtedge.settings import ReconnectSettings
-from rtedge.state import Connection, State, Turn
+from rtedge.state import Connection, State
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,10 @@ class Supervisor:
         healthy = call.opened_at is not None and (
             time.monotonic() - call.opened_at >= self._settings.healthy_after_s
         )
+        call.mark_dead(reason)  # the hangup names why (a watch rule's reason is not set yet)
+        if reason != "rotation":
+            # /healthz says so now: closing and hanging up can take seconds on a dead link
+            self._state.update(connection=Connection.CONNECTING, last_error=reason)
         await call.close(hangup=True)
         self.call = None
         self._state.call_seconds_done = self._state.call_seconds()
@@ -144,26 +149,26 @@ class Supervisor:
 
     async def _watch(self, call: Call) -> str:
         dead = asyncio.ensure_future(call.wait_dead())
-        # Services that stream RTP between replies (silence frames) can be watched while idle
-        # too; learnt per call, since OpenAI may send nothing between turns (Opus DTX).
-        idle_rtp_ticks = 0
-        limit = self._liveness_timeout_s
+        liveness = Liveness(self._liveness_timeout_s)
         try:
             while True:
                 done, _ = await asyncio.wait({dead}, timeout=WATCH_INTERVAL_S)
                 if done:
                     return dead.result()
                 now = time.monotonic()
-                since = self._conv.turn_since
-                speaking = self._state.turn is Turn.SPEAKING and self._conv.audio_playing
-                if speaking and now - max(call.last_rtp, since) > limit:
-                    return "no audio from the service while it was speaking"
-                if self._conv.awaiting_response and now - max(call.last_event, since) > limit:
-                    return "no events from the service while waiting for a reply"
-                if not speaking and now - call.last_rtp < 2 * WATCH_INTERVAL_S:
-                    idle_rtp_ticks += 1
-                if idle_rtp_ticks >= 8 and now - call.last_rtp > limit:
-                    return "the service stopped sending audio"
+                reason = liveness.check(
+                    Facts(
+                        now=now,
+                        opened_at=call.opened_at or now,
+                        last_rtp=call.last_rtp,
+                        last_event=call.last_event,
+                        turn=self._state.turn,
+                        turn_since=self._conv.turn_since,
+                        playing=self._conv.playing,
+                    )
+                )
+                if reason is not None:
+                    return reason
                 age = now - (call.opened_at or now)
                 if age >= self._rotate_after_s and self._conv.quiet:
                     return "rotation"

@@ -17,7 +17,7 @@ from tests.faults.rig import (
     FaultDaemon,
     backoff_window,
 )
-from tests.support import Peer, http, tone, wait_for
+from tests.support import PROFILES, Peer, daemon_config, http, peer_args, tone, wait_for
 
 PeerFactory = Callable[..., Peer]
 FaultDaemonFactory = Callable[..., FaultDaemon]
@@ -369,18 +369,23 @@ def test_sigterm_during_a_reply(
     print(f"SIGTERM exit {code} in {seconds:.2f}s")
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 def test_service_gone_while_idle_and_silent(
-    peer_factory: PeerFactory, fault_daemon: FaultDaemonFactory
+    profile: str, peer_factory: PeerFactory, fault_daemon: FaultDaemonFactory
 ) -> None:
     """Regression: a service silent between replies (OpenAI sends no RTP then) that vanished
     was noticed only when aioice's consent checks expired (6 x 5 s): /healthz said 200 for
-    ~35 s. Fixed by ICE consent checks every 1 s, expiring after ``liveness_timeout_s``."""
-    peer = peer_factory()
-    daemon = fault_daemon(peer.calls_url)
+    ~35 s; then, with 1 s checks counted as misses, after 1.5 x ``liveness_timeout_s`` (each
+    miss cost its interval plus a 0.5 s timeout). Consent now expires by the clock: seen within
+    ``liveness_timeout_s`` + 0.5 s (issue 13)."""
+    peer = peer_factory(*peer_args(profile))
+    daemon = fault_daemon(peer.calls_url, config=daemon_config(profile))
     assert daemon.watch is not None
-    # Like OpenAI between replies: no RTP from the service, so the daemon cannot learn to watch
-    # idle RTP; the call is up and healthy.
-    peer.fault(call="stop_rtp")
+    if profile == "openai":
+        # Like OpenAI between replies: no RTP from the service; the call is up and healthy.
+        peer.fault(call="stop_rtp")
+    else:
+        one_turn(daemon)  # a minimal server is silent between replies by itself
     time.sleep(LIVENESS_S)
     assert daemon.healthz()[0] == 200
     t_kill = time.monotonic()
@@ -392,3 +397,4 @@ def test_service_gone_while_idle_and_silent(
     )
     seen = next(t for t, code, _ in daemon.watch.since(t_kill) if code != 200) - t_kill
     print(f"RECOVERY silent_service_gone seen {seen:.2f}s {daemon.watch.problems_since(t_kill)}")
+    assert seen <= LIVENESS_S + 0.5, seen

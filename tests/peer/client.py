@@ -154,7 +154,7 @@ class Client:
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         sdp = self.pc.localDescription.sdp
-        headers = {"Authorization": f"Bearer {key}"}
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         async with aiohttp.ClientSession() as http:
             if multipart or session is not None:
                 form = aiohttp.FormData(default_to_multipart=True)

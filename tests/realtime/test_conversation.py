@@ -42,6 +42,15 @@ def setup() -> tuple[Conversation, State, Audio, list[dict[str, Any]]]:
 RESPONSE = {"id": "resp_1", "object": "realtime.response", "status": "in_progress", "output": []}
 
 
+async def turn_sent(conv: Conversation, sent: list[dict[str, Any]]) -> None:
+    """One press and release, its commit and response.create gone out; ``sent`` emptied."""
+    conv.press()
+    conv.release()
+    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    assert [e["type"] for e in sent][-1] == "response.create"
+    sent.clear()
+
+
 async def test_press_release_sends_the_ptt_recipe() -> None:
     conv, state, audio, sent = setup()
     conv.press()
@@ -55,6 +64,8 @@ async def test_press_release_sends_the_ptt_recipe() -> None:
 
 async def test_barge_in_cancels_clears_and_flushes() -> None:
     conv, state, audio, sent = setup()
+    await turn_sent(conv, sent)
+    flushes = audio.flushes
     feed(conv, {"type": "response.created", "response": RESPONSE})
     feed(conv, {"type": "output_audio_buffer.started", "response_id": "resp_1"})
     assert state.turn is Turn.SPEAKING
@@ -64,11 +75,12 @@ async def test_barge_in_cancels_clears_and_flushes() -> None:
         "response.cancel",
         "output_audio_buffer.clear",
     ]
-    assert audio.flushes == 1 and state.turn is Turn.LISTENING
+    assert audio.flushes == flushes + 1 and state.turn is Turn.LISTENING
 
 
 async def test_tool_call_is_answered_then_response_created_after_done() -> None:
     conv, state, audio, sent = setup()
+    await turn_sent(conv, sent)
     feed(conv, {"type": "response.created", "response": RESPONSE})
     feed(
         conv,
@@ -130,3 +142,109 @@ def test_unknown_event_types_share_one_counter() -> None:
     feed(conv, {"type": "response.created", "response": {"id": "r1"}})
     assert state.events_in == {"unknown": 500, "response.created": 1}
     assert state.events_bad["unknown_type"] == 500
+
+
+def created(rid: str) -> dict[str, Any]:
+    return {"type": "response.created", "response": {**RESPONSE, "id": rid}}
+
+
+def done(rid: str) -> dict[str, Any]:
+    return {"type": "response.done", "response": {**RESPONSE, "id": rid, "status": "completed"}}
+
+
+async def test_turn_follows_the_voice_at_the_speaker_without_speaking_events() -> None:
+    """A service that sends no output_audio_buffer.* (GPT-Live, minimal servers): the detector's
+    voice drives thinking -> speaking -> idle, even after an early response.done."""
+    conv, state, audio, sent = setup()
+    seen: list[Turn] = []
+
+    def note(st: State) -> None:
+        if not seen or seen[-1] is not st.turn:
+            seen.append(st.turn)
+
+    state.subscribe(note)
+    await turn_sent(conv, sent)
+    feed(conv, created("resp_1"))
+    assert state.turn is Turn.THINKING
+    conv.on_voice(True)
+    feed(conv, done("resp_1"))  # generated faster than real time: still audible
+    assert state.turn is Turn.SPEAKING and not conv.quiet
+    conv.on_voice(False)
+    assert state.turn is Turn.IDLE and conv.quiet
+    assert seen == [Turn.IDLE, Turn.LISTENING, Turn.THINKING, Turn.SPEAKING, Turn.IDLE]
+
+
+async def test_barge_in_on_voice_alone_cuts_what_is_audible() -> None:
+    """Early response.done, no speaking events: a press while voice plays still cancels and
+    clears the service's buffer and flushes ours; "nothing to cancel" is ignored quietly."""
+    conv, state, audio, sent = setup()
+    await turn_sent(conv, sent)
+    feed(conv, created("resp_1"))
+    conv.on_voice(True)
+    feed(conv, done("resp_1"))
+    flushes = audio.flushes
+    conv.press()
+    types = [e["type"] for e in sent]
+    assert types == ["input_audio_buffer.clear", "response.cancel", "output_audio_buffer.clear"]
+    assert audio.flushes == flushes + 1 and state.turn is Turn.LISTENING
+    for event in sent:  # the service rejects all three
+        feed(
+            conv,
+            {
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "x",
+                    "message": "no",
+                    "event_id": event["event_id"],
+                },
+            },
+        )
+    feed(
+        conv,
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "response_cancel_not_active",
+                "message": "n",
+            },
+        },
+    )
+    assert not any(k.startswith("error") for k in state.events_bad), state.events_bad
+
+
+async def test_service_vad_reply_after_ours_is_cancelled_one_reply_per_press() -> None:
+    conv, state, audio, sent = setup()
+    await turn_sent(conv, sent)
+    feed(conv, created("resp_ours"))
+    conv.on_voice(True)
+    feed(conv, done("resp_ours"))
+    feed(conv, created("resp_vad"))  # the service's own VAD, after ours: not asked for
+    assert sent == [
+        {"type": "response.cancel", "response_id": "resp_vad", "event_id": sent[0]["event_id"]}
+    ]  # ours still audible: cancelled by id, our reply's audio is not cleared
+    assert state.turn is Turn.SPEAKING
+    feed(conv, done("resp_vad"))
+    conv.on_voice(False)
+    assert state.turn is Turn.IDLE and conv.turns_completed == 1
+    # a stale reply to nothing once ours has finished: cancelled and its audio cleared
+    flushes = audio.flushes
+    feed(conv, created("resp_stale"))
+    assert [e["type"] for e in sent][1:] == ["response.cancel", "output_audio_buffer.clear"]
+    assert audio.flushes == flushes + 1 and state.turn is Turn.IDLE
+
+
+async def test_service_vad_reply_while_held_is_cancelled_and_before_commit_is_taken() -> None:
+    conv, state, audio, sent = setup()
+    conv.press()
+    sent.clear()
+    feed(conv, created("resp_half"))  # the user paused mid-question, button still down
+    assert [e["type"] for e in sent] == ["response.cancel", "output_audio_buffer.clear"]
+    assert state.turn is Turn.LISTENING
+    sent.clear()
+    conv.release()
+    feed(conv, created("resp_vad"))  # answered before our commit went out: that is the reply
+    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    assert sent == []  # no commit, no second response.create
+    assert conv.response_id == "resp_vad" and state.turn is Turn.THINKING

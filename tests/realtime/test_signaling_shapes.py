@@ -158,13 +158,13 @@ async def test_token_url_backend_and_hangup(server: tuple[Recorder, str]) -> Non
     async with aiohttp.ClientSession() as http:
         sig = Signaling(s, http)
         answer = await sig.create_call(OFFER, build_session(s))
-        await sig.hangup("rtc_x")  # no standard key: nothing to send
+        await sig.hangup("rtc_x", "test")  # no standard key: nothing to send
     assert [r["path"] for r in rec.requests] == ["/device-token", "/v1/realtime/calls"]
     assert rec.requests[1]["headers"]["Authorization"] == "Bearer ek_from_backend"
     assert answer.call_id == "rtc_u1_abc123"
     s2 = settings(url)
     async with aiohttp.ClientSession() as http:
-        await Signaling(s2, http).hangup("rtc_u1_abc123")
+        await Signaling(s2, http).hangup("rtc_u1_abc123", "test")
     assert rec.requests[-1]["path"] == "/v1/realtime/calls/rtc_u1_abc123/hangup"
     assert rec.requests[-1]["headers"]["Authorization"] == f"Bearer {KEY}"
 
@@ -222,3 +222,50 @@ async def test_refused_connection_is_a_network_failure() -> None:
             await Signaling(s, http).create_call(OFFER, build_session(s))
     assert info.value.kind == "network"
     assert KEY not in str(info.value)
+
+
+@pytest.mark.parametrize("key", [KEY, ""])
+async def test_raw_signaling_posts_the_sdp_with_the_key_or_none(
+    server: tuple[Recorder, str], key: str
+) -> None:
+    rec, url = server
+    s = settings(url, signaling="raw", api_key=key)
+    async with aiohttp.ClientSession() as http:
+        answer = await Signaling(s, http).create_call(OFFER, build_session(s))
+    assert answer.sdp == ANSWER and answer.call_id == "rtc_u1_abc123"
+    assert answer.location == url.removesuffix("/v1/realtime/calls") + (
+        "/v1/realtime/calls/rtc_u1_abc123"
+    )
+    (call,) = rec.requests  # no client_secrets, no multipart
+    assert call["path"] == "/v1/realtime/calls" and call["method"] == "POST"
+    assert call["content_type"] == "application/sdp" and call["body"] == OFFER
+    if key:
+        assert call["headers"]["Authorization"] == f"Bearer {key}"
+    else:
+        assert "Authorization" not in call["headers"]
+
+
+def test_empty_key_only_with_raw_signaling() -> None:
+    from pydantic import ValidationError
+
+    RealtimeSettings.model_validate({"api_key": "", "signaling": "raw"})
+    with pytest.raises(ValidationError, match="api_key"):
+        RealtimeSettings.model_validate({"api_key": ""})
+
+
+async def test_hangup_falls_back_to_delete_on_the_location(
+    server: tuple[Recorder, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    rec, url = server
+    rec.status["/v1/realtime/calls/rtc_u1_abc123/hangup"] = (404, {}, "")
+    s = settings(url, signaling="raw", api_key="")
+    caplog.set_level("INFO", logger="rtedge.realtime.signaling")
+    async with aiohttp.ClientSession() as http:
+        sig = Signaling(s, http)
+        await sig.create_call(OFFER, build_session(s))
+        await sig.hangup("rtc_u1_abc123", "rotation")
+    hangup, delete = rec.requests[1:]
+    assert (hangup["method"], hangup["path"]) == ("POST", "/v1/realtime/calls/rtc_u1_abc123/hangup")
+    assert (delete["method"], delete["path"]) == ("DELETE", "/v1/realtime/calls/rtc_u1_abc123")
+    assert "Authorization" not in delete["headers"]
+    assert "hanging up call rtc_u1_abc123: rotation" in caplog.text
