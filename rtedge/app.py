@@ -61,6 +61,7 @@ class Appliance:
                 / 1000
                 + 0.02,
             )
+        self.session = build_session(rt, want_images=self.display is not None)
         self.conversation = Conversation(
             self.state,
             self.audio,
@@ -68,6 +69,7 @@ class Appliance:
             hands_free=rt.hands_free,
             log_transcripts=rt.log_transcripts,
             on_session_expired=self._session_expired,
+            session=self.session,
         )
         self.ptt = PushToTalk(settings.ptt, self.conversation.press, self.conversation.release)
         self.led = StatusLed(settings.ptt, self.state)
@@ -83,7 +85,6 @@ class Appliance:
         self._http: aiohttp.ClientSession | None = None
         self._bad_logged: dict[str, float] = {}
         self.supervisor: Supervisor | None = None
-        self.session = build_session(rt, want_images=self.display is not None)
 
     def _session_expired(self) -> None:
         if self.supervisor is not None:

@@ -80,8 +80,9 @@ class RealtimeSettings(_Section):
     """How a standard key is used: ``ephemeral`` mints a client secret then POSTs raw SDP;
     ``unified`` POSTs multipart ``sdp`` + ``session``; ``auto`` is unified for rtAV, ephemeral
     otherwise."""
-    model: str = "gpt-realtime"
-    """Model name put in the session."""
+    model: str = "gpt-realtime-2"
+    """Model name put in the session. ``rtedge check`` warns when it is on the ``openai``
+    package's deprecated list (``gpt-realtime`` shuts down on 2027-01-20)."""
     instructions: str = "You are a helpful voice assistant on a small device. Be brief."
     """System instructions for the assistant."""
     voice: str = "marin"

@@ -27,8 +27,8 @@ from rtedge.peer.faults import CallFault
 from rtedge.peer.record import CallRecord
 from rtedge.peer.session import Session
 from rtedge.peer.voice import Voice
+from rtedge.protocol.codec import encode
 from rtedge.realtime import jitter
-from rtedge.realtime.events import encode
 
 JsonDict = dict[str, Any]
 PENDING_MAX: Final = 256  # events queued before the data channel opens

@@ -23,16 +23,13 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from rtedge.protocol.codec import EventError, encode
+from rtedge.protocol.server import ServerEvent, decode_server_event
 from rtedge.realtime import jitter
-from rtedge.realtime.events import Decoded, EventError, decode_server_event, encode
-from rtedge.realtime.session_shape import session_update
 from rtedge.realtime.signaling import Signaling
 from rtedge.settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
-
-#: A message larger than this is not even parsed (a broken or hostile service).
-MAX_EVENT_BYTES = 1 << 20
 
 TrackConsumer = Callable[[MediaStreamTrack], Awaitable[None]]
 
@@ -60,7 +57,7 @@ class Call:
         *,
         mic: MediaStreamTrack,
         session: dict[str, Any],
-        on_event: Callable[[Decoded], None],
+        on_event: Callable[[ServerEvent], None],
         on_bad_event: Callable[[str, str], None],
         on_audio: TrackConsumer,
         on_video: TrackConsumer | None = None,
@@ -150,7 +147,6 @@ class Call:
             raise ConnectionError(self.dead_reason or "call died while opening")
         self.opened_at = time.monotonic()
         self.last_event = self.last_rtp = self.opened_at
-        self.send(session_update(self._session))
 
     def send(self, event: dict[str, Any]) -> bool:
         dc = self._dc
@@ -168,9 +164,6 @@ class Call:
 
     def _on_message(self, message: str | bytes) -> None:
         self.last_event = time.monotonic()
-        if len(message) > MAX_EVENT_BYTES:
-            self._on_bad_event("oversized", f"{len(message)} bytes")
-            return
         try:
             decoded = decode_server_event(message)
         except EventError as exc:
