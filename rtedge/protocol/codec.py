@@ -68,7 +68,7 @@ def nesting(value: dict[str, Any] | list[Any]) -> int:
                 return deepest
         children = node.values() if isinstance(node, dict) else node
         for child in children:
-            if isinstance(child, dict | list) and child:
+            if isinstance(child, dict | list):
                 stack.append((child, depth + 1))
     return deepest
 

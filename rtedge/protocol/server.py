@@ -121,7 +121,7 @@ class ErrorEvent(ServerEvent):
 
 
 class RateLimit(_Model):
-    name: str
+    name: Lenient[str] = None
     limit: Lenient[float] = None
     remaining: Lenient[float] = None
     reset_seconds: Lenient[float] = None

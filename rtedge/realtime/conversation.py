@@ -321,6 +321,7 @@ class Conversation:
                 "reset_seconds": limit.reset_seconds,
             }
             for limit in event.rate_limits[:8]
+            if limit.name
         }
 
     def _on_error(self, event: ev.ErrorEvent) -> None:

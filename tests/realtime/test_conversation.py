@@ -7,8 +7,8 @@ import asyncio
 import json
 from typing import Any, Literal
 
-from rtedge.realtime.conversation import COMMIT_ACK_S, COMMIT_DELAY_S, Conversation
 from rtedge.protocol.server import decode_server_event
+from rtedge.realtime.conversation import COMMIT_ACK_S, COMMIT_DELAY_S, Conversation
 from rtedge.state import State, Turn
 
 
