@@ -246,6 +246,15 @@ class Call:
             self.spawn(self._storm(fault.rate, fault.seconds), "event-storm")
         elif kind == "session_expired":
             self._expire()
+        elif kind == "loosen" and fault.loosening is not None:
+            loose = self.session.loose.loosening
+            loose.drop += fault.loosening.drop
+            loose.set.update(fault.loosening.set)
+            loose.rename.update(fault.loosening.rename)
+        elif kind == "end_next_response":
+            self.session.loose.end_next = fault.status
+        elif kind == "refuse_next":
+            self.session.loose.refuse.update(fault.refuse)
         return "applied"
 
     def _send_oversized(self, size: int) -> str:
