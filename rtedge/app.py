@@ -20,6 +20,7 @@ from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
+from rtedge.protocol.deprecations import model_warnings
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
 from rtedge.realtime.ice import tune_consent, use_host_addresses
@@ -159,6 +160,8 @@ class Appliance:
             self.health.ready = True
             self.notifier.ready()
             log_event(log, logging.INFO, "ready", "rtedge ready, provider %s", rt.provider)
+            for warning in model_warnings(self.session):
+                log_event(log, logging.WARNING, "deprecated_model", "%s", warning)
             await stop.wait()
         finally:
             self.notifier.stopping()
