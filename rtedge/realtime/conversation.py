@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from rtedge.logs import event as log_event
 from rtedge.protocol import client
 from rtedge.protocol import server as ev
+from rtedge.realtime.endings import KNOWN_ERRORS, log_early_end
 from rtedge.realtime.session_shape import refused_fields
 from rtedge.state import State, Turn
 
@@ -274,7 +275,7 @@ class Conversation:
             )
         self._assistant_text = []
         if status in EARLY_ENDINGS:
-            _log_early_end(rid, status, response.status_details)
+            log_early_end(rid, status, response.status_details)
         if status != "in_progress":
             self.turns_completed += 1
         if self._tool_outputs_pending:
@@ -338,7 +339,7 @@ class Conversation:
             (err.message or "")[:200],
             code=code,
         )
-        self._state.events_bad[f"error:{code}" if code in _KNOWN_ERRORS else "error:other"] += 1
+        self._state.events_bad[f"error:{code}" if code in KNOWN_ERRORS else "error:other"] += 1
         if code == "session_expired" and self._on_session_expired is not None:
             self._on_session_expired()
             return
@@ -389,39 +390,6 @@ class Conversation:
             if self._display is not None:
                 self._display.set_turn(turn)
 
-
-def _log_early_end(rid: str | None, status: str | None, details: ev.StatusDetails | None) -> None:
-    reason = None
-    if details is not None:
-        reason = details.reason
-        if details.error is not None:
-            reason = f"{details.error.code or details.error.type}: {details.error.message or ''}"
-    log_event(
-        log,
-        logging.WARNING if status == "failed" else logging.INFO,
-        "response_ended",
-        "reply %s ended %s (%s)",
-        rid,
-        status,
-        (reason or "no reason given")[:200],
-        status=status,
-        reason=reason,
-    )
-
-
-_KNOWN_ERRORS = frozenset(
-    {
-        "session_expired",
-        "input_audio_buffer_commit_empty",
-        "conversation_already_has_active_response",
-        "response_cancel_not_active",
-        "invalid_value",
-        "unknown_parameter",
-        "missing_required_parameter",
-        "invalid_json",
-        "invalid_event",
-    }
-)
 
 _HANDLERS: dict[str, Callable[[Conversation, Any], None]] = {
     ev.IMAGE_DELTA: Conversation._on_image_delta,
