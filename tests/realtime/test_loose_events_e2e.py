@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.support import Daemon, Peer, tone, wait_for
+from tests.support import Daemon, Peer, http, tone, wait_for
 
 PeerFactory = Callable[..., Peer]
 DaemonFactory = Callable[..., Daemon]
@@ -65,6 +65,10 @@ def test_loose_events_complete_the_turn(
     assert status["transcript_assistant"].strip()  # read from the beta-named deltas
     assert status["calls_started"] == calls  # no turn was rescued by a reconnect
     assert status["session_refused"] == []  # the peer's session.updated matches what we asked
+    # the peer's rate_limits.updated after each reply, in /status and /metrics
+    assert status["rate_limits"]["requests"]["limit"] == 10000, status["rate_limits"]
+    code, metrics = http("GET", daemon.url + "/metrics")
+    assert code == 200 and 'rtedge_rate_limit_remaining{name="tokens"} 1.999e+06' in metrics
     log = daemon.log()
     imports = [line for line in log.splitlines() if line.startswith("import time:")]
     assert len(imports) > 100, "import profiling did not reach the log"
