@@ -28,6 +28,7 @@ from rtedge.httpserver import install_loop_exception_handler
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.metrics import Identity, PartsCollector
+from rtedge.protocol.deprecations import model_warnings
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
 from rtedge.realtime.ice import tune_consent, use_host_addresses
@@ -73,6 +74,7 @@ class Appliance:
                 / 1000
                 + 0.02,
             )
+        self.session = build_session(rt, want_images=self.display is not None)
         self.conversation = Conversation(
             self.state,
             self.audio,
@@ -80,6 +82,7 @@ class Appliance:
             hands_free=rt.hands_free,
             log_transcripts=rt.log_transcripts,
             on_session_expired=self._session_expired,
+            session=self.session,
         )
         self.ptt = PushToTalk(
             settings.ptt, self.conversation.press, self.conversation.release, state=self.state
@@ -122,7 +125,6 @@ class Appliance:
         self._http: aiohttp.ClientSession | None = None
         self._bad_logged: dict[str, float] = {}
         self.supervisor: Supervisor | None = None
-        self.session = build_session(rt, want_images=self.display is not None)
 
     def _session_expired(self) -> None:
         if self.supervisor is not None:
@@ -210,6 +212,8 @@ class Appliance:
             self.health.ready = True
             self.notifier.ready()
             log_event(log, logging.INFO, "ready", "rtedge ready, provider %s", rt.provider)
+            for warning in model_warnings(self.session):
+                log_event(log, logging.WARNING, "deprecated_model", "%s", warning)
             await stop.wait()
         finally:
             self.notifier.stopping()

@@ -122,6 +122,11 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     path = resolve_config_path(args.config)
     print(f"config: {path if path else '(defaults and environment only)'}")
     print(json.dumps(masked_dump(settings), indent=2))
+    from rtedge.protocol.deprecations import model_warnings
+    from rtedge.realtime.session_shape import build_session
+
+    for warning in model_warnings(build_session(settings.realtime)):
+        print(f"rtedge: warning: {warning}", file=sys.stderr)
     from rtedge.audio.alsalib import silence_alsa_lib_errors
     from rtedge.audio.devices import describe_pcms, probe
 

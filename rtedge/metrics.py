@@ -107,6 +107,7 @@ class StateCollector(Collector):
         for name, status in sorted(s.devices.items()):
             dev.add_metric([name], 1.0 if status.ok else 0.0)
         yield dev
+        yield from _rate_limits(s.rate_limits)
 
 
 class PartsCollector(Collector):
@@ -139,6 +140,21 @@ def _one_hot(name: str, doc: str, label: str, values: list[str], current: str) -
     for value in values:
         metric.add_metric([value], 1.0 if value == current else 0.0)
     return metric
+
+
+def _rate_limits(limits: dict[str, dict[str, float | None]]) -> Iterator[Metric]:
+    """The service's last ``rate_limits.updated``, one series per limit name."""
+    for key, doc in (
+        ("limit", "Rate limit reported by the service"),
+        ("remaining", "Rate limit remaining, as last reported by the service"),
+        ("reset_seconds", "Seconds until the rate limit resets, as last reported"),
+    ):
+        metric = GaugeMetricFamily(f"rtedge_rate_limit_{key}", doc, labels=["name"])
+        for name, values in sorted(limits.items()):
+            value = values.get(key)
+            if value is not None:
+                metric.add_metric([name], value)
+        yield metric
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:

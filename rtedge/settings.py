@@ -118,8 +118,9 @@ class RealtimeSettings(_Section):
     ``unified`` POSTs multipart ``sdp`` + ``session``; ``raw`` POSTs the raw SDP with the
     configured key itself, or with no key when ``api_key = ""`` (servers with neither
     ``client_secrets`` nor multipart); ``auto`` is unified for rtAV, ephemeral otherwise."""
-    model: str = "gpt-realtime"
-    """Model name put in the session."""
+    model: str = "gpt-realtime-2"
+    """Model name put in the session. ``rtedge check`` warns when it is on the ``openai``
+    package's deprecated list (``gpt-realtime`` shuts down on 2027-01-20)."""
     instructions: str = "You are a helpful voice assistant on a small device. Be brief."
     """System instructions for the assistant."""
     voice: str = "marin"

@@ -65,6 +65,10 @@ class State:
     queue_drops: Counter[str] = field(default_factory=Counter)
     tokens: Counter[str] = field(default_factory=Counter)  # "input_audio", "output_text", ...
     call_seconds_done: float = 0.0  # connected time of the calls that have ended
+    #: Session fields the service did not take as asked (``session.updated`` or an ``error``).
+    session_refused: list[str] = field(default_factory=list)
+    #: The service's last ``rate_limits.updated``: name -> limit, remaining, reset_seconds.
+    rate_limits: dict[str, dict[str, float | None]] = field(default_factory=dict)
     _listeners: list[Callable[[State], None]] = field(default_factory=list, repr=False)
 
     def subscribe(self, listener: Callable[[State], None]) -> None:
@@ -110,6 +114,7 @@ class State:
             if self.last_error and self.connection is not Connection.STARTING:
                 reason += f" ({self.last_error})"
             out.append(reason)
+        out += [f"session field refused: {field}" for field in self.session_refused]
         for name, dev in sorted(self.devices.items()):
             if not dev.ok:
                 out.append(

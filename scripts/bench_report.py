@@ -212,11 +212,52 @@ def rows_proof(d: dict[str, Any]) -> list[Row]:
     return out
 
 
+def rows_protocol(d: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
+    s = d.get("startup")
+    if s:
+        out.append(
+            (
+                f"start-up to READY=1 (median of {s['to_ready_s']['n']})",
+                ms(s["to_ready_s"]["median"] * 1000),
+                '`python -c "import aiortc, av, numpy, aiohttp"` '
+                + ms(s["baseline_stack_import_s"]["median"] * 1000),
+                f"{s['ratio']:.2f}",
+                "<= 1.3",
+            )
+        )
+    st = d.get("steady")
+    if st:
+        out.append(
+            (
+                f"steady RSS during a call ({st['turns']} turns, median)",
+                f"{st['rtedge_rss_mb']['median']:.1f} MB",
+                f"bare aiortc client in a call {st['bare_aiortc_rss_mb']['median']:.1f} MB",
+                f"{st['ratio']:.2f}",
+                "<= 1.15",
+            )
+        )
+        n = len(st["openai_modules_in_daemon"])
+        out.append(("`openai` modules in the running daemon", str(n), "", "", "0"))
+    for etype, e in (d.get("decode") or {}).items():
+        out.append(
+            (
+                f"decode `{etype}` ({e['bytes']} B)",
+                f"{e['decode_us']:.1f} us",
+                f"`json.loads` {e['json_loads_us']:.1f} us",
+                f"{e['ratio']:.2f}",
+                "",
+            )
+        )
+    return out
+
+
 READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "audio": rows_audio,
     "display": rows_display,
     "peer": rows_peer,
     "proof": rows_proof,
+    "protocol": rows_protocol,
 }
 
 

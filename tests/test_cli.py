@@ -134,6 +134,19 @@ def test_check_never_hangs_on_a_device_that_blocks(tmp_path: Path) -> None:
     assert "playback: ok" in out.stdout
 
 
+def test_check_warns_with_the_shutdown_date_of_a_deprecated_model(tmp_path: Path) -> None:
+    conf = tmp_path / "asound.conf"
+    conf.write_text("pcm.!default { type null }\nctl.!default { type null }\n")
+    env = {"ALSA_CONFIG_PATH": str(conf), "RTEDGE_REALTIME__API_KEY": SECRET}
+    out = rtedge("check", env=env | {"RTEDGE_REALTIME__MODEL": "gpt-realtime"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "realtime.model 'gpt-realtime' is deprecated: shutdown announced for 2027-01-20" in (
+        out.stderr
+    )
+    out = rtedge("check", env=env)  # the default model is current
+    assert out.returncode == 0 and "deprecated" not in out.stderr, out.stderr
+
+
 def test_devices_lists_pcms(tmp_path: Path) -> None:
     conf = tmp_path / "asound.conf"
     conf.write_text(

@@ -28,8 +28,8 @@ from rtedge.peer.faults import CallFault
 from rtedge.peer.record import CallRecord
 from rtedge.peer.session import Session
 from rtedge.peer.voice import Voice
+from rtedge.protocol.codec import encode
 from rtedge.realtime import jitter
-from rtedge.realtime.events import encode
 
 JsonDict = dict[str, Any]
 PENDING_MAX: Final = 256  # events queued before the data channel opens
@@ -295,6 +295,15 @@ class Call:
             if result.startswith("sent"):
                 self.record.server_event(kind)
             return result
+        elif kind == "loosen" and fault.loosening is not None:
+            loose = self.session.loose.loosening
+            loose.drop += fault.loosening.drop
+            loose.set.update(fault.loosening.set)
+            loose.rename.update(fault.loosening.rename)
+        elif kind == "end_next_response":
+            self.session.loose.end_next = fault.status
+        elif kind == "refuse_next":
+            self.session.loose.refuse.update(fault.refuse)
         return "applied"
 
     def _send_oversized(self, size: int) -> str:

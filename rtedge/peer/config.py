@@ -55,5 +55,5 @@ class PeerConfig:
     """Ended calls still listed by ``GET /_rtedge/calls``."""
     voice_engine: Literal["auto", "espeak", "tones"] = "auto"
     """``auto`` uses espeak-ng when installed, else the tone voice."""
-    default_model: str = "gpt-realtime"
+    default_model: str = "gpt-realtime-2"
     default_instructions: str = "You are the rtedge local peer, a test voice assistant."

@@ -6,8 +6,10 @@ or a slow answer); call faults act at once on active calls (see ``rtedge.peer.ca
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
+
+from rtedge.peer.loose import ENDINGS, REFUSAL_CODES, Loosening, check_path
 
 CALL_FAULTS: Final = frozenset(
     {
@@ -23,6 +25,9 @@ CALL_FAULTS: Final = frozenset(
         "deep_json_event",
         "huge_event",
         "bomb_image_event",
+        "loosen",
+        "end_next_response",
+        "refuse_next",
     }
 )
 ENDPOINTS: Final = frozenset({"calls", "client_secrets"})
@@ -62,6 +67,9 @@ class CallFault:
     rate: float = 1000.0
     seconds: float = 1.0
     size: int = OVERSIZED_DEFAULT_BYTES
+    loosening: Loosening | None = None  # ``loosen``
+    status: str | None = None  # ``end_next_response``
+    refuse: dict[str, str] = field(default_factory=dict)  # ``refuse_next``: type -> code
 
 
 class FaultBook:
@@ -128,7 +136,7 @@ def _parse_call(spec: dict[str, Any]) -> CallFault:
         raise FaultSpecError(
             f"Unknown call fault; one of: {', '.join(sorted(CALL_FAULTS))}.", "call"
         )
-    known = {"call", "call_id", "rate", "seconds", "bytes"}
+    known = {"call", "call_id", "rate", "seconds", "bytes", *_LOOSE_KEYS.get(kind, ())}
     for key in spec:
         if key not in known:
             raise FaultSpecError(f"Unknown fault field: {key!r}.", key)
@@ -146,7 +154,50 @@ def _parse_call(spec: dict[str, Any]) -> CallFault:
     size = spec.get("bytes", 26_700_000 if kind == "huge_event" else OVERSIZED_DEFAULT_BYTES)
     if not isinstance(size, int) or not 1024 <= size <= top:
         raise FaultSpecError(f"'bytes' must be an integer 1024-{top}.", "bytes")
-    return CallFault(kind, call_id, float(rate), float(seconds), size)
+    fault = CallFault(kind, call_id, float(rate), float(seconds), size)
+    if kind == "loosen":
+        return _parse_loosen(spec, fault)
+    if kind == "end_next_response":
+        status = spec.get("status")
+        if status not in ENDINGS:
+            raise FaultSpecError(
+                f"'status' must be one of: {', '.join(sorted(ENDINGS))}.", "status"
+            )
+        return CallFault(kind, call_id, status=status)
+    if kind == "refuse_next":
+        event = spec.get("event")
+        if event not in REFUSAL_CODES:
+            raise FaultSpecError(
+                f"'event' must be one of: {', '.join(sorted(REFUSAL_CODES))}.", "event"
+            )
+        code = spec.get("code", REFUSAL_CODES[event])
+        if not isinstance(code, str) or not code:
+            raise FaultSpecError("'code' must be a string.", "code")
+        return CallFault(kind, call_id, refuse={event: code})
+    return fault
+
+
+_LOOSE_KEYS: Final = {
+    "loosen": ("drop", "set", "rename"),
+    "end_next_response": ("status",),
+    "refuse_next": ("event", "code"),
+}
+
+
+def _parse_loosen(spec: dict[str, Any], fault: CallFault) -> CallFault:
+    drop = spec.get("drop", [])
+    changes = spec.get("set", {})
+    rename = spec.get("rename", {})
+    if not isinstance(drop, list) or not all(check_path(k) for k in drop):
+        raise FaultSpecError("'drop' must be a list of '<type>:<dotted.path>'.", "drop")
+    if not isinstance(changes, dict) or not all(check_path(k) for k in changes):
+        raise FaultSpecError("'set' must map '<type>:<dotted.path>' to values.", "set")
+    if not isinstance(rename, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in rename.items()
+    ):
+        raise FaultSpecError("'rename' must map event types to the names to send.", "rename")
+    loosening = Loosening(list(drop), dict(changes), dict(rename))
+    return CallFault(fault.kind, fault.call_id, loosening=loosening)
 
 
 def _number(v: Any) -> bool:

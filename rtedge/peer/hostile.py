@@ -15,7 +15,7 @@ import struct
 from typing import Any, Final
 
 from rtedge.peer import wire
-from rtedge.realtime.events import encode
+from rtedge.protocol.codec import encode
 
 HOSTILE_FAULTS: Final = frozenset({"deep_json_event", "huge_event", "bomb_image_event"})
 HUGE_DEFAULT_BYTES: Final = 26_700_000

@@ -1,6 +1,7 @@
 """Decoding one client event from the data channel, with the error OpenAI sends for each way it
 can be wrong: invalid JSON, not an object, no ``type``, an unknown ``type``, fields that do not
-validate against the ``openai`` package's client event models, or fields those models lack.
+validate against the client event models (``rtedge.protocol.strict_client``, generated from the
+``openai`` package's), or fields those models lack.
 
 ``session.update`` is only checked for its envelope here; its session object is validated by
 ``rtedge.peer.sessionconf`` (which knows rtAV's extension).
@@ -9,19 +10,15 @@ validate against the ``openai`` package's client event models, or fields those m
 from __future__ import annotations
 
 import json
-import typing
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from pydantic import ValidationError
 
 from rtedge.peer import sessionconf
 from rtedge.peer.sessionconf import SessionError
-from rtedge.realtime.events import CLIENT_EVENT_TYPES, client_event_adapter
-
-CLIENT_TYPE_NAMES: Final = frozenset(
-    typing.get_args(t.model_fields["type"].annotation)[0] for t in CLIENT_EVENT_TYPES
-)
+from rtedge.protocol.catalog import CLIENT_EVENT_TYPES as CLIENT_TYPE_NAMES
+from rtedge.protocol.strict_client import client_event_adapter
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from rtedge.peer.audio_in import MIN_COMMIT_MS, SAMPLES_PER_MS, InputAudio, Pcm,
 from rtedge.peer.audio_out import OutputTrack, Playout
 from rtedge.peer.avatar_stream import AvatarStream
 from rtedge.peer.config import PeerConfig
+from rtedge.peer.loose import Misbehaviour, ending_details
 from rtedge.peer.record import CallRecord
 from rtedge.peer.response import ResponseRun
 from rtedge.peer.sessionconf import SessionError
@@ -75,6 +76,7 @@ class Session:
         # server_vad idle timer, from the end of a reply: (time.monotonic(), input ms) then
         self.idle_since: tuple[float, int] | None = None
         self.timeout_items: set[str] = set()
+        self.loose = Misbehaviour()  # set by fault injection only
         self.closed = False
 
     # -- out ------------------------------------------------------------------------------
@@ -90,7 +92,7 @@ class Session:
         self.record.server_event(event["type"])
         if event["type"] == "response.output_image.delta":
             self.record.image_frames += 1
-        self._send_raw(event)
+        self._send_raw(self.loose.loosening.apply(event))
 
     def error(
         self,
@@ -125,6 +127,10 @@ class Session:
             self.error(bad.message, bad.code, bad.param, bad.event_id)
             return
         self.record.client_event(event.type)
+        refusal = self.loose.take_refusal(event.type)
+        if refusal is not None:
+            self.error(f"Injected refusal of {event.type}.", refusal, None, event.event_id)
+            return
         handler = getattr(self, "_on_" + event.type.replace(".", "_"))
         try:
             handler(event.raw, event.event_id)
@@ -380,6 +386,11 @@ class Session:
         run = ResponseRun(self, params)
         self.active = run
         self.send({"type": "response.created", "response": run.response_object(created=True)})
+        ending = self.loose.take_ending()
+        if ending is not None:
+            details = ending_details(ending)
+            run.finish(ending, details.get("reason"), error=details.get("error"))
+            return run
         run.task = self._spawn(run.run(), f"response-{run.id}")
         return run
 

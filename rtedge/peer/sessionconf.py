@@ -1,7 +1,8 @@
 """Session configuration: the effective GA session, strict validation of updates, partial merge.
 
-The ``openai`` models validate values and types but let unknown fields through (``extra="allow"``),
-so unknown fields are found by walking ``model_extra`` of every validated sub-model: the same
+The strict session models (``rtedge.protocol.strict_session``, generated from the ``openai``
+package) validate values and types but let unknown fields through (``extra="allow"``), so unknown
+fields are found by walking ``model_extra`` of every validated sub-model: the same
 model tree OpenAI's schema describes, and the error codes OpenAI sends (``unknown_parameter``,
 ``missing_required_parameter``, ``invalid_value``, ``invalid_type``) with a dotted ``param``.
 
@@ -16,8 +17,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-from openai.types.realtime.realtime_session_create_request import RealtimeSessionCreateRequest
 from pydantic import BaseModel, ValidationError
+
+from rtedge.protocol.strict_session import RealtimeSessionCreateRequest
 
 JsonDict = dict[str, Any]
 

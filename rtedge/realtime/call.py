@@ -23,10 +23,10 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from rtedge.protocol.codec import EventError, encode
+from rtedge.protocol.server import ServerEvent, decode_server_event
 from rtedge.ratelimit import TokenBucket
 from rtedge.realtime import jitter, sctpcap
-from rtedge.realtime.events import Decoded, EventError, decode_server_event, encode
-from rtedge.realtime.session_shape import session_update
 from rtedge.realtime.signaling import Signaling
 from rtedge.settings import RealtimeSettings
 
@@ -67,7 +67,7 @@ class Call:
         *,
         mic: MediaStreamTrack,
         session: dict[str, Any],
-        on_event: Callable[[Decoded], None],
+        on_event: Callable[[ServerEvent], None],
         on_bad_event: Callable[[str, str], None],
         on_audio: TrackConsumer,
         on_video: TrackConsumer | None = None,
@@ -161,7 +161,6 @@ class Call:
             raise ConnectionError(self.dead_reason or "call died while opening")
         self.opened_at = time.monotonic()
         self.last_event = self.last_rtp = self.opened_at
-        self.send(session_update(self._session))
 
     def send(self, event: dict[str, Any]) -> bool:
         dc = self._dc
@@ -195,9 +194,6 @@ class Call:
 
     def _handle_message(self, message: str | bytes) -> None:
         self.last_event = time.monotonic()
-        if len(message) > MAX_EVENT_BYTES:
-            self._on_bad_event("oversized", f"{len(message)} bytes")
-            return
         if not self._event_budget.allow():
             self._on_bad_event("rate_limited", f"over {EVENT_RATE:.0f} events/s")
             return

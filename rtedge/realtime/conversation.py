@@ -9,15 +9,18 @@ response. Hands-free mode leaves turns to the service's ``server_vad``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from rtedge.logs import event as log_event
-from rtedge.realtime.events import IMAGE_DELTA_TYPES, IMAGE_DONE_TYPES, Decoded
+from rtedge.protocol import client
+from rtedge.protocol import server as ev
+from rtedge.realtime.endings import KNOWN_ERRORS, log_early_end
 from rtedge.realtime.replies import ReplyPolicy
+from rtedge.realtime.session_shape import refused_fields
 from rtedge.realtime.usage import count_usage
 from rtedge.state import State, Turn
 
@@ -25,6 +28,14 @@ log = logging.getLogger(__name__)
 
 #: Mic frames still in flight when the button comes up would miss a commit sent at once.
 COMMIT_DELAY_S = 0.08
+#: ``response.create`` waits for ``input_audio_buffer.committed`` (a refused commit must not
+#: become a reply to the previous turn), but not for ever: a service that never acknowledges a
+#: commit gets its ``response.create`` after this.
+COMMIT_ACK_S = 0.5
+#: Client events remembered so an ``error`` can be matched to the one it refuses.
+SENT_KEPT = 64
+#: What ``response.done`` says when a reply ended early.
+EARLY_ENDINGS = frozenset({"failed", "incomplete", "cancelled"})
 
 
 class AudioControl(Protocol):
@@ -58,6 +69,7 @@ class Conversation:
         hands_free: bool = False,
         log_transcripts: bool = True,
         on_session_expired: Callable[[], None] | None = None,
+        session: dict[str, Any] | None = None,
     ) -> None:
         self._state = state
         self._audio = audio
@@ -65,6 +77,10 @@ class Conversation:
         self._hands_free = hands_free
         self._log_transcripts = log_transcripts
         self._on_session_expired = on_session_expired
+        #: The session asked for: sent as ``session.update`` on every call, and what
+        #: ``session.updated`` is compared with.
+        self._session = session
+        self._session_update: dict[str, Any] | None = None
         self._send: Sender | None = None
         self.held = False
         self.response_id: str | None = None  # the response in progress, if any
@@ -77,6 +93,10 @@ class Conversation:
         self._tool_outputs_pending = False
         self._assistant_text: list[str] = []
         self._commit_handle: asyncio.TimerHandle | None = None
+        #: The commit waiting for its acknowledgement before ``response.create`` goes out.
+        self._commit_id: str | None = None
+        self._ack_handle: asyncio.TimerHandle | None = None
+        self._sent: OrderedDict[str, str] = OrderedDict()  # event_id -> type, most recent last
         self.turns_completed = 0
         #: When the current turn state began (monotonic): liveness is judged from here.
         self.turn_since = time.monotonic()
@@ -85,14 +105,19 @@ class Conversation:
     # -- call attachment -------------------------------------------------------------------
 
     def attach(self, send: Sender) -> None:
-        """A new call is up. A button still held from the last call starts the turn afresh."""
+        """A new call is up: configure its session; a button still held from the last call
+        starts the turn afresh."""
         self._send = send
         self.response_id = None
         self.audio_playing = False
         self.replies.reset()
         self._tool_outputs_pending = False
+        self._sent.clear()
+        if self._session is not None:
+            self._session_update = client.session_update(self._session)
+            self._emit(self._session_update)
         if self.held and not self._hands_free:
-            self._emit({"type": "input_audio_buffer.clear"})
+            self._emit(client.clear_input())
             self._set_turn(Turn.LISTENING)
         else:
             self._set_turn(Turn.IDLE)
@@ -102,6 +127,7 @@ class Conversation:
         if self._commit_handle is not None:
             self._commit_handle.cancel()
             self._commit_handle = None
+        self._drop_commit()
         self.response_id = None
         if self.audio_playing:
             self._audio.flush()
@@ -127,6 +153,7 @@ class Conversation:
             and not self.audio_playing
             and not self.voice
             and self._commit_handle is None
+            and self._commit_id is None
             and self._state.turn is Turn.IDLE
         )
 
@@ -143,15 +170,16 @@ class Conversation:
         if self._commit_handle is not None:  # pressed again before the last commit went out
             self._commit_handle.cancel()
             self._commit_handle = None
+        self._drop_commit()
         self.replies.reset()
         # Best-effort events: a service may not support them or have nothing to cancel.
-        self._emit_best_effort({"type": "input_audio_buffer.clear"})
+        self._emit_best_effort(client.clear_input())
         # What is audible is cut, whatever the service said: a reply it called done may still
         # be playing (an early response.done), so cancel whenever voice is heard too.
         if self.response_id is not None or self.voice:
-            self._emit_best_effort({"type": "response.cancel"})
+            self._emit_best_effort(client.cancel_response())
         if self.playing or self.response_id is not None:
-            self._emit_best_effort({"type": "output_audio_buffer.clear"})
+            self._emit_best_effort(client.clear_output())
             log_event(log, logging.INFO, "barge_in", "barge-in: reply cut by a press")
         self._audio.flush()  # our own buffer goes at once, whatever the service does
         self.audio_playing = False
@@ -182,53 +210,83 @@ class Conversation:
         if self._send is None:
             self._set_turn(Turn.IDLE)
             return
-        self._emit({"type": "input_audio_buffer.commit"})
-        self._emit({"type": "response.create"})
+        commit = client.commit_input()
+        self._emit(commit)
+        self._commit_id = commit["event_id"]
+        self._ack_handle = asyncio.get_running_loop().call_later(COMMIT_ACK_S, self._committed)
+
+    def _committed(self) -> None:
+        """The commit took (or was never going to be acknowledged): ask for the reply."""
+        if self._commit_id is None:
+            return
+        self._drop_commit()
+        self._emit(client.create_response())
         self.replies.asked()
         log_event(log, logging.INFO, "turn", "turn sent; waiting for the reply")
 
+    def _drop_commit(self) -> None:
+        self._commit_id = None
+        if self._ack_handle is not None:
+            self._ack_handle.cancel()
+            self._ack_handle = None
+
     # -- server events ---------------------------------------------------------------------
 
-    def on_event(self, ev: Decoded) -> None:
-        t = ev.type
-        raw = ev.raw
-        known = (
-            ev.model is not None
-            or t in _HANDLERS
-            or t in IMAGE_DELTA_TYPES
-            or t in IMAGE_DONE_TYPES
-        )
+    def on_event(self, event: ev.ServerEvent) -> None:
         # A label per type the service invents would grow without bound, here and in every
         # Prometheus that scrapes the fleet: unknown types share one.
-        self._state.events_in[t if known else "unknown"] += 1
-        if t in IMAGE_DELTA_TYPES:
-            if self._display is not None:
-                self._display.on_image_delta(str(raw.get("delta", "")), raw.get("response_id"))
-            return
-        if t in IMAGE_DONE_TYPES:
-            if self._display is not None:
-                self._display.on_image_done(raw.get("response_id"), raw.get("total_frames"))
-            return
-        handler = _HANDLERS.get(t)
+        unknown = isinstance(event, ev.UnknownEvent)
+        self._state.events_in["unknown" if unknown else event.type] += 1
+        handler = _HANDLERS.get(event.type)
         if handler is not None:
-            handler(self, raw)
-        elif ev.model is None:
+            handler(self, event)
+        elif isinstance(event, ev.UnknownEvent):
             self._state.events_bad["unknown_type"] += 1
-            log.info("unknown event type %r ignored", t[:80])
+            log.info("unknown event type %r ignored", event.type[:80])
 
-    def _on_response_created(self, raw: dict[str, Any]) -> None:
-        if not self._hands_free and self._unasked_reply(raw.get("response", {}).get("id")):
+    def _on_image_delta(self, event: ev.ImageDelta) -> None:
+        if self._display is not None:
+            self._display.on_image_delta(event.delta, event.response_id)
+
+    def _on_image_done(self, event: ev.ImageDone) -> None:
+        if self._display is not None:
+            self._display.on_image_done(event.response_id, event.total_frames)
+
+    def _on_session_updated(self, event: ev.SessionUpdated) -> None:
+        if self._session_update is None:
             return
-        self.response_id = raw.get("response", {}).get("id")
+        refused = refused_fields(self._session_update["session"], event.session)
+        self._set_refused(refused)
+
+    def _set_refused(self, refused: list[str]) -> None:
+        if refused and refused != self._state.session_refused:
+            log_event(
+                log,
+                logging.WARNING,
+                "session_refused",
+                "the service did not take the session as asked: %s",
+                "; ".join(refused),
+            )
+        self._state.update(session_refused=refused)
+
+    def _on_committed(self, event: ev.ServerEvent) -> None:
+        self._committed()
+
+    def _on_response_created(self, event: ev.ResponseCreated) -> None:
+        rid = event.response.id if event.response else None
+        if not self._hands_free and self._unasked_reply(rid):
+            return
+        self.response_id = rid
         self._assistant_text = []
         if not self.held:
             self._set_turn(Turn.THINKING)
 
-    def _on_response_done(self, raw: dict[str, Any]) -> None:
-        response = raw.get("response", {})
-        rid = response.get("id")
-        status = response.get("status")
-        if rid == self.response_id:
+    def _on_response_done(self, event: ev.ResponseDone) -> None:
+        response = event.response or ev.ResponseInfo()
+        rid = response.id
+        status = response.status
+        # A done without an id (a loose service) ends the response in progress.
+        if rid is None or rid == self.response_id:
             self.response_id = None
         if self._display is not None:
             self._display.on_response_done(rid, cancelled=status == "cancelled")
@@ -245,24 +303,26 @@ class Conversation:
                 role="assistant",
             )
         self._assistant_text = []
-        count_usage(self._state.tokens, response.get("usage"))
+        count_usage(self._state.tokens, response.usage)
+        if status in EARLY_ENDINGS:
+            log_early_end(rid, status, response.status_details)
         if status != "in_progress":
             self.turns_completed += 1
         if self._tool_outputs_pending:
             self._tool_outputs_pending = False
-            self._emit({"type": "response.create"})
+            self._emit(client.create_response())
             self.replies.asked()
             return
         if not self.playing and not self.held:
             self._set_turn(Turn.IDLE)
 
-    def _on_audio_started(self, raw: dict[str, Any]) -> None:
+    def _on_audio_started(self, event: ev.OutputAudioBuffer) -> None:
         if self.held:
             return  # a reply we are cancelling; its audio is being cleared
         self.audio_playing = True
         self._set_turn(Turn.SPEAKING)
 
-    def _on_audio_ended(self, raw: dict[str, Any]) -> None:
+    def _on_audio_ended(self, event: ev.OutputAudioBuffer) -> None:
         self.audio_playing = False
         if not self.held and not self.voice:  # still audible: the detector ends the turn
             self._set_turn(Turn.THINKING if self.response_id else Turn.IDLE)
@@ -277,66 +337,86 @@ class Conversation:
         elif self._state.turn is Turn.SPEAKING and not self.audio_playing:
             self._set_turn(Turn.THINKING if self.response_id else Turn.IDLE)
 
-    def _on_transcript_delta(self, raw: dict[str, Any]) -> None:
-        self._assistant_text.append(str(raw.get("delta", "")))
+    def _on_transcript_delta(self, event: ev.TextDelta) -> None:
+        self._assistant_text.append(event.delta)
         self._state.transcript_assistant = "".join(self._assistant_text)[-500:]
 
-    def _on_user_transcript(self, raw: dict[str, Any]) -> None:
-        text = str(raw.get("transcript", ""))
+    def _on_user_transcript(self, event: ev.InputTranscript) -> None:
+        text = event.transcript
         self._state.transcript_user = text[-500:]
         if self._log_transcripts and text:
             log_event(log, logging.INFO, "transcript", "user: %s", text, role="user")
 
-    def _on_function_call(self, raw: dict[str, Any]) -> None:
+    def _on_function_call(self, event: ev.FunctionCallDone) -> None:
         # The device runs no tools; saying so keeps the model from waiting on a call forever.
-        name = raw.get("name")
-        output = json.dumps({"error": f"tool {name!r} is not available on this device"})
-        self._emit(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "function_call_output",
-                    "call_id": raw.get("call_id"),
-                    "output": output,
-                },
-            }
-        )
+        self._emit(client.refuse_tool_call(event.call_id, event.name))
         self._tool_outputs_pending = True
-        log_event(log, logging.INFO, "tool_call", "tool %s refused (no tools on device)", name)
+        log_event(
+            log, logging.INFO, "tool_call", "tool %s refused (no tools on device)", event.name
+        )
 
-    def _on_error(self, raw: dict[str, Any]) -> None:
-        err = raw.get("error", {}) if isinstance(raw.get("error"), dict) else {}
-        code = err.get("code")
+    def _on_rate_limits(self, event: ev.RateLimitsUpdated) -> None:
+        self._state.rate_limits = {
+            limit.name[:40]: {
+                "limit": limit.limit,
+                "remaining": limit.remaining,
+                "reset_seconds": limit.reset_seconds,
+            }
+            for limit in event.rate_limits[:8]
+            if limit.name
+        }
+
+    def _on_error(self, event: ev.ErrorEvent) -> None:
+        err = event.error or ev.ErrorInfo()
+        code = err.code
         if code == "conversation_already_has_active_response":
             self.replies.refused()
-        if code == "response_cancel_not_active" or self.replies.is_best_effort(err.get("event_id")):
+        if code == "response_cancel_not_active" or self.replies.is_best_effort(err.event_id):
             log.debug("service declined a best-effort event: %s", code)
             return
+        refused = self._sent.get(err.event_id or "")
         log_event(
             log,
             logging.WARNING,
             "service_error",
-            "service error %s: %s",
+            "service error %s%s: %s",
             code,
-            str(err.get("message", ""))[:200],
+            f" answering {refused}" if refused else "",
+            (err.message or "")[:200],
             code=code,
         )
-        self._state.events_bad[f"error:{code}" if code in _KNOWN_ERRORS else "error:other"] += 1
+        self._state.events_bad[f"error:{code}" if code in KNOWN_ERRORS else "error:other"] += 1
         if code == "session_expired" and self._on_session_expired is not None:
             self._on_session_expired()
-        elif (
-            code == "input_audio_buffer_commit_empty" and self.response_id is None and not self.held
-        ):
-            # Nothing was said: no reply is coming, so do not sit in "thinking".
+            return
+        if refused is None and code == "input_audio_buffer_commit_empty":
+            refused = "input_audio_buffer.commit"  # a service that does not echo our event_id
+        if refused is not None:
+            self._refused(refused, err)
+
+    def _refused(self, etype: str, err: ev.ErrorInfo) -> None:
+        """The service refused one of our events: end what it would have started."""
+        if etype == "session.update":
+            why = f"{err.code}: {(err.message or '')[:80]}"
+            self._set_refused([f"{err.param or 'session'} ({why})"])
+            return
+        if etype == "input_audio_buffer.commit":
+            # Nothing usable was said: no response.create, and no reply is coming.
+            self._drop_commit()
+        elif etype == "conversation.item.create":
+            self._tool_outputs_pending = False
+        elif etype != "response.create":
+            return
+        if self.response_id is None and not self.audio_playing and not self.held:
             self._set_turn(Turn.IDLE)
 
-    def _on_speech_started(self, raw: dict[str, Any]) -> None:
+    def _on_speech_started(self, event: ev.ServerEvent) -> None:
         if self._hands_free:
             self.audio_playing = False
             self._audio.flush()
             self._set_turn(Turn.LISTENING)
 
-    def _on_speech_stopped(self, raw: dict[str, Any]) -> None:
+    def _on_speech_stopped(self, event: ev.ServerEvent) -> None:
         if self._hands_free:
             self._set_turn(Turn.THINKING)
 
@@ -345,6 +425,9 @@ class Conversation:
     def _emit(self, event: dict[str, Any]) -> None:
         if self._send is not None:
             self._send(event)
+            self._sent[event["event_id"]] = event["type"]
+            while len(self._sent) > SENT_KEPT:
+                self._sent.popitem(last=False)
 
     def _emit_best_effort(self, event: dict[str, Any]) -> None:
         event["event_id"] = self.replies.best_effort_id()
@@ -366,9 +449,9 @@ class Conversation:
                 self._commit_handle = None
             log_event(log, logging.INFO, "service_reply", "the service answered the turn itself")
             return False
-        self._emit_best_effort({"type": "response.cancel", "response_id": rid})
+        self._emit_best_effort(client.event("response.cancel", response_id=rid))
         if verdict == "cancel_and_clear" or self.held:
-            self._emit_best_effort({"type": "output_audio_buffer.clear"})
+            self._emit_best_effort(client.clear_output())
             self._audio.flush()
         if rid:
             self._unasked.add(rid)
@@ -386,21 +469,11 @@ class Conversation:
                 self._display.set_turn(turn)
 
 
-_KNOWN_ERRORS = frozenset(
-    {
-        "session_expired",
-        "input_audio_buffer_commit_empty",
-        "conversation_already_has_active_response",
-        "response_cancel_not_active",
-        "invalid_value",
-        "unknown_parameter",
-        "missing_required_parameter",
-        "invalid_json",
-        "invalid_event",
-    }
-)
-
-_HANDLERS: dict[str, Callable[[Conversation, dict[str, Any]], None]] = {
+_HANDLERS: dict[str, Callable[[Conversation, Any], None]] = {
+    ev.IMAGE_DELTA: Conversation._on_image_delta,
+    ev.IMAGE_DONE: Conversation._on_image_done,
+    "session.updated": Conversation._on_session_updated,
+    "input_audio_buffer.committed": Conversation._on_committed,
     "response.created": Conversation._on_response_created,
     "response.done": Conversation._on_response_done,
     "output_audio_buffer.started": Conversation._on_audio_started,
@@ -410,6 +483,7 @@ _HANDLERS: dict[str, Callable[[Conversation, dict[str, Any]], None]] = {
     "response.output_text.delta": Conversation._on_transcript_delta,
     "conversation.item.input_audio_transcription.completed": Conversation._on_user_transcript,
     "response.function_call_arguments.done": Conversation._on_function_call,
+    "rate_limits.updated": Conversation._on_rate_limits,
     "input_audio_buffer.speech_started": Conversation._on_speech_started,
     "input_audio_buffer.speech_stopped": Conversation._on_speech_stopped,
     "error": Conversation._on_error,

@@ -8,11 +8,19 @@ operator can pass provider fields through without a code change.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Final
 
 from rtedge.settings import RealtimeSettings
 
-TRANSCRIBE_MODEL = "gpt-4o-mini-transcribe"
+#: Not on the ``openai`` package's deprecated list (rtedge.protocol.catalog), unlike
+#: ``gpt-4o-mini-transcribe`` (shutdown announced for 2027-02-26).
+TRANSCRIBE_MODEL = "gpt-transcribe"
+
+#: rtAV's flat fields and where a GA session keeps them (a service may echo either shape).
+_FLAT_TO_GA: Final = {
+    ("voice",): ("audio", "output", "voice"),
+    ("turn_detection",): ("audio", "input", "turn_detection"),
+}
 
 
 def _turn_detection(settings: RealtimeSettings) -> dict[str, Any] | None:
@@ -52,10 +60,36 @@ def build_session(settings: RealtimeSettings, *, want_images: bool = False) -> d
     return deep_merge(session, settings.session)
 
 
-def session_update(session: dict[str, Any]) -> dict[str, Any]:
-    """A ``session.update`` restating the session: the model cannot change after start."""
-    body = {k: v for k, v in session.items() if k != "model"}
-    return {"type": "session.update", "session": body}
+def refused_fields(asked: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """Fields of the ``session.update`` the service reports back with another value: each as
+    ``path (asked ..., got ...)``. A field it does not echo at all is not counted (services echo
+    different subsets); a field it does echo must match."""
+    out: list[str] = []
+    for path, want in _leaves(asked, ()):
+        found, have = _lookup(got, path)
+        if not found and path in _FLAT_TO_GA:
+            found, have = _lookup(got, _FLAT_TO_GA[path])
+        if found and have != want:
+            out.append(f"{'.'.join(path)} (asked {want!r:.60}, got {have!r:.60})")
+    return out
+
+
+def _leaves(value: dict[str, Any], path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for key, sub in value.items():
+        if isinstance(sub, dict) and sub:
+            out += _leaves(sub, (*path, key))
+        else:
+            out.append(((*path, key), sub))
+    return out
+
+
+def _lookup(value: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return False, None
+        value = value[key]
+    return True, value
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

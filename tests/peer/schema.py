@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rtedge.realtime.events import server_event_adapter
+from rtedge.protocol.codec import encode
+from rtedge.protocol.server import UnknownEvent, decode_server_event
+from tests.protocol.reference import server_event_adapter
 
 #: Fields the peer adds on purpose beyond the openai models: the session's server-side fields
 #: (``object``, ``id``, ``expires_at`` are in the GA response schema, not in the request model the
@@ -41,7 +43,13 @@ class ImageDone(BaseModel):
 
 
 def validate_server_event(event: dict[str, Any]) -> None:
+    """Valid for OpenAI's models, and taken by the daemon's decoder as the same known type: the
+    peer's events and the daemon's reading of them cannot drift apart."""
+    decoded = decode_server_event(encode(event))
+    assert decoded.type == event["type"], (decoded.type, event["type"])
     etype = event.get("type")
+    if etype not in FAULT_TYPES:
+        assert not isinstance(decoded, UnknownEvent), etype
     if etype == "response.output_image.delta":
         ImageDelta.model_validate(event)
         jpeg = base64.b64decode(event["delta"], validate=True)

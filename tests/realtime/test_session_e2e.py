@@ -300,6 +300,8 @@ def test_rtav_shape_end_to_end_with_avatar_frames(
     daemon.wait_turn("speaking", 10)
     daemon.wait_turn("idle", 30)
     status = daemon.status()
+    # the flat session, echoed in the GA shape (voice under audio.output), counts as taken
+    assert status["events_in"].get("session.updated") and status["session_refused"] == []
     assert status["events_in"].get("response.output_image.delta", 0) > 5
     assert status["frames_shown"] > 5
     fb = np.fromfile(daemon.dir / "fb0", dtype=np.uint8)

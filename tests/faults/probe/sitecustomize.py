@@ -11,6 +11,8 @@ variable this module does nothing. With it, one thread serves JSON lines on that
 - ``{"op": "gpio", "pin": 17, "edges": [["low", 0.01], ["high", 0.01], ...]}``: drives gpiozero's
   mock pin (``GPIOZERO_PIN_FACTORY=mock``) from this thread, as the real GPIO library's thread
   would on a Pi, sleeping the given seconds after each edge. Answers ``{"edges": n}``.
+- ``{"op": "modules", "prefix": "openai"}`` -> ``{"modules": [...]}``: that package's modules in
+  ``sys.modules`` now (the daemon must run without ``openai``).
 
 Nothing in the daemon is replaced: the probe only reads the running loop's task set and pushes
 edges through the pin factory the daemon itself opened.
@@ -130,6 +132,13 @@ if os.environ.get("RTEDGE_PROBE_SOCKET"):
                                 out = _gpio(req)
                             elif op == "tracemalloc":
                                 out = _tracemalloc(req)
+                            elif op == "modules":  # which of these are imported right now
+                                prefix = str(req.get("prefix", ""))
+                                out = {
+                                    "modules": sorted(
+                                        m for m in list(sys.modules) if m.split(".")[0] == prefix
+                                    )
+                                }
                             else:
                                 out = {"error": f"unknown op {op!r}"}
                         except Exception as exc:  # report, never kill the probe
