@@ -47,6 +47,7 @@ async def turn_sent(conv: Conversation, sent: list[dict[str, Any]]) -> None:
     conv.press()
     conv.release()
     await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    feed(conv, {"type": "input_audio_buffer.committed", "item_id": "item_1"})  # the ack
     assert [e["type"] for e in sent][-1] == "response.create"
     sent.clear()
 
