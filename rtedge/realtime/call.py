@@ -233,10 +233,15 @@ class Call:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        # A rotated call is alive: hang it up while the service still knows it (a server that
+        # drops a call as soon as its DTLS closes would answer a later hangup 404).
+        early = hangup and self.call_id is not None and self.dead_reason == "rotation"
+        if early and self.call_id:
+            await self._signaling.hangup(self.call_id, "rotation")
         if self._pc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pc.close(), timeout=2.0)
-        if hangup and self.call_id:
+        if hangup and not early and self.call_id:
             await self._signaling.hangup(self.call_id, self.dead_reason or "closed")
 
 
