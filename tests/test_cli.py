@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rtedge import __version__
-from tests.support import base_env
+from tests.support import base_env, scaled
 
 SECRET = "sk-proj-NEVER-PRINT-THIS-0123456789"
 
@@ -22,7 +22,7 @@ def rtedge(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         capture_output=True,
         text=True,
         env=full,
-        timeout=60,
+        timeout=scaled(60),
     )
 
 

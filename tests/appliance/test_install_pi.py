@@ -20,6 +20,7 @@ from tests.appliance.conftest import (
     needs_root,
     run_install,
 )
+from tests.support import scaled
 
 pytestmark = needs_root
 KEY = "sk-test-appliance-0123456789"
@@ -153,7 +154,9 @@ def test_install_with_a_real_venv(tmp_path: Path) -> None:
     root = make_pi_tree(tmp_path / "root")
     run_install("--root", str(root))
     exe = root / "opt/rtedge/venv/bin/rtedge"
-    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "--version"], capture_output=True, text=True, timeout=scaled(60)
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("rtedge "), proc.stderr
 
 
@@ -212,7 +215,7 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=scaled(60),
             stdin=subprocess.DEVNULL,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
