@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -180,20 +181,23 @@ exit 0
     "apt-get": '#!/bin/sh\necho "apt-get $*" >> "$STUBS/calls.log"\nexit 1\n',
 }
 
+# /run/systemd/system is how install-pi (like sd_booted()) tells that systemd is the running
+# init: BOOTED=1 makes it, in the overlay of /run, whatever this machine's init is.
 OVERLAY = """
 set -e
-for d in etc opt usr/local; do
+for d in etc opt usr/local run; do
   mkdir -p "$OV/$d/up" "$OV/$d/work"
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$OV/$d/up,workdir=$OV/$d/work" "/$d"
 done
+if [ -n "$BOOTED" ]; then mkdir -p /run/systemd/system; else rm -rf /run/systemd/system; fi
 "$@"
 """
 
 
-def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Path) -> None:
-    # install-pi on "/" itself (the path a Pi takes), with /etc, /opt and /usr/local overlaid in
-    # a private mount namespace so that nothing reaches this machine; systemctl, udevadm and
-    # apt are stubs that record what they were asked.
+def live_rig(tmp_path: Path, *, booted: bool) -> tuple[Callable[..., str], Callable[[], list[str]]]:
+    # install-pi on "/" itself (the path a Pi takes), with /etc, /opt, /usr/local and /run
+    # overlaid in a private mount namespace so that nothing reaches this machine; systemctl,
+    # udevadm and apt are stubs that record what they were asked.
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.skip("no mount namespaces here")
     stubs = tmp_path / "stubs"
@@ -206,6 +210,7 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
         "PATH": f"{stubs}:{os.environ['PATH']}",
         "STUBS": str(stubs),
         "OV": str(tmp_path / "ov"),
+        "BOOTED": "1" if booted else "",
     }
 
     def live(*args: str) -> str:
@@ -227,6 +232,11 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
         log.unlink(missing_ok=True)
         return lines
 
+    return live, calls
+
+
+def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Path) -> None:
+    live, calls = live_rig(tmp_path, booted=True)
     live("--api-key-file", str(key_file))
     assert calls() == [
         "udevadm control --reload",
@@ -263,3 +273,23 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
     assert not (etc / "systemd/system/rtedge.service").exists()
     assert not (etc / "rtedge/api_key").exists() and (etc / "rtedge/rtedge.toml").exists()
     assert "rtedge" not in entries(etc / "passwd")
+
+
+def test_live_install_where_systemd_is_not_running(tmp_path: Path, key_file: Path) -> None:
+    # An image build, a chroot or a container: everything installed and the unit enabled
+    # offline, no call to a service manager that is not there, and exit 0 (live() checks it).
+    live, calls = live_rig(tmp_path, booted=False)
+    out = live("--api-key-file", str(key_file))
+    assert calls() == ["systemctl enable rtedge.service"]
+    assert "unit: enabled" in out and "systemd is not running here" in out
+    etc = tmp_path / "ov/etc/up"
+    assert (etc / "systemd/system/multi-user.target.wants/rtedge.service").is_symlink()
+    assert (etc / "rtedge/api_key").read_text().strip() == KEY
+
+    out = live()  # again: nothing to do
+    assert calls() == []
+    assert "unit: unchanged" in out and "API key: keeping" in out
+
+    live("--uninstall")
+    assert calls() == ["systemctl disable rtedge.service"]
+    assert not (etc / "systemd/system/rtedge.service").exists()
