@@ -190,6 +190,15 @@ for d in etc opt usr/local run; do
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$OV/$d/up,workdir=$OV/$d/work" "/$d"
 done
 if [ -n "$BOOTED" ]; then mkdir -p /run/systemd/system; else rm -rf /run/systemd/system; fi
+# A machine that has rtedge installed already (the arm64 root of scripts/test-arm64): the first
+# run starts from a system without it, in the overlay.
+if [ ! -e "$OV/.clean" ]; then
+  if [ -e /etc/systemd/system/rtedge.service ] || grep -q '^rtedge:' /etc/passwd; then
+    bash "$INSTALL_PI" --uninstall --purge >/dev/null
+    rm -f "$STUBS/calls.log"
+  fi
+  touch "$OV/.clean"
+fi
 "$@"
 """
 
@@ -211,6 +220,7 @@ def live_rig(tmp_path: Path, *, booted: bool) -> tuple[Callable[..., str], Calla
         "STUBS": str(stubs),
         "OV": str(tmp_path / "ov"),
         "BOOTED": "1" if booted else "",
+        "INSTALL_PI": str(INSTALL_PI),
     }
 
     def live(*args: str) -> str:
