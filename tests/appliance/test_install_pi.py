@@ -203,6 +203,11 @@ fi
 """
 
 
+def gone(path: Path) -> bool:
+    """Absent from an overlay's upper dir: never there, or a whiteout (where the lower had it)."""
+    return not path.exists() or path.is_char_device()
+
+
 def live_rig(tmp_path: Path, *, booted: bool) -> tuple[Callable[..., str], Callable[[], list[str]]]:
     # install-pi on "/" itself (the path a Pi takes), with /etc, /opt, /usr/local and /run
     # overlaid in a private mount namespace so that nothing reaches this machine; systemctl,
@@ -280,8 +285,8 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
         "systemctl disable --now rtedge.service",
         "systemctl daemon-reload",
     ]
-    assert not (etc / "systemd/system/rtedge.service").exists()
-    assert not (etc / "rtedge/api_key").exists() and (etc / "rtedge/rtedge.toml").exists()
+    assert gone(etc / "systemd/system/rtedge.service")
+    assert gone(etc / "rtedge/api_key") and (etc / "rtedge/rtedge.toml").exists()
     assert "rtedge" not in entries(etc / "passwd")
 
 
@@ -302,4 +307,4 @@ def test_live_install_where_systemd_is_not_running(tmp_path: Path, key_file: Pat
 
     live("--uninstall")
     assert calls() == ["systemctl disable rtedge.service"]
-    assert not (etc / "systemd/system/rtedge.service").exists()
+    assert gone(etc / "systemd/system/rtedge.service")
