@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", type=Path, default=Path("run/demo"), help="scratch directory")
     p.add_argument("--keep", action="store_true", help="leave both running until Ctrl-C")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="stretch every wait and the call timeouts by this factor (slow or emulated machines)",
+    )
 
     p = sub.add_parser(
         "check",
@@ -212,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from rtedge.demo import run_demo
 
-        return run_demo(args.workdir, keep=args.keep)
+        return run_demo(args.workdir, keep=args.keep, time_scale=args.time_scale)
     if args.command == "check":
         return cmd_check(args)
     if args.command == "devices":

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -168,6 +169,11 @@ class ChildExited(Exception):
     pass
 
 
+def _demo_config() -> dict[str, Any]:
+    with _repo_file("config/demo.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
 def _wait_for(
     predicate: Any, timeout: float, what: str, procs: dict[str, Any] | None = None
 ) -> Any:
@@ -236,7 +242,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def run_demo(workdir: Path, *, keep: bool = False) -> int:
+def run_demo(workdir: Path, *, keep: bool = False, time_scale: float = 1.0) -> int:
+    """One scripted turn; ``time_scale`` stretches every wait and the daemon's call timeouts
+    (a machine that runs Python several times slower, e.g. arm64 under emulation)."""
     global HEALTH
     _stop_on_signals()
     if isinstance(sys.stdout, io.TextIOWrapper):
@@ -263,6 +271,10 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
         RTEDGE_REALTIME__URL=f"http://127.0.0.1:{peer_port}/v1/realtime/calls",
         RTEDGE_HEALTH__LISTEN=f"127.0.0.1:{health_port}",
     )
+    if time_scale != 1:
+        realtime = _demo_config()["realtime"]
+        for key in ("connect_timeout_s", "liveness_timeout_s"):
+            env[f"RTEDGE_REALTIME__{key.upper()}"] = str(realtime[key] * time_scale)
     logs = {name: open(workdir / f"{name}.log", "wb") for name in ("peer", "daemon")}  # noqa: SIM115
     print(f"demo: working in {workdir} (logs: peer.log, daemon.log)")
     for what, usual, port in (("peer", PEER_PORT, peer_port), ("health", HEALTH_PORT, health_port)):
@@ -285,7 +297,7 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
             **spawn,
         )
         # The daemon starts once the peer listens, so its first attempt finds it (no warning).
-        _wait_for(lambda: _listening(peer_port), 30, "the peer to listen", procs)
+        _wait_for(lambda: _listening(peer_port), 30 * time_scale, "the peer to listen", procs)
         procs["daemon"] = subprocess.Popen(
             [
                 sys.executable,
@@ -300,7 +312,12 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
         )
         feeder.start()
         t0 = time.monotonic()
-        _wait_for(lambda: _get("/healthz")[0] == 200, 30, "the daemon's call to come up", procs)
+        _wait_for(
+            lambda: _get("/healthz")[0] == 200,
+            30 * time_scale,
+            "the daemon's call to come up",
+            procs,
+        )
         status = _get("/status")[1]
         print(f"demo: call {status['call_id']} up after {time.monotonic() - t0:.1f}s")
         question = speech_pcm(QUESTION)
@@ -308,11 +325,17 @@ def run_demo(workdir: Path, *, keep: bool = False) -> int:
         _post("/ptt/press")
         time.sleep(0.15)  # the press is confirmed after min_press_ms
         feeder.say(question)
-        _wait_for(lambda: not feeder.speaking.is_set(), 30, "the question to be spoken")
+        _wait_for(
+            lambda: not feeder.speaking.is_set(), 30 * time_scale, "the question to be spoken"
+        )
         _post("/ptt/release")
         print("demo: released; waiting for the reply")
-        _wait_for(lambda: _get("/status")[1]["turn"] == "speaking", 20, "the reply to start")
-        _wait_for(lambda: _get("/status")[1]["turn"] == "idle", 60, "the reply to finish")
+        _wait_for(
+            lambda: _get("/status")[1]["turn"] == "speaking", 20 * time_scale, "the reply to start"
+        )
+        _wait_for(
+            lambda: _get("/status")[1]["turn"] == "idle", 60 * time_scale, "the reply to finish"
+        )
         time.sleep(0.5)
         status = _get("/status")[1]
         seconds, loud = _speaker_stats(speaker)

@@ -6,7 +6,21 @@ from typing import Any
 
 import pytest
 
-from tests.support import Daemon, Peer
+from tests.support import TIME_SCALE, Daemon, Peer
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest-timeout's limit, the ini default or a test's own mark, scaled like every bound."""
+    if TIME_SCALE == 1:
+        return
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        seconds = default
+        if mark is not None:
+            seconds = float(mark.args[0] if mark.args else mark.kwargs.get("timeout", default))
+        if seconds:
+            item.add_marker(pytest.mark.timeout(seconds * TIME_SCALE), append=False)
 
 
 @pytest.fixture
@@ -14,9 +28,9 @@ def peer_factory(tmp_path: Path) -> Iterator[Callable[..., Peer]]:
     started: list[Peer] = []
 
     def make(*args: str, port: int | None = None) -> Peer:
-        peer = Peer(tmp_path, *args, port=port).start()
-        started.append(peer)
-        return peer
+        peer = Peer(tmp_path, *args, port=port)
+        started.append(peer)  # before start: one that fails to come up is stopped too
+        return peer.start()
 
     yield make
     for peer in started:

@@ -25,6 +25,14 @@ from rtedge.demo import MicFeeder, write_asound_conf, write_framebuffer
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 48000
+# How much slower than native this run is (scripts/test-arm64 sets it for the emulated arm64
+# root): every time bound a test waits for or asserts goes through scaled(), never a skip.
+TIME_SCALE = float(os.environ.get("RTEDGE_TEST_TIME_SCALE") or 1)
+
+
+def scaled(seconds: float) -> float:
+    """A time bound for this run: ``seconds`` on a native machine, longer under emulation."""
+    return seconds * TIME_SCALE
 
 
 def free_port() -> int:
@@ -34,6 +42,8 @@ def free_port() -> int:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
+    """Poll until ``predicate`` is true; ``timeout`` is the native bound (scaled here)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -50,7 +60,7 @@ def http(method: str, url: str, body: Any = None, timeout: float = 5) -> tuple[i
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=scaled(timeout)) as resp:
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:
@@ -160,7 +170,11 @@ class Peer:
     def start(self) -> Peer:
         argv = [sys.executable, "-m", "rtedge", "peer", "--listen", f"127.0.0.1:{self.port}"]
         self.proc = Proc("peer", argv + self._args, base_env(), self._workdir / "peer.log")
-        wait_for(lambda: http("GET", f"{self.url}/_rtedge/stats")[0] == 200, 20, "peer up")
+        try:
+            wait_for(lambda: http("GET", f"{self.url}/_rtedge/stats")[0] == 200, 20, "peer up")
+        except BaseException:
+            self.proc.kill()  # a peer that did not come up is not left running
+            raise
         return self
 
     def fault(self, **fault: Any) -> Any:
@@ -209,8 +223,8 @@ class Daemon:
                 "provider": "local",
                 "url": calls_url,
                 "api_key": "test-key",
-                "connect_timeout_s": 5,
-                "liveness_timeout_s": 3,
+                "connect_timeout_s": scaled(5),
+                "liveness_timeout_s": scaled(3),
             },
             "audio": {
                 "capture_device": "rtedge_mic",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rtedge import __version__
-from tests.support import base_env, free_port, http, wait_for
+from tests.support import base_env, free_port, http, scaled, wait_for
 
 SECRET = "sk-proj-NEVER-PRINT-THIS-0123456789"
 
@@ -25,7 +25,7 @@ def rtedge(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         capture_output=True,
         text=True,
         env=full,
-        timeout=60,
+        timeout=scaled(60),
     )
 
 

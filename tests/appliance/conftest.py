@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import scaled
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_PI = REPO / "scripts" / "install-pi"
 UNIT = REPO / "systemd" / "rtedge.service"
@@ -84,7 +86,7 @@ def run_install(
         input=input if input is not None else "",
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr

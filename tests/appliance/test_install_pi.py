@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.appliance.conftest import (
     needs_root,
     run_install,
 )
+from tests.support import scaled
 
 pytestmark = needs_root
 KEY = "sk-test-appliance-0123456789"
@@ -153,7 +155,9 @@ def test_install_with_a_real_venv(tmp_path: Path) -> None:
     root = make_pi_tree(tmp_path / "root")
     run_install("--root", str(root))
     exe = root / "opt/rtedge/venv/bin/rtedge"
-    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "--version"], capture_output=True, text=True, timeout=scaled(60)
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("rtedge "), proc.stderr
 
 
@@ -177,20 +181,37 @@ exit 0
     "apt-get": '#!/bin/sh\necho "apt-get $*" >> "$STUBS/calls.log"\nexit 1\n',
 }
 
+# /run/systemd/system is how install-pi (like sd_booted()) tells that systemd is the running
+# init: BOOTED=1 makes it, in the overlay of /run, whatever this machine's init is.
 OVERLAY = """
 set -e
-for d in etc opt usr/local; do
+for d in etc opt usr/local run; do
   mkdir -p "$OV/$d/up" "$OV/$d/work"
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$OV/$d/up,workdir=$OV/$d/work" "/$d"
 done
+if [ -n "$BOOTED" ]; then mkdir -p /run/systemd/system; else rm -rf /run/systemd/system; fi
+# A machine that has rtedge installed already (the arm64 root of scripts/test-arm64): the first
+# run starts from a system without it, in the overlay.
+if [ ! -e "$OV/.clean" ]; then
+  if [ -e /etc/systemd/system/rtedge.service ] || grep -q '^rtedge:' /etc/passwd; then
+    bash "$INSTALL_PI" --uninstall --purge >/dev/null
+    rm -f "$STUBS/calls.log"
+  fi
+  touch "$OV/.clean"
+fi
 "$@"
 """
 
 
-def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Path) -> None:
-    # install-pi on "/" itself (the path a Pi takes), with /etc, /opt and /usr/local overlaid in
-    # a private mount namespace so that nothing reaches this machine; systemctl, udevadm and
-    # apt are stubs that record what they were asked.
+def gone(path: Path) -> bool:
+    """Absent from an overlay's upper dir: never there, or a whiteout (where the lower had it)."""
+    return not path.exists() or path.is_char_device()
+
+
+def live_rig(tmp_path: Path, *, booted: bool) -> tuple[Callable[..., str], Callable[[], list[str]]]:
+    # install-pi on "/" itself (the path a Pi takes), with /etc, /opt, /usr/local and /run
+    # overlaid in a private mount namespace so that nothing reaches this machine; systemctl,
+    # udevadm and apt are stubs that record what they were asked.
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.skip("no mount namespaces here")
     stubs = tmp_path / "stubs"
@@ -203,6 +224,8 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
         "PATH": f"{stubs}:{os.environ['PATH']}",
         "STUBS": str(stubs),
         "OV": str(tmp_path / "ov"),
+        "BOOTED": "1" if booted else "",
+        "INSTALL_PI": str(INSTALL_PI),
     }
 
     def live(*args: str) -> str:
@@ -212,7 +235,7 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=scaled(60),
             stdin=subprocess.DEVNULL,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -224,6 +247,11 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
         log.unlink(missing_ok=True)
         return lines
 
+    return live, calls
+
+
+def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Path) -> None:
+    live, calls = live_rig(tmp_path, booted=True)
     live("--api-key-file", str(key_file))
     assert calls() == [
         "udevadm control --reload",
@@ -257,6 +285,26 @@ def test_live_install_on_an_overlay_of_this_system(tmp_path: Path, key_file: Pat
         "systemctl disable --now rtedge.service",
         "systemctl daemon-reload",
     ]
-    assert not (etc / "systemd/system/rtedge.service").exists()
-    assert not (etc / "rtedge/api_key").exists() and (etc / "rtedge/rtedge.toml").exists()
+    assert gone(etc / "systemd/system/rtedge.service")
+    assert gone(etc / "rtedge/api_key") and (etc / "rtedge/rtedge.toml").exists()
     assert "rtedge" not in entries(etc / "passwd")
+
+
+def test_live_install_where_systemd_is_not_running(tmp_path: Path, key_file: Path) -> None:
+    # An image build, a chroot or a container: everything installed and the unit enabled
+    # offline, no call to a service manager that is not there, and exit 0 (live() checks it).
+    live, calls = live_rig(tmp_path, booted=False)
+    out = live("--api-key-file", str(key_file))
+    assert calls() == ["systemctl enable rtedge.service"]
+    assert "unit: enabled" in out and "systemd is not running here" in out
+    etc = tmp_path / "ov/etc/up"
+    assert (etc / "systemd/system/multi-user.target.wants/rtedge.service").is_symlink()
+    assert (etc / "rtedge/api_key").read_text().strip() == KEY
+
+    out = live()  # again: nothing to do
+    assert calls() == []
+    assert "unit: unchanged" in out and "API key: keeping" in out
+
+    live("--uninstall")
+    assert calls() == ["systemctl disable rtedge.service"]
+    assert gone(etc / "systemd/system/rtedge.service")

@@ -16,6 +16,7 @@ import pytest
 from rtedge import logs
 from tests.appliance.conftest import REPO
 from tests.appliance.journal_rig import JournalSocket, namespaces_work, parse_native
+from tests.support import scaled
 
 
 class Capture(logging.Handler):
@@ -124,7 +125,7 @@ def test_entries_reach_the_journal_socket_with_their_fields(tmp_path: Path) -> N
                 stderr=err,
                 env=env,
                 text=True,
-                timeout=60,
+                timeout=scaled(60),
             )
             err.seek(0)
             stderr = err.read()

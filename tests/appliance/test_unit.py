@@ -22,6 +22,7 @@ from tests.appliance.conftest import (
     needs_root,
     run_install,
 )
+from tests.support import scaled
 
 pytestmark = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None, reason="systemd-analyze (package systemd) missing"
@@ -59,7 +60,7 @@ def verify(root: Path, unit: str = "rtedge.service") -> subprocess.CompletedProc
         ["systemd-analyze", "verify", f"--root={root}", unit],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
         env={**os.environ, "SYSTEMD_LOG_COLOR": "0"},
     )
 
@@ -213,7 +214,7 @@ def test_offline_security_review(installed_root: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert proc.stderr == "", proc.stderr
     exposed = {

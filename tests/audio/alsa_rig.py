@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from tests.support import scaled
+
 Int16 = npt.NDArray[np.int16]
 
 
 async def eventually(cond: Callable[[], object], within: float = 5.0) -> None:
     """Wait until ``cond()`` is truthy, polling every 20 ms; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
+    deadline = time.monotonic() + scaled(within)
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")

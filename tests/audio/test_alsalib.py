@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import scaled
+
 SCRIPT = """
 import alsaaudio, sys
 quiet = sys.argv[1] == "quiet"
@@ -27,7 +29,7 @@ def run(mode: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env={"ALSA_CONFIG_PATH": str(conf), "PYTHONPATH": str(Path(__file__).parents[2])},
-        timeout=30,
+        timeout=scaled(30),
     )
 
 

@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from rtedge.settings import DisplaySettings
+from tests.support import scaled
 
 
 @dataclass
@@ -141,7 +142,7 @@ class AudioClock:
 
 async def until(pred: Callable[[], Any], within: float = 5.0) -> None:
     """Poll a condition that no event announces (counters, files) until it holds."""
-    async with asyncio.timeout(within):
+    async with asyncio.timeout(scaled(within)):
         while not pred():  # noqa: ASYNC110  (nothing to wait on but the condition itself)
             await asyncio.sleep(0.01)
 

@@ -23,6 +23,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from tests.peer.schema import validate_server_event
+from tests.support import scaled
 
 RATE = 48_000
 FRAME = 960
@@ -220,6 +221,7 @@ class Client:
         self, etype: str, within: float = 10.0, after: int = 0, **match: Any
     ) -> dict[str, Any]:
         """The first event of ``etype`` at index >= ``after`` whose fields equal ``match``."""
+        within = scaled(within)
 
         def find() -> dict[str, Any] | None:
             for e in self.events[after:]:

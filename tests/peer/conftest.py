@@ -13,6 +13,7 @@ from aiohttp import web
 from rtedge.peer import PeerConfig, create_app
 from rtedge.realtime.ice import use_host_addresses
 from tests.peer.client import Client
+from tests.support import scaled
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +94,7 @@ def make_config() -> Callable[..., PeerConfig]:
 
 async def until(cond: Callable[[], bool], within: float = 10.0, step: float = 0.02) -> None:
     loop = asyncio.get_running_loop()
-    end = loop.time() + within
+    end = loop.time() + scaled(within)
     while not cond():
         if loop.time() > end:
             raise AssertionError("condition not met in time")

@@ -14,6 +14,7 @@ import aiohttp
 
 from tests.peer.client import Client
 from tests.peer.conftest import free_port, until
+from tests.support import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,7 @@ async def start(
     ready = f"listening on http://127.0.0.1:{port}"
     lines = []
     while True:
-        line = await asyncio.wait_for(proc.stderr.readline(), 20)
+        line = await asyncio.wait_for(proc.stderr.readline(), scaled(20))
         if not line:
             raise AssertionError(f"peer exited: {b''.join(lines).decode()}")
         lines.append(line)
@@ -81,7 +82,7 @@ async def test_subprocess_call_keys_and_sigterm() -> None:
         assert not c.violations
         # SIGTERM: the active call is closed and the process exits 0.
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        assert await asyncio.wait_for(proc.wait(), scaled(10)) == 0
         await until(lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set(), 10)
         # One call is a line or two at INFO, not aioice's four per candidate pair.
         assert proc.stderr is not None
@@ -101,7 +102,7 @@ def test_bad_listen_is_config_error() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=scaled(30),
     )
     assert result.returncode == 78
     assert "HOST:PORT" in result.stderr
