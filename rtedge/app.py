@@ -20,7 +20,6 @@ from rtedge.audio.pipeline import AudioPipeline
 from rtedge.binderr import describe_bind_error
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
-from rtedge.deprecations import shutdown_timestamp
 from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
@@ -28,7 +27,7 @@ from rtedge.httpserver import install_loop_exception_handler
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.metrics import Identity, PartsCollector
-from rtedge.protocol.deprecations import model_warnings
+from rtedge.protocol.deprecations import model_warnings, shutdown_timestamp
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
 from rtedge.realtime.ice import tune_consent, use_host_addresses

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rtedge.deprecations import shutdown_timestamp
 from rtedge.metrics import Identity, PartsCollector, StateCollector
+from rtedge.protocol.deprecations import shutdown_timestamp
 from rtedge.realtime.usage import count_usage
 from rtedge.state import Connection, State
 
@@ -42,7 +42,7 @@ def test_identity_and_model_shutdown_exported() -> None:
     assert metrics["rtedge_model_shutdown_timestamp_seconds"] == [
         ({"model": "gpt-old"}, 1_800_000_000.0)
     ]
-    no_date = scrape(State(), Identity("1.2.3", "kiosk-7", "openai", "gpt-realtime"))
+    no_date = scrape(State(), Identity("1.2.3", "kiosk-7", "openai", "gpt-realtime-2"))
     assert "rtedge_model_shutdown_timestamp_seconds" not in no_date
 
 
@@ -82,9 +82,9 @@ def test_states_are_one_hot_and_connected_seconds_add_up() -> None:
 
 
 def test_model_shutdown_dates_are_utc_midnight() -> None:
-    day = dt.datetime(2026, 5, 7, tzinfo=dt.UTC).timestamp()
-    assert shutdown_timestamp("gpt-4o-realtime-preview") == day
-    assert shutdown_timestamp("gpt-realtime") is None  # no date announced
+    day = dt.datetime(2027, 1, 20, tzinfo=dt.UTC).timestamp()
+    assert shutdown_timestamp("gpt-realtime") == day  # from the openai package's docstrings
+    assert shutdown_timestamp("gpt-realtime-2") is None  # no date announced
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing")
@@ -96,7 +96,7 @@ def test_promtool_lints_the_whole_exposition_clean() -> None:
     state.set_device("capture", False, "gone")
     count_usage(state.tokens, {"output_tokens": 3, "output_token_details": {"text_tokens": 3}})
     registry = CollectorRegistry()
-    registry.register(StateCollector(state, Identity("1", "d", "local", "gpt-4o-realtime-preview")))
+    registry.register(StateCollector(state, Identity("1", "d", "local", "gpt-realtime")))
     registry.register(
         PartsCollector(xruns=lambda: {"capture": 1}, watchdog_withheld=lambda: {"capture": 1})
     )

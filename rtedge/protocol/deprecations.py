@@ -3,6 +3,7 @@ daemon can say so without importing ``openai``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from rtedge.protocol.catalog import (
@@ -31,3 +32,12 @@ def _line(what: str, name: str, date: str) -> str:
         f"{what} {name!r} is deprecated: shutdown announced for {date} "
         f"(openai {OPENAI_VERSION} types); see https://developers.openai.com/api/docs/deprecations"
     )
+
+
+def shutdown_timestamp(model: str) -> float | None:
+    """Unix time (UTC midnight) at which a Realtime ``model`` stops being served, when the
+    ``openai`` package announces it (exported as ``rtedge_model_shutdown_timestamp_seconds``)."""
+    day = DEPRECATED_REALTIME_MODELS.get(model)
+    if day is None:
+        return None
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC).timestamp()
