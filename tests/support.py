@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -365,3 +365,13 @@ def daemon_config(profile: str, config: dict[str, dict[str, Any]] | None = None)
 def turn_states(log: str) -> list[str]:
     """The turn states the daemon logged, in order (``turn: speaking`` lines)."""
     return [line.split("turn: ", 1)[1].split()[0] for line in log.splitlines() if "turn: " in line]
+
+
+def recorder(calls: list[str], name: str) -> Callable[[], Coroutine[Any, Any, dict[str, Any]]]:
+    """A push-to-talk callback for HealthServer that notes each call and answers as the app does."""
+
+    async def record() -> dict[str, Any]:
+        calls.append(name)
+        return {"ptt": name}
+
+    return record

@@ -64,7 +64,8 @@ def test_demo_keep_stops_its_children_daemon_first(tmp_path: Path, sig: signal.S
     # Stopped before the peer, the daemon hangs up cleanly: its log ends without a warning.
     daemon_log = (tmp_path / "daemon.log").read_text()
     assert " WARNING " not in daemon_log and " ERROR " not in daemon_log, daemon_log
-    assert daemon_log.splitlines()[-1].endswith("stopping [event=stopping]")
+    stop = daemon_log.index("stopping [event=stopping]")
+    assert "reason=shutdown" in daemon_log[stop:], daemon_log  # hung up, reason named
     peer_log = (tmp_path / "peer.log").read_text()
     assert " ended: " in peer_log and "ended: server_shutdown" not in peer_log, peer_log
     if sig is signal.SIGTERM:

@@ -15,6 +15,7 @@ import pytest
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy, split_host
 from rtedge.state import State
+from tests.support import recorder
 
 
 @dataclass
@@ -37,8 +38,8 @@ async def rig() -> AsyncIterator[Rig]:
         State(),
         "127.0.0.1",
         0,
-        on_press=lambda: presses.append("press"),
-        on_release=lambda: presses.append("release"),
+        on_press=recorder(presses, "press"),
+        on_release=recorder(presses, "release"),
         guard=policy,
     )
     await server.start()

@@ -19,7 +19,7 @@ from aiohttp import web
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
 from rtedge.state import State
-from tests.support import free_port
+from tests.support import free_port, recorder
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -148,8 +148,8 @@ async def test_pages_cannot_press_or_read_but_an_allowed_origin_can(tmp_path: Pa
         State(),
         "127.0.0.1",
         0,
-        on_press=lambda: presses.append("press"),
-        on_release=lambda: presses.append("release"),
+        on_press=recorder(presses, "press"),
+        on_release=recorder(presses, "release"),
         guard=GuardPolicy.build("127.0.0.1", allowed_origins=[control_origin]),
     )
     await health.start()
@@ -242,8 +242,8 @@ async def test_dns_rebinding_page_cannot_read_or_press(tmp_path: Path) -> None:
             state,
             "127.0.0.1",
             rebind_port,
-            on_press=lambda: presses.append("press"),
-            on_release=lambda: presses.append("release"),
+            on_press=recorder(presses, "press"),
+            on_release=recorder(presses, "release"),
         )
         await health.start()
         got = await reports.wait("rebound_status")

@@ -374,6 +374,12 @@ class Conversation:
         if code == "response_cancel_not_active" or self.replies.is_best_effort(err.event_id):
             log.debug("service declined a best-effort event: %s", code)
             return
+        if self.response_id is not None and code in _SERVICE_VAD_ANSWERED:
+            # A service running its own VAD took the audio and is answering already: our commit
+            # finds the buffer empty and our response.create is one too many. Nothing is lost.
+            self._drop_commit()
+            log.debug("the service's own turn detection answered first: %s", code)
+            return
         refused = self._sent.get(err.event_id or "")
         log_event(
             log,
@@ -468,6 +474,10 @@ class Conversation:
             if self._display is not None:
                 self._display.set_turn(turn)
 
+
+_SERVICE_VAD_ANSWERED = frozenset(
+    {"input_audio_buffer_commit_empty", "conversation_already_has_active_response"}
+)
 
 _HANDLERS: dict[str, Callable[[Conversation, Any], None]] = {
     ev.IMAGE_DELTA: Conversation._on_image_delta,
