@@ -31,6 +31,7 @@ class CallRecord:
     receive_buffer: dict[str, Any] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    live: dict[str, Any] = field(default_factory=dict)  # GPT-Live calls: mute, yields, close
 
     def client_event(self, etype: str) -> None:
         if len(self.client_events) < MAX_EVENTS_KEPT:
@@ -66,4 +67,5 @@ class CallRecord:
             "receive_buffer": dict(self.receive_buffer),
             "responses": [dict(r) for r in self.responses],
             "faults": list(self.faults),
+            "live": dict(self.live),
         }
