@@ -24,6 +24,11 @@ from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
 from rtedge.httpserver import install_loop_exception_handler
+from rtedge.live.call import LiveCall
+from rtedge.live.conversation import LiveConversation
+from rtedge.live.signaling import LiveSignaling
+from rtedge.live.signaling import build_session as build_live_session
+from rtedge.live.usage import LiveUsage, LiveUsageCollector
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.metrics import Identity, PartsCollector
@@ -73,16 +78,20 @@ class Appliance:
                 / 1000
                 + 0.02,
             )
-        self.session = build_session(rt, want_images=self.display is not None)
-        self.conversation = Conversation(
-            self.state,
-            self.audio,
-            display=self.display,
-            hands_free=rt.hands_free,
-            log_transcripts=rt.log_transcripts,
-            on_session_expired=self._session_expired,
-            session=self.session,
-        )
+        self.live_usage = LiveUsage()
+        self.conversation: Conversation | LiveConversation
+        if rt.provider == "live":  # GPT-Live: its own session shape and turn logic
+            self.session = build_live_session(rt)
+            self.conversation = LiveConversation(
+                self.state,
+                self.audio,
+                self.live_usage,
+                log_transcripts=rt.log_transcripts,
+                display=self.display,
+            )
+        else:
+            self.session = build_session(rt, want_images=self.display is not None)
+            self.conversation = self._realtime_conversation()
         self.ptt = PushToTalk(
             settings.ptt, self.conversation.press, self.conversation.release, state=self.state
         )
@@ -119,11 +128,24 @@ class Appliance:
                 watchdog_withheld=lambda: self.notifier.skipped,
             )
         )
+        self.health.registry.register(LiveUsageCollector(self.live_usage))
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
         ProcessCollector(registry=self.health.registry)
         self._http: aiohttp.ClientSession | None = None
         self._bad_logged: dict[str, float] = {}
         self.supervisor: Supervisor | None = None
+
+    def _realtime_conversation(self) -> Conversation:
+        rt = self.settings.realtime
+        return Conversation(
+            self.state,
+            self.audio,
+            display=self.display,
+            hands_free=rt.hands_free,
+            log_transcripts=rt.log_transcripts,
+            on_session_expired=self._session_expired,
+            session=self.session,
+        )
 
     def _session_expired(self) -> None:
         if self.supervisor is not None:
@@ -135,6 +157,17 @@ class Appliance:
         on_video = None
         if self.display is not None and rt.provider == "rtav":
             on_video = self.display.consume_video
+        if rt.provider == "live":
+            return LiveCall(
+                rt,
+                LiveSignaling(rt, self._http),
+                mic=self.audio.mic_track(),
+                session=self.session,
+                on_event=self.conversation.on_event,
+                on_bad_event=self._bad_event,
+                on_audio=self._play,
+                live_settings=rt.live,
+            )
         return Call(
             rt,
             Signaling(rt, self._http),

@@ -36,6 +36,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rtedge.live.settings import LiveSettings, apply_live_defaults, not_for_live
 from rtedge.secretfile import (
     MAX_CONFIG_BYTES,
     FileProblem,
@@ -102,10 +103,12 @@ class RealtimeSettings(_Section):
 
     url: str = OPENAI_CALLS_URL
     """The calls endpoint the SDP offer is POSTed to (OpenAI, rtAV or ``rtedge peer``)."""
-    provider: Literal["openai", "rtav", "local"] = "openai"
+    provider: Literal["openai", "rtav", "local", "live"] = "openai"
     """Which service shape to speak: ``openai`` (GA session, channel ``oai-events``), ``rtav`` (flat
     session with ``face``/``driving``/``modalities``, channel ``realtime``) or ``local``
-    (rtedge peer, GA shape)."""
+    (rtedge peer, GA shape); ``live``: GPT-Live (``POST /v1/live/sessions``, rtedge.live)."""
+    live: LiveSettings = Field(default_factory=LiveSettings)
+    """``[realtime.live]``: settings only GPT-Live has."""
     api_key: SecretStr | None = None
     """Standard API key. Prefer ``api_key_file`` or a systemd credential over writing it here."""
     api_key_file: Path | None = None
@@ -190,6 +193,11 @@ class RealtimeSettings(_Section):
             and self.signaling != "raw"
         ):
             raise ValueError('api_key: empty (no key is allowed only with signaling = "raw")')
+        if self.provider == "live":
+            bad = not_for_live(self)
+            if bad:
+                raise ValueError(f'not applicable to provider = "live": {", ".join(bad)}')
+            apply_live_defaults(self)
         return self
 
     @field_validator("api_key")

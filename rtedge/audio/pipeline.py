@@ -49,6 +49,7 @@ class AudioPipeline:
         self.state = state
         self.hands_free = hands_free
         self.flush_holdoff_s = flush_holdoff_s
+        self._output_held = False
         self._talking = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tracks: list[MicTrack] = []
@@ -200,6 +201,7 @@ class AudioPipeline:
             push=self._to_speaker,
             holdoff_s=self.flush_holdoff_s,
         )
+        sink.held = self._output_held
         self._sinks.append(sink)
         try:
             await sink.run()
@@ -219,6 +221,15 @@ class AudioPipeline:
         self.speaking.reset()
         for sink in self._sinks:
             sink.mute_in_flight()
+
+    def hold_output(self, held: bool) -> None:
+        """GPT-Live barge-in (no cancel exists there): while held, the service's audio is
+        discarded; once released it stays muted until the stream goes quiet (``flush``)."""
+        self._output_held = held
+        for sink in self._sinks:
+            sink.held = held
+            if not held:
+                sink.mute_in_flight()
 
     def earcon(self, name: Literal["press", "release"]) -> None:
         """A short local sound mixed into the speaker only (never sent to the service)."""

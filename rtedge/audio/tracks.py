@@ -160,6 +160,7 @@ class SpeakerSink:
         self._push = push
         self.holdoff_s = holdoff_s
         self._muted = False
+        self.held = False  # GPT-Live barge-in: everything is discarded while the button is down
         self._mute_until: float | None = None  # stream time, set by the first frame muted
         self._last: float | None = None  # stream time of the last frame
         self.frames_in = 0
@@ -181,6 +182,9 @@ class SpeakerSink:
             self._last = at
             self.frames_in += 1
             samples = self._converter.convert_frame(frame)
+            if self.held:
+                self.frames_discarded += 1
+                continue
             if self._muted:
                 if self._mute_until is None:
                     self._mute_until = at + self.holdoff_s

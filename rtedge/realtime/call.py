@@ -60,6 +60,9 @@ class _WatchedTrack(MediaStreamTrack):
 
 
 class Call:
+    #: How a data-channel message becomes an event (GPT-Live has its own: rtedge.live.events).
+    decode: Callable[[str | bytes], ServerEvent] = staticmethod(decode_server_event)
+
     def __init__(
         self,
         settings: RealtimeSettings,
@@ -173,6 +176,10 @@ class Call:
             return False
         return True
 
+    def rotation_due(self, now: float) -> bool:
+        """The service's own cap calls for a new session soon (GPT-Live's ``expires_at``)."""
+        return False
+
     def _touch_rtp(self) -> None:
         self.last_rtp = time.monotonic()
 
@@ -198,7 +205,7 @@ class Call:
             self._on_bad_event("rate_limited", f"over {EVENT_RATE:.0f} events/s")
             return
         try:
-            decoded = decode_server_event(message)
+            decoded = self.decode(message)
         except EventError as exc:
             self._on_bad_event(exc.kind, exc.detail)
             return

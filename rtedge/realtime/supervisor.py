@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from rtedge.backoff import Backoff
+from rtedge.live.conversation import LiveConversation
 from rtedge.logs import event as log_event
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
@@ -31,7 +32,7 @@ class Supervisor:
     def __init__(
         self,
         make_call: Callable[[], Call],
-        conversation: Conversation,
+        conversation: Conversation | LiveConversation,
         state: State,
         settings: ReconnectSettings,
         *,
@@ -170,7 +171,8 @@ class Supervisor:
                 if reason is not None:
                     return reason
                 age = now - (call.opened_at or now)
-                if age >= self._rotate_after_s and self._conv.quiet:
+                due = age >= self._rotate_after_s or call.rotation_due(time.time())
+                if due and self._conv.quiet:
                     return "rotation"
         finally:
             dead.cancel()
