@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, default=Path("run/demo"), help="scratch directory")
     p.add_argument("--keep", action="store_true", help="leave both running until Ctrl-C")
     p.add_argument(
+        "--provider",
+        choices=("local", "live"),
+        default="local",
+        help="the API the demo speaks to the peer: Realtime calls (local) or GPT-Live (live)",
+    )
+    p.add_argument(
         "--time-scale",
         type=float,
         default=1.0,
@@ -218,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from rtedge.demo import run_demo
 
-        return run_demo(args.workdir, keep=args.keep, time_scale=args.time_scale)
+        return run_demo(
+            args.workdir, keep=args.keep, time_scale=args.time_scale, provider=args.provider
+        )
     if args.command == "check":
         return cmd_check(args)
     if args.command == "devices":

@@ -69,6 +69,7 @@ class LiveConversation:
         self._assistant_text: list[str] = []
         self.turn_since = time.monotonic()
         self.tools_pending = 0
+        self._reply_open = False
         audio.talking = False
 
     # -- call attachment (the supervisor) ---------------------------------------------------
@@ -113,6 +114,7 @@ class LiveConversation:
         self._audio.flush()
         self._audio.hold_output(True)
         self.voice = False
+        self._user_text.clear()  # a new user turn
         self._audio.talking = True
         self._set_mute(False)
         self._set_turn(Turn.LISTENING)
@@ -130,7 +132,7 @@ class LiveConversation:
         self._set_mute(True)
         # The model decides when to answer; until voice is heard the device is thinking.
         self._set_turn(Turn.THINKING if self._send is not None else Turn.IDLE)
-        self._user_text.clear()
+        self._reply_open = False
 
     def _set_mute(self, muted: bool) -> None:
         etype = "session.input_audio.mute" if muted else "session.input_audio.unmute"
@@ -157,6 +159,13 @@ class LiveConversation:
             self._set_turn(Turn.SPEAKING)
         elif self._state.turn is Turn.SPEAKING:
             self._set_turn(Turn.IDLE)
+            self._log_reply()
+
+    def _log_reply(self) -> None:
+        # One line per reply (deltas come a word at a time; there is no done event on Live).
+        text = "".join(self._assistant_text).strip()
+        if self._log_transcripts and text:
+            log_event(log, logging.INFO, "transcript", "assistant: %s", text, role="assistant")
 
     # -- server events ---------------------------------------------------------------------
     def on_event(self, event: ServerEvent) -> None:
@@ -188,13 +197,12 @@ class LiveConversation:
         delta = lev.text(event, "delta")
         if not delta:
             return
-        if self._state.turn is not Turn.SPEAKING and not self.held:
-            self._assistant_text.clear()  # a new reply (a hint: voice drives the turn state)
+        if not self._reply_open:  # the first words after the user's turn: a new reply
+            self._assistant_text.clear()
+            self._reply_open = True
         self._assistant_text.append(delta)
         text = "".join(self._assistant_text)[-MAX_TEXT:]
         self._state.update(transcript_assistant=text)
-        if self._log_transcripts:
-            log_event(log, logging.INFO, "transcript", "assistant: %s", delta, role="assistant")
 
     def _on_usage(self, event: ServerEvent) -> None:
         seconds = lev.number(event, "usage", "seconds")
