@@ -10,6 +10,7 @@ answered with ``response.item.create`` + ``response.create``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -251,8 +252,8 @@ class LiveConversation:
         log_event(log, logging.INFO, "tool_call", "tool %s answered", name, tool=name)
 
     def _tool_output(self, name: str, arguments: str) -> str:
-        if self._run_tool is None:
-            return '{"error": "no such tool on this device"}'
+        if self._run_tool is None:  # as the Realtime path answers (protocol.client)
+            return json.dumps({"error": f"tool {name!r} is not available on this device"})
         try:
             return self._run_tool(name, arguments)
         except Exception as exc:  # a tool that fails still answers, so the turn goes on
