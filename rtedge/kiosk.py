@@ -94,6 +94,7 @@ class KioskPage:
         )
         self.boot = uuid.uuid4().hex[:12]  # a new daemon process: the page restarts the avatar
         self.evicted = 0
+        self.streams_opened = 0
         self.version = 0
         self.payload = self._payload()
         self._changed = asyncio.Event()
@@ -142,6 +143,7 @@ class KioskPage:
 
     async def handle_events(self, request: web.Request) -> web.StreamResponse:
         stop = asyncio.Event()
+        self.streams_opened += 1
         self._streams.append(stop)
         while len(self._streams) > MAX_STREAMS:
             self._streams.pop(0).set()

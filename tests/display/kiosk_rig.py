@@ -88,23 +88,44 @@ async def kiosk_rig(tmp: Path) -> AsyncIterator[KioskRig]:
         peer.kill()
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings, app: Appliance | None = None) -> AsyncIterator[Appliance]:
-    """The appliance running until the block ends (then stopped as on SIGTERM)."""
-    appliance = app or Appliance(settings)
+@dataclass
+class Running:
+    app: Appliance
+    task: asyncio.Task[None]
+    stop_event: asyncio.Event
+
+    async def stop(self) -> None:
+        """As on SIGTERM."""
+        self.stop_event.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.task, 10)
+
+
+async def start(app: Appliance) -> Running:
+    """Run ``app`` until its ``stop()``; returns once it is in a call."""
     stop = asyncio.Event()
-    task = asyncio.create_task(appliance.run(stop))
+    task = asyncio.create_task(app.run(stop))
+    handle = Running(app, task, stop)
     try:
         await eventually(
-            lambda: task.done() or appliance.state.connection is Connection.CONNECTED, within=15
+            lambda: task.done() or app.state.connection is Connection.CONNECTED, within=15
         )
         if task.done():
             task.result()
-        yield appliance
+    except BaseException:
+        await handle.stop()
+        raise
+    return handle
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, app: Appliance | None = None) -> AsyncIterator[Appliance]:
+    """The appliance running until the block ends (then stopped as on SIGTERM)."""
+    handle = await start(app or Appliance(settings))
+    try:
+        yield handle.app
     finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
+        await handle.stop()
 
 
 def reply_span(speaker: np.ndarray, after: int, threshold: float = 0.005) -> tuple[int, int, int]:
