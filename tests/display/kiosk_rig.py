@@ -20,7 +20,7 @@ from rtedge.app import Appliance
 from rtedge.settings import Settings
 from rtedge.state import Connection
 from tests.audio.alsa_rig import AlsaRig, MicFeeder, eventually
-from tests.support import ROOT, Peer
+from tests.support import ROOT, Peer, daemon_config, peer_args
 
 RATE = 48000
 PIN = 17
@@ -44,6 +44,7 @@ class KioskRig:
     feeder: MicFeeder
     peer: Peer
     pins: MockFactory
+    profile: str = "openai"
 
     def speaker(self) -> np.ndarray:
         """Left channel of everything played, float; sample n was played at clock n / RATE."""
@@ -64,24 +65,25 @@ class KioskRig:
             "health": {"listen": f"127.0.0.1:{port}"},
             "reconnect": {"initial_s": 0.3, "max_s": 2, "jitter": 0.1},
         }
-        for name, values in sections.items():
+        for name, values in daemon_config(self.profile, sections).items():
             cfg.setdefault(name, {}).update(values)
         return Settings.model_validate(cfg)
 
 
 @contextlib.asynccontextmanager
-async def kiosk_rig(tmp: Path) -> AsyncIterator[KioskRig]:
+async def kiosk_rig(tmp: Path, profile: str = "openai") -> AsyncIterator[KioskRig]:
+    """``profile``: the service shape the peer plays (``minimal``: none of the optional events)."""
     alsa = AlsaRig(tmp)
     alsa.write_conf()
     feeder, _ = alsa.make_mic()
     feeder.start()
     alsa.make_speaker()
-    peer = Peer(tmp).start()  # assistant mode: a spoken reply with its transcript
+    peer = Peer(tmp, *peer_args(profile)).start()  # assistant mode: a reply and its transcript
     old = Device.pin_factory
     pins = MockFactory()
     Device.pin_factory = pins
     try:
-        yield KioskRig(tmp, alsa, feeder, peer, pins)
+        yield KioskRig(tmp, alsa, feeder, peer, pins, profile)
     finally:
         Device.pin_factory = old
         feeder.stop()

@@ -2,7 +2,9 @@
 ``rtedge peer`` over real WebRTC; the peer speaks a known sentence with its transcript deltas a
 second ahead of the audio (as services do). Checked in the framebuffer file and the speaker file:
 the band holds exactly the pixels of the same caption rendered alone, and the words appear no
-earlier than the speaker plays them. Leaves ``framebuffer.png`` in ``tests/artifacts/kiosk/``."""
+earlier than the speaker plays them; against the peer as OpenAI and as a minimal server that
+sends none of the optional events (no output_audio_buffer.*: the turn comes from the speaker's
+own level). Leaves ``framebuffer.png`` in ``tests/artifacts/kiosk/``."""
 
 from __future__ import annotations
 
@@ -33,14 +35,17 @@ from tests.display.kiosk_rig import (  # noqa: E402
     running,
     voiced_blocks_until,
 )
-from tests.support import free_port  # noqa: E402
+from tests.support import PROFILES, free_port  # noqa: E402
 
 W, H = 640, 480
 FONT = 28
 
 
-async def test_caption_pixels_follow_the_voice_after_a_push_to_talk_turn(tmp_path: Path) -> None:
-    async with kiosk_rig(tmp_path) as rig:
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_caption_pixels_follow_the_voice_after_a_push_to_talk_turn(
+    tmp_path: Path, profile: str
+) -> None:
+    async with kiosk_rig(tmp_path, profile) as rig:
         fb = make_fb(tmp_path, W, H, 32)
         display = {
             "backend": "fbdev",
@@ -65,8 +70,13 @@ async def test_caption_pixels_follow_the_voice_after_a_push_to_talk_turn(tmp_pat
             await asyncio.sleep(1.0)  # the user holds the button while speaking
             pin.drive_high()
             await eventually(lambda: app.state.turn is Turn.SPEAKING, within=15)
-            await eventually(lambda: drawn[-1].view.assistant == REPLY, within=20)
-            await eventually(lambda: app.state.turn is Turn.IDLE, within=15)
+            await eventually(lambda: app.state.turn is Turn.IDLE, within=20)
+            # What State holds at the end is what the screen ends with: all of the reply, or
+            # with the minimal server (its own VAD answers too, and the daemon cancels the
+            # stale reply) the part of it that was kept.
+            final = app.state.transcript_assistant
+            assert final and REPLY.startswith(final), final
+            await eventually(lambda: drawn[-1].view.assistant == final, within=10)
 
             renderer = CaptionRenderer(W, font_path=DEJAVU_SANS, font_size=FONT, lines=2)
 
@@ -74,10 +84,11 @@ async def test_caption_pixels_follow_the_voice_after_a_push_to_talk_turn(tmp_pat
                 view = drawn[-1].view
                 alone = renderer.render(view)
                 band = fb.rgb()[H - alone.shape[0] :]
-                return view.assistant == REPLY and bool((band == alone).all())
+                return view.assistant == final and bool((band == alone).all())
 
             await eventually(band_matches, within=5)
-            shot = artifacts_dir("kiosk") / "framebuffer.png"
+            name = "framebuffer.png" if profile == "openai" else f"framebuffer-{profile}.png"
+            shot = artifacts_dir("kiosk") / name
             encode_png(fb.rgb().astype(np.uint8), shot)
             print(f"\nframebuffer screenshot: {shot}")
 
@@ -87,16 +98,18 @@ async def test_caption_pixels_follow_the_voice_after_a_push_to_talk_turn(tmp_pat
         onset = mark + first * (RATE // 100)
         stages = [d for d in drawn if d.view.assistant]
         assert stages[0].audio_clock * RATE >= onset, "words shown before the reply was heard"
+        assert all(REPLY.startswith(d.view.assistant) for d in stages)
+        partial = {d.view.assistant for d in stages if d.view.assistant != final}
+        assert len(partial) >= 3, f"not progressive: {sorted(partial)}"
+        if profile != "openai":
+            return  # two replies overlapped at the speaker: the share test below needs one
         total = spoken_weight(REPLY)
         report = []
         for d in stages:
-            assert REPLY.startswith(d.view.assistant)
             shown = spoken_weight(d.view.assistant) / total
             played = voiced_blocks_until(speaker, mark, int(d.audio_clock * RATE)) / total_voiced
             report.append(f"{shown:.2f}/{played:.2f}")
             # Speech is not letter-uniform: a word may come a little before its share of voice,
             # never a fifth of the sentence ahead.
             assert shown <= played + 0.2, f"caption ahead of the voice: {report}"
-        partial = {d.view.assistant for d in stages if d.view.assistant != REPLY}
         print("caption shown/voice played:", " ".join(report))
-        assert len(partial) >= 3, f"not progressive: {sorted(partial)}"
