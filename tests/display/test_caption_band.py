@@ -21,7 +21,7 @@ from rtedge.display.frames import RgbPicture
 from rtedge.display.pipeline import DisplayPipeline
 from rtedge.state import Connection, State, Turn
 from tests.audio.alsa_rig import eventually
-from tests.display.helpers import AudioClock, make_fb
+from tests.display.helpers import AudioClock, make_fb, write_geometry
 
 VIEW = CaptionView("what time is it", "It is ten past four.", Indicator("speaking"))
 
@@ -138,3 +138,39 @@ async def test_pipeline_draws_captions_from_state_only_when_they_change(tmp_path
         assert np.abs(rgb[240 - alone.shape[0] :] - alone.astype(int)).max() == 0
     finally:
         await pipeline.stop()
+
+
+async def test_band_comes_back_after_the_display_is_reopened_at_a_new_size(
+    tmp_path: Path,
+) -> None:
+    fb = make_fb(tmp_path, 320, 240, 32)
+    state = State(connection=Connection.CONNECTED, transcript_assistant="Still here")
+    audio = AudioClock()
+    settings = fb.settings(captions=True, caption_font_size=20, local_avatar=False)
+    pipeline = DisplayPipeline(
+        settings, state, clock=audio.clock, level=audio.level, onset=audio.onset
+    )
+    assert pipeline.captions is not None
+    drawn: list[DrawnCaption] = []
+    pipeline.captions.on_drawn = drawn.append
+    await pipeline.start()
+    try:
+        await eventually(lambda: drawn and drawn[-1].view.assistant == "Still here", within=5)
+        n = len(drawn)
+        # A hotplugged screen: new mode, the device reopened at 640x480 (a fresh black file).
+        big = make_fb(tmp_path / "big", 640, 480, 32)
+        fb.device.write_bytes(big.device.read_bytes())
+        write_geometry(fb.sysfs, 640, 480, 32, 640 * 4)
+        await eventually(lambda: len(drawn) > n, within=15)
+        alone = CaptionRenderer(640, font_path=DEJAVU_SANS, font_size=20, lines=2).render(
+            drawn[-1].view
+        )
+        rgb = make_view(fb.device, 640, 480)
+        assert (rgb[480 - alone.shape[0] :] == alone).all()
+    finally:
+        await pipeline.stop()
+
+
+def make_view(device: Path, w: int, h: int) -> np.ndarray:
+    raw = np.fromfile(device, dtype=np.uint8)[: w * h * 4].reshape(h, w, 4)
+    return raw[..., [2, 1, 0]].astype(int)
