@@ -5,7 +5,7 @@ directory first on the daemon's ``PYTHONPATH`` and sets ``RTEDGE_PROBE_SOCKET``.
 variable this module does nothing. With it, one thread serves JSON lines on that AF_UNIX socket:
 
 - ``{"op": "stats"}`` -> ``{"tasks": n, "task_names": {...}, "threads": n, "thread_names": [...]}``:
-  the daemon has no task count of its own yet (see the report: a ``tasks`` field in ``/status``).
+  ``/status`` has the task count too, but not the names, nor the threads.
 - ``{"op": "tracemalloc", "action": "start"}`` then ``{"op": "tracemalloc"}``: the Python
   allocations that grew most since the previous call (for finding what a soak's RSS growth is).
 - ``{"op": "gpio", "pin": 17, "edges": [["low", 0.01], ["high", 0.01], ...]}``: drives gpiozero's
