@@ -117,8 +117,11 @@ if os.environ.get("RTEDGE_PROBE_SOCKET"):
 
     def _serve(path: str) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
-            srv.bind(path)
+            # bound under another name and renamed once listening: the rig waits for the path
+            # to exist, and a path that exists before listen() refuses the connection
+            srv.bind(path + ".new")
             srv.listen(4)
+            os.replace(path + ".new", path)
             while True:
                 conn, _ = srv.accept()
                 with conn, conn.makefile("rwb") as fh:
