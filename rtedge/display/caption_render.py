@@ -54,15 +54,15 @@ class CaptionRenderer:
         self.height = 2 * self.pad + self.small_h + lines * self.line_h
         # Right-to-left shaping needs libraqm (Pillow's wheels bundle it; FriBiDi comes from
         # Debian's libfribidi0). Without it RTL text would come out in the wrong order.
-        self._raqm = features.check("raqm")
-        if direction == "rtl" and not self._raqm:
+        if direction == "rtl" and not features.check("raqm"):
             log.warning("captions: right-to-left text needs libraqm/libfribidi; drawing as is")
 
-    def _kw(self) -> dict[str, str]:
-        return {"direction": self.direction} if self._raqm else {}
+    def _kw(self, font: Font) -> dict[str, str]:
+        raqm = getattr(font, "layout_engine", None) == ImageFont.Layout.RAQM
+        return {"direction": self.direction} if raqm else {}
 
     def _length(self, text: str, font: Font) -> float:
-        return float(font.getlength(text, **self._kw()))  # type: ignore[arg-type]
+        return float(font.getlength(text, **self._kw(font)))  # type: ignore[arg-type]
 
     def wrap(self, text: str, font: Font | None = None) -> list[str]:
         """Greedy word wrap to the band's inner width; a word wider than a line is cut."""
@@ -109,11 +109,11 @@ class CaptionRenderer:
             x = self.width - self.pad - dot - self.pad // 2 - self._length(label, self.small)
         else:
             x = self.pad + dot + self.pad // 2
-        draw.text((x, self.pad), label, font=self.small, fill=colour, **self._kw())  # type: ignore[arg-type]
+        draw.text((x, self.pad), label, font=self.small, fill=colour, **self._kw(self.small))  # type: ignore[arg-type]
         y = self.pad + self.small_h
         for text, fill in self.layout(view):
             x = self.width - self.pad - self._length(text, self.font) if rtl else self.pad
-            draw.text((x, y), text, font=self.font, fill=palette.rgb(fill), **self._kw())  # type: ignore[arg-type]
+            draw.text((x, y), text, font=self.font, fill=palette.rgb(fill), **self._kw(self.font))  # type: ignore[arg-type]
             y += self.line_h
         return np.asarray(img, dtype=np.uint8)
 

@@ -174,3 +174,8 @@ async def test_band_comes_back_after_the_display_is_reopened_at_a_new_size(
 def make_view(device: Path, w: int, h: int) -> np.ndarray:
     raw = np.fromfile(device, dtype=np.uint8)[: w * h * 4].reshape(h, w, 4)
     return raw[..., [2, 1, 0]].astype(int)
+
+
+def test_a_missing_font_costs_legibility_not_the_display(tmp_path: Path) -> None:
+    r = CaptionRenderer(320, font_path=tmp_path / "nope.ttf", font_size=20, lines=2)
+    assert lit(r.render(VIEW)).any()
