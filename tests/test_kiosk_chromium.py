@@ -45,13 +45,21 @@ WATCH_TEXT = """(() => {
 
 
 async def page_until(page: Page, expression: str, within: float = 15) -> object:
-    """Poll a page expression until it is truthy (the page's own state, not a fixed wait)."""
-    async with asyncio.timeout(scaled(within)):
-        while True:
-            value = await page.evaluate(expression)
-            if value:
-                return value
-            await asyncio.sleep(0.05)
+    """Poll a page expression until it is truthy (the page's own state, not a fixed wait). While
+    the page is still loading (no body yet) an error means "not yet"."""
+    last: object = None
+    try:
+        async with asyncio.timeout(scaled(within)):
+            while True:
+                try:
+                    value = await page.evaluate(expression)
+                except RuntimeError as exc:
+                    value, last = None, exc
+                if value:
+                    return value
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"page never showed {expression} (last error: {last})") from None
 
 
 def record_transcripts(state: State) -> list[tuple[float, str]]:

@@ -123,6 +123,8 @@ class DisplayPipeline:
         self.captions: CaptionLayer | None = None
         if settings.captions and has_band(self.sink):
             self.captions = CaptionLayer(settings, state, clock=clock, onset=onset)
+        elif settings.captions:
+            log.warning("captions are drawn on the framebuffer only (the /kiosk page shows them)")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
