@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Streams at most; a new one ends the oldest (a kiosk that reconnects leaves stale ones behind).
 MAX_STREAMS = 8
+#: Characters of each side's words sent to the page (the conversation keeps 500).
+MAX_TEXT = 2000
 #: A comment line this often keeps proxies and the page's watchdog (25 s) content.
 KEEPALIVE_S = 10.0
 #: State written without ``State.update()`` (no listener call) is still seen this soon.
@@ -107,8 +109,8 @@ class KioskPage:
         return {
             "state": ind.name,
             "label": ind.label,
-            "user": view.user,
-            "assistant": view.assistant,
+            "user": view.user[-MAX_TEXT:],
+            "assistant": view.assistant[-MAX_TEXT:],
             "held": self.state.ptt_held,
             "connected": self.state.connection is Connection.CONNECTED,
             "boot": self.boot,

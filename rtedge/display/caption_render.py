@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 Direction = Literal["ltr", "rtl"]
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+#: More characters than any line holds at a legible size.
+_MAX_LINE_CHARS = 200
 
 
 def load_font(path: Path, size: int) -> Font:
@@ -90,8 +92,10 @@ class CaptionRenderer:
 
     def layout(self, view: CaptionView) -> list[tuple[str, str]]:
         """The caption lines shown for ``view`` (text, colour), oldest first."""
-        rows = [(t, palette.USER_TEXT) for t in self.wrap(view.user)]
-        rows += [(t, palette.ASSISTANT_TEXT) for t in self.wrap(view.assistant)]
+        # Only the end can show: wrapping a writer's unbounded text would cost the display thread.
+        tail = self.lines * _MAX_LINE_CHARS
+        rows = [(t, palette.USER_TEXT) for t in self.wrap(view.user[-tail:])]
+        rows += [(t, palette.ASSISTANT_TEXT) for t in self.wrap(view.assistant[-tail:])]
         return rows[-self.lines :]
 
     def render(self, view: CaptionView) -> Pixels:

@@ -29,6 +29,10 @@ INDICATOR_LABELS: Final[dict[str, str]] = {
     "offline": "Offline",
 }
 _WORD: Final = re.compile(r"\s*\S+")
+#: Characters of a reply followed (the conversation keeps 500; a writer may keep more).
+MAX_REPLY: Final = 2000
+#: Characters a window may slide by between two looks (a few deltas) and still be followed.
+_MAX_SLIDE: Final = 400
 #: Letters a digit stands for when spoken ("7" is "seven"): keeps numbers from running ahead.
 _DIGIT_WEIGHT: Final = 3
 
@@ -129,7 +133,8 @@ class CaptionPacer:
     def update(self, state: State, audio_clock: float = 0.0, voice: bool = False) -> CaptionView:
         now = self._clock()
         turn = state.turn
-        if (state.transcript_user, state.transcript_assistant) != self._seen:
+        text = state.transcript_assistant[-MAX_REPLY:]
+        if (state.transcript_user, text) != self._seen:
             self._last_change = now
         if turn is not self._turn:
             if turn is Turn.LISTENING:
@@ -139,13 +144,9 @@ class CaptionPacer:
                 self._new_exchange(user=False)
             self._turn = turn
             self._last_change = now
-        text = state.transcript_assistant
         if text != self._reply_base and text != self._reply:
             if not text.startswith(self._reply):
-                # Not an extension: a new reply (or the 500-character window slid).
-                self._revealed = 0
-                self._voiced = 0.0
-                self._heard = False
+                self._slide_or_restart(text)
             self._reply = text
             self._reply_base = ""
             self._last_change = now
@@ -158,12 +159,26 @@ class CaptionPacer:
         assistant = self._reply[: self._revealed]
         if turn is Turn.IDLE and now - self._last_change >= self.clear_after_s:
             self._user_base = state.transcript_user
-            self._reply_base = state.transcript_assistant
+            self._reply_base = text
             self._reply = ""
             self._revealed = 0
             user = assistant = ""
-        self._seen = (state.transcript_user, state.transcript_assistant)
+        self._seen = (state.transcript_user, text)
         return CaptionView(user, assistant, indicator_for(state))
+
+    def _slide_or_restart(self, text: str) -> None:
+        """``text`` does not extend the reply: either the writer's window slid (a long reply
+        keeps only its last characters, its start dropped) or a new reply began."""
+        old = self._reply
+        for cut in range(1, min(len(old), _MAX_SLIDE) + 1):
+            if text.startswith(old[cut:]):
+                self._revealed = max(0, self._revealed - cut)
+                if self.pace_cps:
+                    self._voiced = max(0.0, self._voiced - spoken_weight(old[:cut]) / self.pace_cps)
+                return
+        self._revealed = 0
+        self._voiced = 0.0
+        self._heard = False
 
     def _reveal_target(self, turn: Turn) -> int:
         if not self._reply:

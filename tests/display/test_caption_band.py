@@ -179,3 +179,10 @@ def make_view(device: Path, w: int, h: int) -> np.ndarray:
 def test_a_missing_font_costs_legibility_not_the_display(tmp_path: Path) -> None:
     r = CaptionRenderer(320, font_path=tmp_path / "nope.ttf", font_size=20, lines=2)
     assert lit(r.render(VIEW)).any()
+
+
+def test_an_unbounded_transcript_costs_no_more_than_its_last_lines() -> None:
+    r = renderer(lines=2)
+    huge = "word " * 200_000  # a megabyte from a writer that does not cap its text
+    rows = r.layout(CaptionView("", huge + "last", Indicator("speaking")))
+    assert len(rows) == 2 and rows[-1][0].endswith("last")

@@ -153,3 +153,23 @@ def test_indicator_names_a_missing_microphone() -> None:
     state.set_device("capture", False, "no such device")
     got = indicator_for(state)
     assert got.name == "offline" and "capture unavailable: no such device" in got.label
+
+
+def test_a_long_reply_whose_window_slides_keeps_its_place() -> None:
+    # The conversation keeps the last 500 characters: past that, each delta drops the start.
+    clock, state = Clock(), connected()
+    p = pacer(clock, cps=10.0)
+    words = [f"w{i:03d}" for i in range(200)]  # 4 letters each (digits count 3: w=1, 3x3=9)
+    state.turn = Turn.SPEAKING
+    full = ""
+    shown: list[str] = []
+    audio = 0.0
+    for word in words:
+        full += word + " "
+        state.transcript_assistant = full[-500:]
+        audio += 1.0  # one second of voice per word: 10 letters, each word weighs 10
+        shown.append(p.update(state, audio, True).assistant)
+    # Once the window slides, the caption stays put in the text instead of starting over.
+    last = shown[-1].split()
+    assert last and last[-1] in (words[-1], words[-2])
+    assert all(s for s in shown[5:])
