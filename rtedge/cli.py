@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_peer_arguments(p)
 
+    p = sub.add_parser("relay", help="hold the project key for devices (per-device tokens)")
+    from rtedge.relay_cli import add_arguments as add_relay_arguments
+
+    add_relay_arguments(p)
+
     p = sub.add_parser(
         "demo", help="start the local peer and the daemon, drive one push-to-talk turn, report"
     )
@@ -221,6 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         code: int = run_peer(args)
         return code
+    if args.command == "relay":
+        from rtedge.relay_cli import run as run_relay
+
+        relay_code: int = run_relay(args)
+        return relay_code
     if args.command == "demo":
         from rtedge.demo import run_demo
 

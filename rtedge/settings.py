@@ -37,7 +37,7 @@ from pydantic_settings import (
 )
 
 from rtedge.caption_settings import CaptionSettings
-from rtedge.live.settings import LiveSettings, apply_live_defaults, not_for_live
+from rtedge.live.settings import LiveSettings, apply_live_defaults, not_for_live, relay_target
 from rtedge.secretfile import (
     MAX_CONFIG_BYTES,
     FileProblem,
@@ -108,6 +108,9 @@ class RealtimeSettings(_Section):
     """Which service shape to speak: ``openai`` (GA session, channel ``oai-events``), ``rtav`` (flat
     session with ``face``/``driving``/``modalities``, channel ``realtime``) or ``local``
     (rtedge peer, GA shape); ``live``: GPT-Live (``POST /v1/live/sessions``, rtedge.live)."""
+    relay_url: str | None = None
+    """The owner's ``rtedge relay`` (its base URL): create requests go there with ``api_key`` as
+    the device token, instead of to ``url`` with the project key."""
     live: LiveSettings = Field(default_factory=LiveSettings)
     """``[realtime.live]``: settings only GPT-Live has."""
     api_key: SecretStr | None = None
@@ -157,7 +160,7 @@ class RealtimeSettings(_Section):
     rotate_after_s: float = Field(default=55 * 60.0, gt=0)
     """Start a fresh session after this age, between turns (OpenAI caps sessions at 60 min)."""
 
-    @field_validator("url", "token_url")
+    @field_validator("url", "token_url", "relay_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is None:
@@ -169,7 +172,7 @@ class RealtimeSettings(_Section):
 
     @model_validator(mode="after")
     def _checks(self) -> RealtimeSettings:
-        for name in ("url", "token_url"):
+        for name in ("url", "token_url", "relay_url"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -194,6 +197,8 @@ class RealtimeSettings(_Section):
             and self.signaling != "raw"
         ):
             raise ValueError('api_key: empty (no key is allowed only with signaling = "raw")')
+        if self.relay_url:
+            self.url = relay_target(self.relay_url, self.provider, self.url)
         if self.provider == "live":
             bad = not_for_live(self)
             if bad:

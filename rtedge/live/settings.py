@@ -49,6 +49,14 @@ def not_for_live(rt: RealtimeSettings) -> list[str]:
     return bad
 
 
+def relay_target(relay_url: str, provider: str, url: str) -> str:
+    """Where the create request goes through a relay: the same API path on the relay's host."""
+    from urllib.parse import urlsplit
+
+    path = "/v1/live/sessions" if provider == "live" else urlsplit(url).path or "/v1/realtime/calls"
+    return relay_url.rstrip("/") + path
+
+
 def apply_live_defaults(rt: RealtimeSettings) -> None:
     """The Live endpoint and model when none were given (the Realtime ones are the defaults)."""
     if "url" not in rt.model_fields_set:
