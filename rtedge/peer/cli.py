@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="GPT-Live: seconds between session.usage.updated events (default 60)",
     )
     parser.add_argument(
+        "--live-start-delay-s",
+        type=float,
+        default=0.0,
+        help="GPT-Live: hold session.started this long (a stuck service; default 0)",
+    )
+    parser.add_argument(
         "--image-fps", type=float, default=25.0, help="avatar frames per second (default 25)"
     )
     parser.add_argument(
@@ -116,6 +122,7 @@ def config_from_args(args: argparse.Namespace) -> PeerConfig:
         api_keys=tuple(keys),
         max_session_s=args.max_session_s,
         live_usage_interval_s=args.live_usage_interval_s,
+        live_start_delay_s=max(0.0, args.live_start_delay_s),
         image_fps=args.image_fps,
         ice_hosts=ice,
         jitter_buffer=args.jitter_buffer,

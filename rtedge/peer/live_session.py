@@ -120,8 +120,13 @@ class LiveSession:
     def session_created(self) -> None:
         """The data channel opened: ``session.started`` (and usage updates from now on)."""
         self.started_at = time.monotonic()
+        self._spawn(self._start(), "live-start")
+
+    async def _start(self) -> None:
+        if self.config.live_start_delay_s > 0:
+            await asyncio.sleep(self.config.live_start_delay_s)
         self.send({"type": "session.started", "session": self.resource})
-        self._spawn(self._usage_loop(), "live-usage")
+        await self._usage_loop()
 
     async def _usage_loop(self) -> None:
         while not self.closed:

@@ -137,3 +137,21 @@ def test_peer_killed_and_restarted_reconnects_within_backoff(
     assert status["reconnects"] >= 1 and status["call_id"] != first
     assert live_call(peer2)["session_id"].startswith("live_")
     assert time.monotonic() - t0 < scaled(10)  # reconnect max_s is 2 s in the test daemon
+
+
+def test_no_session_started_in_time_rebuilds_with_backoff(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer = peer_factory("--live-start-delay-s", "600")  # answers, but never starts the session
+    daemon = daemon_factory(
+        f"{peer.url}/v1/live/sessions",
+        config={"realtime": {"provider": "live", "live": {"startup_timeout_s": 1.0}}},
+        wait=False,
+    )
+    wait_for(
+        lambda: daemon.log().count("no session.started in time") >= 2, 30, "two timed-out starts"
+    )
+    log = daemon.log()
+    assert "next attempt in" in log  # backoff between the attempts
+    assert daemon.healthz()[0] == 503
+    assert len([c for c in peer.calls() if c["session_id"].startswith("live_")]) >= 2
