@@ -46,6 +46,8 @@ def not_for_live(rt: RealtimeSettings) -> list[str]:
     bad = [f"realtime.{k}" for k in _NOT_FOR_LIVE if k in given]
     if "model" in given and not rt.model.startswith("gpt-live"):
         bad.append("realtime.model")
+    if rt.hands_free:  # the Live turn logic is push-to-talk only, for now
+        bad.append("realtime.hands_free")
     return bad
 
 

@@ -155,3 +155,20 @@ def test_no_session_started_in_time_rebuilds_with_backoff(
     assert "next attempt in" in log  # backoff between the attempts
     assert daemon.healthz()[0] == 503
     assert len([c for c in peer.calls() if c["session_id"].startswith("live_")]) >= 2
+
+
+def test_expired_session_is_rebuilt_at_once(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    # The button is held through the cap (never a quiet moment to rotate): the peer ends the
+    # session with session.closed "expired".
+    peer, daemon = live_service(peer_factory, daemon_factory, peer_args=("--max-session-s", "5"))
+    first = live_call(peer)["session_id"]
+    daemon.press()
+    wait_for(lambda: "live session closed: expired" in daemon.log(), 20, "expired")
+    daemon.release()
+    daemon.wait_healthy(15)
+    assert live_call(peer)["session_id"] != first
+    ended = next(c for c in peer.calls() if c["session_id"] == first)
+    assert ended["live"]["close_reason"] == "expired"
+    assert "session expired; rebuilding now" in daemon.log()
