@@ -1,0 +1,165 @@
+"""The room, as its own process: reads what the speaker plays (a FIFO the ALSA file plugin
+writes), sends it back into the microphone FIFO through an echo path (a delay, attenuation, a
+few reflections, optionally a slow drift) mixed with a user's speech, in real time.
+
+Run: python -m tests.handsfree.room_helper SPEAKER_FIFO MIC_FIFO DELAY_MS GAIN DRIFT_PPM RECORD
+(RECORD: a file that gets everything the speaker played, mono 48 kHz s16).
+Commands on stdin, one JSON object a line:
+  {"say": "/path/pcm.raw", "gain": 0.5, "id": 3}  mix that mono 48 kHz s16 into the mic now
+  {"speaker_log": 12345.6}  the speaker's level per 20 ms period since that monotonic time
+Answers on stdout, one JSON object a line: {"said": 3, "start": t, "end": t} when an utterance
+has been fed, {"speaker_log": [[t, rms], ...], "arrivals": [[t, rms], ...]} (per 20 ms of the room's
+time, and per chunk as the speaker's device was handed it).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+RATE = 48000
+PERIOD = 960
+REFLECTIONS = ((0.0, 1.0), (0.007, 0.35), (0.019, 0.15), (0.031, 0.07))
+
+
+class Room:
+    def __init__(
+        self, spk: str, mic: str, delay_ms: float, gain: float, drift_ppm: float, record: str
+    ) -> None:
+        self.record = open(record, "wb")  # noqa: SIM115 (open for the process's life)
+        self.spk_fd = os.open(spk, os.O_RDONLY | os.O_NONBLOCK)
+        self.mic_fd = os.open(mic, os.O_WRONLY)
+        taps = np.zeros(int(RATE * (delay_ms / 1000 + REFLECTIONS[-1][0])) + 1)
+        for extra, g in REFLECTIONS:
+            taps[int(RATE * (delay_ms / 1000 + extra))] += gain * g
+        self.taps = taps
+        self.history = np.zeros(taps.size - 1)
+        self.drift = drift_ppm * 1e-6
+        self._drift_acc = 0.0
+        self.spk_buf = bytearray()
+        self.speech: collections.deque[tuple[int, np.ndarray, float, list[float]]] = (
+            collections.deque()
+        )
+        self.level_log: collections.deque[tuple[float, float]] = collections.deque(maxlen=6000)
+        self.arrivals: collections.deque[tuple[float, float]] = collections.deque(maxlen=12000)
+        self.lock = threading.Lock()
+        self.out = sys.stdout
+        self.out_lock = threading.Lock()
+
+    def emit(self, obj: object) -> None:
+        with self.out_lock:
+            self.out.write(json.dumps(obj) + "\n")
+            self.out.flush()
+
+    def speaker_period(self, now: float) -> np.ndarray:
+        while True:
+            try:
+                chunk = os.read(self.spk_fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.spk_buf.extend(chunk)
+            # when the device was handed the audio: a real device's buffer would be dropped
+            # at a flush, this FIFO keeps it, so the stop is judged by arrival
+            lr = np.frombuffer(chunk[: len(chunk) // 4 * 4], dtype=np.int16)[::2] / 32768
+            if lr.size:
+                self.arrivals.append((now, float(np.sqrt(np.mean(lr**2)))))
+        want = PERIOD * 4  # s16 stereo
+        # Drift: the speaker's clock runs a little fast or slow against the mic's.
+        self._drift_acc += self.drift * PERIOD
+        step = 0
+        if self._drift_acc >= 1:
+            step, self._drift_acc = 1, self._drift_acc - 1
+        elif self._drift_acc <= -1:
+            step, self._drift_acc = -1, self._drift_acc + 1
+        take = want + step * 4
+        if len(self.spk_buf) > RATE * 4 // 5:  # more than 200 ms queued: keep latency bounded
+            del self.spk_buf[: len(self.spk_buf) - RATE * 4 // 10]
+        data = bytes(self.spk_buf[:take])
+        del self.spk_buf[: len(data)]
+        stereo = np.frombuffer(data[: len(data) // 4 * 4], dtype=np.int16)
+        mono = stereo[::2].astype(np.float64)
+        if mono.size != PERIOD:
+            mono = np.resize(mono, PERIOD) if mono.size else np.zeros(PERIOD)
+        self.record.write(mono.astype(np.int16).tobytes())
+        rms = float(np.sqrt(np.mean((mono / 32768) ** 2)))
+        self.level_log.append((now, rms))
+        return mono
+
+    def echo(self, spk: np.ndarray) -> np.ndarray:
+        x = np.concatenate((self.history, spk))
+        y = np.convolve(x, self.taps, mode="valid")
+        self.history = x[-(self.taps.size - 1) :]
+        return y
+
+    def user_period(self, now: float) -> np.ndarray:
+        out = np.zeros(PERIOD)
+        with self.lock:
+            while self.speech:
+                uid, pcm, gain, times = self.speech[0]
+                pos = int(times[0])
+                if pos == 0:
+                    times.append(now)
+                part = pcm[pos : pos + PERIOD]
+                out[: part.size] += part * gain
+                times[0] = pos + part.size
+                if pos + PERIOD >= pcm.size:
+                    self.speech.popleft()
+                    self.emit({"said": uid, "start": times[1], "end": now + part.size / RATE})
+                    continue
+                break
+        return out
+
+    def run(self) -> None:
+        rng = np.random.default_rng(7)
+        next_t = time.monotonic()
+        while True:
+            now = time.monotonic()
+            mic = self.echo(self.speaker_period(now)) + self.user_period(now)
+            mic += rng.normal(0, 10, PERIOD)  # the room's own noise floor (about -70 dBFS)
+            data = np.clip(mic, -32768, 32767).astype(np.int16).tobytes()
+            try:
+                os.write(self.mic_fd, data)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return
+            next_t += PERIOD / RATE
+            delay = next_t - time.monotonic()
+            if delay < -0.1:
+                next_t = time.monotonic()  # held up: a real mic would have lost it
+            elif delay > 0:
+                time.sleep(delay)
+
+    def commands(self) -> None:
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            if "say" in cmd:
+                pcm = np.fromfile(cmd["say"], dtype=np.int16).astype(np.float64)
+                with self.lock:
+                    self.speech.append((cmd.get("id", 0), pcm, float(cmd.get("gain", 0.5)), [0]))
+            elif "speaker_log" in cmd:
+                since = float(cmd["speaker_log"])
+                log = [[t, round(r, 5)] for t, r in list(self.level_log) if t >= since]
+                arrived = [[t, round(r, 5)] for t, r in list(self.arrivals) if t >= since]
+                self.emit({"speaker_log": log, "arrivals": arrived})
+        os._exit(0)  # stdin closed: the test is over
+
+
+def main() -> None:
+    spk, mic, delay_ms, gain = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+    drift, record = float(sys.argv[5]), sys.argv[6]
+    room = Room(spk, mic, delay_ms, gain, drift, record)
+    threading.Thread(target=room.commands, daemon=True).start()
+    room.run()
+
+
+if __name__ == "__main__":
+    main()
