@@ -126,11 +126,13 @@ async def test_room_talk_and_replies_never_reach_the_service(room: Room) -> None
     k = 0
     while time.monotonic() < deadline:
         # a wake turn, so the assistant has a reply to play into the room ...
+        start = await room.input_voiced_s()
         assert await wake_turn(room, app, WAKE_PHRASES[cycles % len(WAKE_PHRASES)])
         wakes = front.stats.wakes
         await until(lambda: not front.gate_open, 10, "the turn closed")
         await asyncio.sleep(0.3)  # packets of the turn still in flight
         before = await room.input_voiced_s()
+        assert before - start > 0.3, "the question of the wake turn did not reach the service"
         # ... which the room talks over (double talk), and then goes on talking
         for _ in range(3):
             sentence = NEGATIVE_SENTENCES[k % len(NEGATIVE_SENTENCES)]
