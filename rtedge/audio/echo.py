@@ -78,27 +78,40 @@ class ReferenceTap:
 class Aligner:
     """Maps the capture timeline onto playback positions.
 
-    The offset between the two is the least seen over a window: a capture period that reached
-    us late (a busy thread, a burst from the driver) saw the playback further on, so only the
-    earliest arrival tells the true offset. The window is re-evaluated every ``window`` periods,
-    so a slow drift between the two clocks is followed."""
+    The offset between the two is the least seen: a capture period that reached us late (a
+    busy thread, a burst from the driver) saw the playback further on, so only the earliest
+    arrival tells the true offset. A new least is taken at once (the playback fell behind for
+    good: a stall it did not catch up). A larger offset is taken only when every period of
+    ``confirm`` windows of ``window`` periods saw it (the capture lost periods for good, or the
+    clocks drifted): each change moves the echo in AEC3's view, so jitter must not."""
 
-    def __init__(self, window: int = 100) -> None:
+    def __init__(self, window: int = 100, confirm: int = 3, tolerance: int = 480) -> None:
         self.window = window
+        self.confirm = confirm
+        self.tolerance = tolerance
         self.offset: int | None = None
         self._best: int | None = None
         self._n = 0
+        self._higher = 0  # windows in a row whose least was above the offset
+        self.changes = 0
 
     def update(self, offset_now: int) -> int:
-        self._best = offset_now if self._best is None else min(self._best, offset_now)
-        if self.offset is None:
+        if self.offset is None or offset_now < self.offset:
+            if self.offset is not None:
+                self.changes += 1
             self.offset = offset_now
+        self._best = offset_now if self._best is None else min(self._best, offset_now)
         self._n += 1
         if self._n >= self.window:
-            self.offset = self._best
-            self._best = None
-            self._n = 0
-        return min(self.offset, offset_now)
+            best, self._best, self._n = self._best, None, 0
+            if best > self.offset + self.tolerance:
+                self._higher += 1
+                if self._higher >= self.confirm:
+                    self.offset, self._higher = best, 0
+                    self.changes += 1
+            else:
+                self._higher = 0
+        return self.offset
 
 
 class EchoCanceller:
@@ -143,8 +156,9 @@ class EchoCanceller:
         """The device's measured output delay: AEC3's delay hint."""
         self._ap.stream_delay_ms = max(0, min(500, ms))
 
-    def process(self, near: Int16Array, far: Int16Array) -> Int16Array:
-        """``near`` and ``far`` of equal length, a whole number of 10 ms blocks."""
+    def process(self, near: Int16Array, far: Int16Array, *, measure: bool = True) -> Int16Array:
+        """``near`` and ``far`` of equal length, a whole number of 10 ms blocks. ``measure``:
+        the near end is not known to be talking (ERLE is the echo's loss alone)."""
         b = self.block
         out = np.empty_like(near)
         for i in range(0, near.size - b + 1, b):
@@ -152,7 +166,7 @@ class EchoCanceller:
             f = far[i : i + b]
             o = self._ap.process(n, f) if self.echo_cancel else self._ap.process(n)
             out[i : i + b] = o
-            if self.echo_cancel:
+            if self.echo_cancel and measure:
                 self._measure(n, f, o)
         return out
 

@@ -118,7 +118,10 @@ class Frontend:
         clean = samples
         far = self._reference(samples.size) if self.tap is not None else None
         if self.canceller is not None:
-            clean = self.canceller.process(samples, samples if far is None else far)
+            # ERLE is measured while no turn is open: a talking user is not residual echo
+            clean = self.canceller.process(
+                samples, samples if far is None else far, measure=not self.gate_open
+            )
         out = [clean]
         if self.gate is not None and self.wake is not None:
             heard = self._to16.convert(clean)

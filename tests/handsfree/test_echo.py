@@ -39,16 +39,13 @@ def test_tap_rewind_after_flush_and_gap_is_silence() -> None:
     assert list(tap.read(62, 4)) == [0, 0, 5, 5]
 
 
-def test_aligner_takes_the_earliest_arrival() -> None:
-    a = Aligner(window=4)
-    assert a.update(100) == 100
-    assert a.update(130) == 100  # a late period saw the playback further on
-    assert a.update(90) == 90
-    a.update(120)  # window over: the least of it holds
-    assert a.offset == 90
-    for _ in range(4):
-        a.update(95)
-    assert a.offset == 95  # the clocks drifted: followed
+def test_aligner_takes_the_earliest_arrival_and_ignores_jitter() -> None:
+    a = Aligner(window=4, confirm=2, tolerance=10)
+    assert [a.update(x) for x in (100, 130, 90, 95)] == [100, 100, 90, 90]  # least at once
+    assert [a.update(x) for x in (140, 91, 120, 99)] == [90] * 4  # jitter above it: ignored
+    assert [a.update(x) for x in (150, 150, 150, 150)] == [90] * 4  # one window above: not yet
+    assert [a.update(x) for x in (150, 160, 150, 151)] == [90, 90, 90, 150]  # two: for good
+    assert a.changes == 2
 
 
 def echo_path(far: np.ndarray, rate: int, delay_ms: float, gain: float) -> np.ndarray:
