@@ -78,39 +78,31 @@ class ReferenceTap:
 class Aligner:
     """Maps the capture timeline onto playback positions.
 
-    The offset between the two is the least seen: a capture period that reached us late (a
-    busy thread, a burst from the driver) saw the playback further on, so only the earliest
-    arrival tells the true offset. A new least is taken at once (the playback fell behind for
-    good: a stall it did not catch up). A larger offset is taken only when every period of
-    ``confirm`` windows of ``window`` periods saw it (the capture lost periods for good, or the
-    clocks drifted): each change moves the echo in AEC3's view, so jitter must not."""
+    The offset between the two is the least seen over a window: a capture period that reached
+    us late (a busy thread, a burst from the driver) saw the playback further on, so only the
+    earliest arrival tells the true offset. At the end of each window of ``window`` periods the
+    offset moves to that window's least, but only when it differs by more than ``tolerance``
+    frames: every move shifts the echo in AEC3's view, so jitter must not move it, while a
+    start-up (the speaker not yet playing), a stall or lost periods move it once, for good."""
 
-    def __init__(self, window: int = 100, confirm: int = 3, tolerance: int = 480) -> None:
+    def __init__(self, window: int = 100, tolerance: int = 480) -> None:
         self.window = window
-        self.confirm = confirm
         self.tolerance = tolerance
         self.offset: int | None = None
         self._best: int | None = None
         self._n = 0
-        self._higher = 0  # windows in a row whose least was above the offset
         self.changes = 0
 
     def update(self, offset_now: int) -> int:
-        if self.offset is None or offset_now < self.offset:
-            if self.offset is not None:
-                self.changes += 1
-            self.offset = offset_now
         self._best = offset_now if self._best is None else min(self._best, offset_now)
         self._n += 1
+        if self.offset is None:
+            self.offset = offset_now
         if self._n >= self.window:
             best, self._best, self._n = self._best, None, 0
-            if best > self.offset + self.tolerance:
-                self._higher += 1
-                if self._higher >= self.confirm:
-                    self.offset, self._higher = best, 0
-                    self.changes += 1
-            else:
-                self._higher = 0
+            if abs(best - self.offset) > self.tolerance:
+                self.offset = best
+                self.changes += 1
         return self.offset
 
 
@@ -186,11 +178,13 @@ class EchoCanceller:
                     )
                 self._near_energy = self._out_energy = 0.0
                 self._active_blocks = 0
-            self._hist_far.append(far)
-            self._hist_near.append(near)
-            if len(self._hist_far) > self._hist_blocks:
-                del self._hist_far[0], self._hist_near[0]
             self._since_delay += 1
+        # the last second, every block (a correlation needs contiguous audio)
+        self._hist_far.append(far)
+        self._hist_near.append(near)
+        if len(self._hist_far) > self._hist_blocks:
+            del self._hist_far[0], self._hist_near[0]
+        if far_e > (FAR_ACTIVE_RMS * 32768) ** 2:
             full = len(self._hist_far) == self._hist_blocks
             if full and self._since_delay >= 3 * self._hist_blocks:
                 self._since_delay = 0

@@ -51,8 +51,7 @@ class HandsFree:
         self.last_barge_in: float | None = None  # monotonic, for tests and the log
         self._task: asyncio.Task[None] | None = None
         audio.on_gate_event = self.on_gate_event
-        # a plain function: State.snapshot() must never copy this object
-        state.subscribe(lambda st: self._on_state(st))
+        state.subscribe(self._on_state)
 
     # ---- gate events (from the capture thread, on the loop) ---------------------------------
 

@@ -8,8 +8,9 @@ Commands on stdin, one JSON object a line:
   {"say": "/path/pcm.raw", "gain": 0.5, "id": 3}  mix that mono 48 kHz s16 into the mic now
   {"speaker_log": 12345.6}  the speaker's level per 20 ms period since that monotonic time
 Answers on stdout, one JSON object a line: {"said": 3, "start": t, "end": t} when an utterance
-has been fed, {"speaker_log": [[t, rms], ...], "arrivals": [[t, rms], ...]} (per 20 ms of the room's
-time, and per chunk as the speaker's device was handed it).
+has been fed, {"speaker_log": [[t, rms], ...], "arrivals": [[t, rms], ...], "gaps": [t, ...]}
+(per 20 ms of the room's time, per chunk as the speaker's device was handed it, and when
+the speaker's stream came late, which moves the echo path like an underrun would).
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ class Room:
     ) -> None:
         self.record = open(record, "wb")  # noqa: SIM115 (open for the process's life)
         self.spk_fd = os.open(spk, os.O_RDONLY | os.O_NONBLOCK)
-        self.mic_fd = os.open(mic, os.O_WRONLY)
+        # non-blocking: a period the capture has not taken in time is lost, as with a real mic
+        self.mic_fd = os.open(mic, os.O_WRONLY | os.O_NONBLOCK)
         taps = np.zeros(int(RATE * (delay_ms / 1000 + REFLECTIONS[-1][0])) + 1)
         for extra, g in REFLECTIONS:
             taps[int(RATE * (delay_ms / 1000 + extra))] += gain * g
         self.taps = taps
         self.history = np.zeros(taps.size - 1)
         self.drift = drift_ppm * 1e-6
-        self._drift_acc = 0.0
-        self.spk_buf = bytearray()
+        self.t0 = time.monotonic()
+        self._chunks: collections.deque[tuple[int, np.ndarray]] = collections.deque()
+        self._end = 0  # speaker-timeline index after the last sample handed over
+        self.gaps: list[float] = []  # when the speaker's stream came late (the echo path moved)
+        self._out_pos = -float(PERIOD)  # where the next period played starts
         self.speech: collections.deque[tuple[int, np.ndarray, float, list[float]]] = (
             collections.deque()
         )
@@ -59,6 +64,10 @@ class Room:
             self.out.flush()
 
     def speaker_period(self, now: float) -> np.ndarray:
+        """The 20 ms the speaker played just before ``now``. The speaker is a DAC that plays
+        what it is handed as it arrives and without a gap after what it played before (the
+        file plugin hands it over a device buffer at a time): so the echo path's delay is the
+        writer's timing, steady, whatever this process's own schedule does."""
         while True:
             try:
                 chunk = os.read(self.spk_fd, 65536)
@@ -66,33 +75,52 @@ class Room:
                 break
             if not chunk:
                 break
-            self.spk_buf.extend(chunk)
-            # when the device was handed the audio: a real device's buffer would be dropped
-            # at a flush, this FIFO keeps it, so the stop is judged by arrival
-            lr = np.frombuffer(chunk[: len(chunk) // 4 * 4], dtype=np.int16)[::2] / 32768
-            if lr.size:
-                self.arrivals.append((now, float(np.sqrt(np.mean(lr**2)))))
-        want = PERIOD * 4  # s16 stereo
+            mono = np.frombuffer(chunk[: len(chunk) // 4 * 4], dtype=np.int16)[::2]
+            if not mono.size:
+                continue
+            # a real device's buffer is dropped at a flush, this FIFO keeps it: the stop of
+            # the speaker is judged by when the device was handed the audio
+            self.arrivals.append((now, float(np.sqrt(np.mean((mono / 32768) ** 2)))))
+            # Played right after what came before it, unless the stream fell behind by more
+            # than this room reads late (its 20 ms step and some scheduling): an underrun,
+            # after which it plays as it comes. Re-anchoring on every small lateness instead
+            # would ratchet the speaker's latency up for ever (the echo path would wander).
+            at = self._end
+            if self._index(now) > self._end + RATE // 20 or not self._end:
+                at = self._index(now)
+                if self._end:
+                    self.gaps.append(now)
+            self._chunks.append((at, mono.astype(np.float64)))
+            self._end = at + mono.size
         # Drift: the speaker's clock runs a little fast or slow against the mic's.
-        self._drift_acc += self.drift * PERIOD
-        step = 0
-        if self._drift_acc >= 1:
-            step, self._drift_acc = 1, self._drift_acc - 1
-        elif self._drift_acc <= -1:
-            step, self._drift_acc = -1, self._drift_acc + 1
-        take = want + step * 4
-        if len(self.spk_buf) > RATE * 4 // 5:  # more than 200 ms queued: keep latency bounded
-            del self.spk_buf[: len(self.spk_buf) - RATE * 4 // 10]
-        data = bytes(self.spk_buf[:take])
-        del self.spk_buf[: len(data)]
-        stereo = np.frombuffer(data[: len(data) // 4 * 4], dtype=np.int16)
-        mono = stereo[::2].astype(np.float64)
-        if mono.size != PERIOD:
-            mono = np.resize(mono, PERIOD) if mono.size else np.zeros(PERIOD)
-        self.record.write(mono.astype(np.int16).tobytes())
-        rms = float(np.sqrt(np.mean((mono / 32768) ** 2)))
+        span = PERIOD * (1 + self.drift)
+        lo = self._out_pos
+        if self._index(now) - lo > RATE // 5:  # this process was held up: catch up, as a mic
+            lo = self._index(now) - PERIOD
+        hi = lo + span
+        self._out_pos = hi
+        first, last = int(np.floor(lo)), int(np.ceil(hi)) + 1
+        raw = np.zeros(last - first)
+        while self._chunks and self._chunks[0][0] + self._chunks[0][1].size <= first:
+            self._chunks.popleft()
+        for at, arr in self._chunks:
+            if at >= last:
+                break
+            a, b = max(at, first), min(at + arr.size, last)
+            raw[a - first : b - first] = arr[a - at : b - at]
+        if self.drift:
+            mono_out = np.interp(
+                np.linspace(lo, hi, PERIOD, endpoint=False) - first, np.arange(raw.size), raw
+            )
+        else:
+            mono_out = raw[int(lo) - first : int(lo) - first + PERIOD]
+        self.record.write(mono_out.astype(np.int16).tobytes())
+        rms = float(np.sqrt(np.mean((mono_out / 32768) ** 2)))
         self.level_log.append((now, rms))
-        return mono
+        return mono_out
+
+    def _index(self, t: float) -> int:
+        return int((t - self.t0) * RATE)
 
     def echo(self, spk: np.ndarray) -> np.ndarray:
         x = np.concatenate((self.history, spk))
@@ -120,7 +148,7 @@ class Room:
 
     def run(self) -> None:
         rng = np.random.default_rng(7)
-        next_t = time.monotonic()
+        next_t = self.t0
         while True:
             now = time.monotonic()
             mic = self.echo(self.speaker_period(now)) + self.user_period(now)
@@ -150,7 +178,8 @@ class Room:
                 since = float(cmd["speaker_log"])
                 log = [[t, round(r, 5)] for t, r in list(self.level_log) if t >= since]
                 arrived = [[t, round(r, 5)] for t, r in list(self.arrivals) if t >= since]
-                self.emit({"speaker_log": log, "arrivals": arrived})
+                gaps = [t for t in self.gaps if t >= since]
+                self.emit({"speaker_log": log, "arrivals": arrived, "gaps": gaps})
         os._exit(0)  # stdin closed: the test is over
 
 

@@ -40,11 +40,11 @@ def test_tap_rewind_after_flush_and_gap_is_silence() -> None:
 
 
 def test_aligner_takes_the_earliest_arrival_and_ignores_jitter() -> None:
-    a = Aligner(window=4, confirm=2, tolerance=10)
-    assert [a.update(x) for x in (100, 130, 90, 95)] == [100, 100, 90, 90]  # least at once
-    assert [a.update(x) for x in (140, 91, 120, 99)] == [90] * 4  # jitter above it: ignored
-    assert [a.update(x) for x in (150, 150, 150, 150)] == [90] * 4  # one window above: not yet
-    assert [a.update(x) for x in (150, 160, 150, 151)] == [90, 90, 90, 150]  # two: for good
+    a = Aligner(window=4, tolerance=10)
+    assert [a.update(x) for x in (100, 130, 90, 95)] == [100, 100, 100, 100]  # 90: in tolerance
+    assert [a.update(x) for x in (140, 91, 120, 99)] == [100] * 4  # jitter above it: ignored
+    assert [a.update(x) for x in (150, 150, 150, 150)] == [100, 100, 100, 150]  # moved for good
+    assert [a.update(x) for x in (-50, 150, 150, 150)] == [150, 150, 150, -50]  # a stall
     assert a.changes == 2
 
 

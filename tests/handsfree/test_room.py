@@ -84,14 +84,19 @@ async def test_twenty_wake_phrases_are_answered(room: Room) -> None:
     assert front is not None and front.canceller is not None
     answered = 0
     erle: list[float] = []
+    steady: list[float] = []
     for i in range(20):
         replies = await room.responses()
+        began = time.monotonic()
         woke = await wake_turn(room, app, WAKE_PHRASES[i % len(WAKE_PHRASES)])
         await quiet(room, app)
         if woke and await room.responses() > replies:
             answered += 1
         if front.canceller.erle_db is not None and i >= 2:
             erle.append(front.canceller.erle_db)  # the last window: the reply, echo only
+            await room.speaker_log(began - 2.0)
+            if not [t for t in room.last_gaps if t >= began - 2.0]:
+                steady.append(front.canceller.erle_db)  # the echo path did not move
     stats = front.stats
     report(
         test="wake_phrases",
@@ -100,6 +105,8 @@ async def test_twenty_wake_phrases_are_answered(room: Room) -> None:
         false_wakes=stats.false_wakes,
         erle_db_median=float(np.median(erle)),
         erle_db_min=min(erle),
+        erle_db_steady=steady,
+        speaker_gaps=len(room.last_gaps),
         echo_delay_ms=front.canceller.delay_ms,
         frontend_cpu_percent=app.hands_free.snapshot()["cpu_percent"] if app.hands_free else None,
     )
