@@ -43,10 +43,10 @@ class Room:
         os.mkfifo(self.spk)
         # held open here: alsa-lib never blocks opening either end, and neither sees EOF
         self._fds = [os.open(self.mic, os.O_RDWR), os.open(self.spk, os.O_RDWR)]
-        # A sound card's capture ring holds a few periods, not a pipe's 64 KB (680 ms): with
-        # the default, what the room says before the capture starts would sit in the FIFO,
-        # and the mic would lag the room by that much for the whole test.
-        fcntl.fcntl(self._fds[0], fcntl.F_SETPIPE_SZ, 4096)
+        # A sound card's capture ring holds a few periods (rtedge opens 4 of 20 ms), not a
+        # pipe's 64 KB (680 ms): with the default, what the room says before the capture
+        # starts would sit in the FIFO, and the mic would lag the room by that much.
+        fcntl.fcntl(self._fds[0], fcntl.F_SETPIPE_SZ, 8192)
         conf = tmp / "asound.conf"
         conf.write_text(
             f"""
@@ -66,6 +66,7 @@ ctl.!default {{ type null }}
         self._reader: asyncio.Task[None] | None = None
         self._next_id = 0
         self.last_gaps: list[float] = []  # speaker stream gaps seen by the last speaker_log
+        self.mic_overruns = 0  # mic periods the capture did not take in time (lost)
         self.app: Appliance | None = None
         self._app_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -148,6 +149,7 @@ ctl.!default {{ type null }}
         msg = await asyncio.wait_for(self._replies.get(), scaled(10))
         key = "arrivals" if arrivals else "speaker_log"
         self.last_gaps = [float(t) for t in msg["gaps"]]
+        self.mic_overruns = int(msg["mic_overruns"])
         return [(float(t), float(r)) for t, r in msg[key]]
 
     def _send(self, obj: dict[str, Any]) -> None:

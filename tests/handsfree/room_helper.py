@@ -47,6 +47,7 @@ class Room:
         self.t0 = time.monotonic()
         self._chunks: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._end = 0  # speaker-timeline index after the last sample handed over
+        self.mic_overruns = 0
         self.gaps: list[float] = []  # when the speaker's stream came late (the echo path moved)
         self._out_pos = -float(PERIOD)  # where the next period played starts
         self.speech: collections.deque[tuple[int, np.ndarray, float, list[float]]] = (
@@ -157,7 +158,7 @@ class Room:
             try:
                 os.write(self.mic_fd, data)
             except BlockingIOError:
-                pass
+                self.mic_overruns += 1  # the capture did not take it in time: lost
             except OSError:
                 return
             next_t += PERIOD / RATE
@@ -179,7 +180,14 @@ class Room:
                 log = [[t, round(r, 5)] for t, r in list(self.level_log) if t >= since]
                 arrived = [[t, round(r, 5)] for t, r in list(self.arrivals) if t >= since]
                 gaps = [t for t in self.gaps if t >= since]
-                self.emit({"speaker_log": log, "arrivals": arrived, "gaps": gaps})
+                self.emit(
+                    {
+                        "speaker_log": log,
+                        "arrivals": arrived,
+                        "gaps": gaps,
+                        "mic_overruns": self.mic_overruns,
+                    }
+                )
         os._exit(0)  # stdin closed: the test is over
 
 
