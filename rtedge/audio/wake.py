@@ -4,6 +4,7 @@ refractory time so one spoken phrase is one detection."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,25 @@ def _model_config(model: str) -> Path:
     return Path(model)
 
 
+def _load(config: Path, data: dict[str, Any], settings: WakeSettings) -> Any:
+    """The model through the library's public loader; overrides go in a copy of its json
+    (the model file named by its absolute path), so nothing private is touched."""
+    from pymicro_wakeword import MicroWakeWord
+
+    if settings.threshold is None and settings.sliding_window is None:
+        return MicroWakeWord.from_config(config)
+    micro = dict(data["micro"])
+    if settings.threshold is not None:
+        micro["probability_cutoff"] = settings.threshold
+    if settings.sliding_window is not None:
+        micro["sliding_window_size"] = settings.sliding_window
+    copy = dict(data, micro=micro, model=str((config.parent / data["model"]).resolve()))
+    with tempfile.TemporaryDirectory(prefix="rtedge-wake-") as tmp:
+        path = Path(tmp) / config.name
+        path.write_text(json.dumps(copy))
+        return MicroWakeWord.from_config(path)
+
+
 class WakeWord:
     """Feed 16 kHz mono s16 in any block size; ``process`` returns True on a detection.
 
@@ -36,21 +56,15 @@ class WakeWord:
 
     def __init__(self, settings: WakeSettings) -> None:
         try:
-            from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures
+            from pymicro_wakeword import MicroWakeWordFeatures
 
             config = _model_config(settings.model)
-            self._ww: Any = MicroWakeWord.from_config(config)
+            data = json.loads(config.read_text())
+            self._ww: Any = _load(config, data, settings)
             self._features: Any = MicroWakeWordFeatures()
-            self.phrase = str(json.loads(config.read_text())["wake_word"])
+            self.phrase = str(data["wake_word"])
         except Exception as exc:  # ImportError, OSError (glibc, tflite), bad json
             raise WakeError(f"wake model {settings.model}: {exc}") from exc
-        if settings.threshold is not None:
-            self._ww.probability_cutoff = settings.threshold
-        if settings.sliding_window is not None:
-            from collections import deque
-
-            self._ww.sliding_window_size = settings.sliding_window
-            self._ww._probabilities = deque(maxlen=settings.sliding_window)
         self.threshold = float(self._ww.probability_cutoff)
         self._refractory = int(settings.refractory_s * WAKE_RATE)
         self._fed = 0

@@ -65,6 +65,9 @@ def test_threshold_override_and_a_model_by_path(tmp_path: Path) -> None:
     strict = WakeWord(WakeSettings(model="hey_jarvis", threshold=0.999999))
     assert strict.threshold == pytest.approx(0.999999)
     assert feed(strict, pcm) == []
+    quick = WakeWord(WakeSettings(model="hey_jarvis", sliding_window=1))
+    assert quick._ww.sliding_window_size == 1
+    assert len(feed(quick, pcm)) == 1
 
 
 def test_refractory_is_audio_time() -> None:
