@@ -100,3 +100,30 @@ async def test_the_button_suspends_the_gate_and_service_vad_is_not_committed() -
     await asyncio.sleep(COMMIT_DELAY_S + 0.05)
     assert "input_audio_buffer.commit" not in sent  # the service's VAD commits
     assert state.turn is Turn.THINKING
+
+
+def test_metrics_carry_the_front_end_figures() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from rtedge.controls.handsfree import FrontendCollector
+
+    hf, conv, state, audio, sent = setup()
+    front = audio.frontend
+    assert front is not None and front.canceller is not None
+    front.stats.wakes, front.stats.false_wakes, front.stats.cpu_s = 3, 1, 0.25
+    front.canceller.erle_db, front.canceller.delay_ms = 35.5, 62.0
+    hf.barge_ins = 2
+    registry = CollectorRegistry()
+    registry.register(FrontendCollector(front, hf))
+    text = generate_latest(registry).decode()
+    for line in (
+        "rtedge_wake_detections_total 3.0",
+        "rtedge_false_wakes_total 1.0",
+        "rtedge_voice_barge_ins_total 2.0",
+        "rtedge_echo_erle_db 35.5",
+        "rtedge_echo_delay_ms 62.0",
+        "rtedge_audio_frontend_cpu_seconds_total 0.25",
+    ):
+        assert line in text, line
+    hf._publish()
+    assert state.snapshot()["hands_free"]["false_wakes"] == 1
