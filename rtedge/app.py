@@ -7,9 +7,11 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiortc import MediaStreamTrack
 from prometheus_client import ProcessCollector
 
@@ -26,6 +28,7 @@ from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
 from rtedge.httpserver import install_loop_exception_handler
+from rtedge.kiosk import KioskPage
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.metrics import Identity, PartsCollector
@@ -102,13 +105,18 @@ class Appliance:
         self.ptt = PushToTalk(settings.ptt, on_press, on_release, state=self.state)
         self.led = StatusLed(settings.ptt, self.state)
         self.notifier = Notifier(self.state)
+        routes: list[Callable[[web.Application], None]] = []
+        if self.display is not None:
+            routes.append(self.display.add_routes)
+        if settings.display.kiosk_page:
+            routes.append(KioskPage(self.state, settings).add_routes)
         self.health = HealthServer(
             self.state,
             settings.health.host,
             settings.health.port,
             on_press=self.ptt.press_over_http,
             on_release=self.ptt.release_over_http,
-            extra_routes=[self.display.add_routes] if self.display is not None else None,
+            extra_routes=routes,
             identity=Identity(
                 version=__version__,
                 device_id=settings.health.device_id,
