@@ -19,7 +19,9 @@ from rtedge import __version__
 from rtedge.audio import speaking
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
+from rtedge.audio.wake import WakeError
 from rtedge.binderr import describe_bind_error
+from rtedge.controls.handsfree import FrontendCollector, HandsFree
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
 from rtedge.display.pipeline import DisplayPipeline
@@ -61,12 +63,18 @@ class Appliance:
         self.settings = settings
         self.state = State(provider=settings.realtime.provider)
         rt = settings.realtime
-        self.audio = AudioPipeline(
-            settings.audio,
-            self.state,
-            hands_free=rt.hands_free,
-            flush_holdoff_s=settings.audio.flush_holdoff_ms / 1000,
-        )
+        wake = settings.wake
+        try:
+            self.audio = AudioPipeline(
+                settings.audio,
+                self.state,
+                # with the wake word the mic stays closed until it is heard, also hands-free
+                hands_free=rt.hands_free and not wake.enabled,
+                flush_holdoff_s=settings.audio.flush_holdoff_ms / 1000,
+                wake=wake,
+            )
+        except (WakeError, ImportError, OSError) as exc:
+            raise StartError(f"audio front end (wake/echo_cancel): {exc}") from None
         self.display: DisplayPipeline | None = None
         if settings.display.backend != "none":
             self.display = DisplayPipeline(
@@ -95,9 +103,20 @@ class Appliance:
         else:
             self.session = build_session(rt, want_images=self.display is not None)
             self.conversation = self._realtime_conversation()
-        self.ptt = PushToTalk(
-            settings.ptt, self.conversation.press, self.conversation.release, state=self.state
-        )
+        self.hands_free: HandsFree | None = None
+        on_press, on_release = self.conversation.press, self.conversation.release
+        frontend = self.audio.frontend
+        if (
+            isinstance(self.conversation, Conversation)  # Live: push-to-talk only, for now
+            and frontend is not None
+            and frontend.gate is not None
+        ):
+            self.audio.talking = False  # the wake word opens the mic, not hands_free
+            self.hands_free = HandsFree(
+                wake, self.audio, self.conversation, self.state, service_vad=rt.hands_free
+            )
+            on_press, on_release = self.hands_free.press, self.hands_free.release
+        self.ptt = PushToTalk(settings.ptt, on_press, on_release, state=self.state)
         self.led = StatusLed(settings.ptt, self.state)
         self.notifier = Notifier(self.state)
         routes: list[Callable[[web.Application], None]] = []
@@ -137,6 +156,8 @@ class Appliance:
             )
         )
         self.health.registry.register(LiveUsageCollector(self.live_usage))
+        if self.audio.frontend is not None:
+            self.health.registry.register(FrontendCollector(self.audio.frontend, self.hands_free))
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
         ProcessCollector(registry=self.health.registry)
         self._http: aiohttp.ClientSession | None = None
@@ -243,6 +264,8 @@ class Appliance:
                 await self.display.start()
             self.ptt.start()
             self.led.start()
+            if self.hands_free is not None:
+                self.hands_free.start()
             tasks.append(asyncio.create_task(self.supervisor.run(), name="supervisor"))
             voice = speaking.watch(
                 self.audio.speaking, self.audio.speaker_level, self.conversation.on_voice
@@ -273,6 +296,8 @@ class Appliance:
             steps.append(self.supervisor.call.close(hangup=True))
         self.ptt.close()
         self.led.close()
+        if self.hands_free is not None:
+            await self.hands_free.stop()
         if self.display is not None:
             steps.append(self.display.stop())
         steps.append(self.audio.stop())
@@ -293,8 +318,8 @@ async def _main(settings: Settings) -> int:
     # SIGHUP too: a terminal closed under `rtedge run` stops it in order (the call hung up).
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    app = Appliance(settings)
     try:
+        app = Appliance(settings)
         await app.run(stop)
     except (StartError, OSError) as exc:
         log_event(log, logging.ERROR, "start_failed", "cannot start: %s", exc)
