@@ -7,9 +7,11 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiortc import MediaStreamTrack
 from prometheus_client import ProcessCollector
 
@@ -28,8 +30,11 @@ from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.metrics import Identity, PartsCollector
 from rtedge.protocol.deprecations import model_warnings, shutdown_timestamp
+from rtedge.protocol.server import ServerEvent
 from rtedge.realtime.call import Call
+from rtedge.realtime.continuity import Continuity
 from rtedge.realtime.conversation import Conversation
+from rtedge.realtime.history import History
 from rtedge.realtime.ice import tune_consent, use_host_addresses
 from rtedge.realtime.session_shape import build_session
 from rtedge.realtime.signaling import Signaling
@@ -83,8 +88,21 @@ class Appliance:
             on_session_expired=self._session_expired,
             session=self.session,
         )
+        memory = settings.conversation
+        self.continuity = Continuity(
+            self.state,
+            History(memory.max_items, memory.max_chars),
+            forget_after_idle_s=memory.forget_after_idle_s,
+            show_text=rt.log_transcripts,
+            is_unasked=self.conversation.unasked,
+            on_forget=self._renew_session,
+        )
         self.ptt = PushToTalk(
-            settings.ptt, self.conversation.press, self.conversation.release, state=self.state
+            settings.ptt,
+            self.conversation.press,
+            self.conversation.release,
+            state=self.state,
+            on_long_press=self._long_press,
         )
         self.led = StatusLed(settings.ptt, self.state)
         self.notifier = Notifier(self.state)
@@ -94,7 +112,8 @@ class Appliance:
             settings.health.port,
             on_press=self.ptt.press_over_http,
             on_release=self.ptt.release_over_http,
-            extra_routes=[self.display.add_routes] if self.display is not None else None,
+            extra_routes=[self.continuity.add_routes, *self._display_routes()],
+            status_extra=lambda: {"history": self.continuity.summary()},
             identity=Identity(
                 version=__version__,
                 device_id=settings.health.device_id,
@@ -129,6 +148,21 @@ class Appliance:
         if self.supervisor is not None:
             self.supervisor.session_expired()
 
+    def _display_routes(self) -> list[Callable[[web.Application], None]]:
+        return [self.display.add_routes] if self.display is not None else []
+
+    def _renew_session(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.renew()
+
+    def _long_press(self) -> None:
+        self.conversation.abandon()
+        self.continuity.forget("long press")
+
+    def _on_event(self, event: ServerEvent) -> None:
+        self.continuity.on_event(event)  # first: it asks the conversation about this reply
+        self.conversation.on_event(event)
+
     def _make_call(self) -> Call:
         assert self._http is not None
         rt = self.settings.realtime
@@ -140,7 +174,7 @@ class Appliance:
             Signaling(rt, self._http),
             mic=self.audio.mic_track(),
             session=self.session,
-            on_event=self.conversation.on_event,
+            on_event=self._on_event,
             on_bad_event=self._bad_event,
             on_audio=self._play,
             on_video=on_video,
@@ -192,6 +226,8 @@ class Appliance:
             connect_timeout_s=rt.connect_timeout_s,
             liveness_timeout_s=rt.liveness_timeout_s,
             rotate_after_s=rt.rotate_after_s,
+            seeder=self.continuity,
+            make_before_break=rt.make_before_break,
         )
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -208,6 +244,7 @@ class Appliance:
             )
             tasks.append(asyncio.create_task(voice, name="speaking"))
             tasks.append(asyncio.create_task(self.notifier.watchdog(), name="watchdog"))
+            tasks.append(asyncio.create_task(self.continuity.run(), name="forget"))
             self.health.ready = True
             self.notifier.ready()
             log_event(log, logging.INFO, "ready", "rtedge ready, provider %s", rt.provider)

@@ -31,6 +31,9 @@ class CallRecord:
     receive_buffer: dict[str, Any] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    #: Roles of the message items the client created before the call's first turn (a history
+    #: it was seeded with), in order.
+    seeded_items: list[str] = field(default_factory=list)
 
     def client_event(self, etype: str) -> None:
         if len(self.client_events) < MAX_EVENTS_KEPT:
@@ -66,4 +69,5 @@ class CallRecord:
             "receive_buffer": dict(self.receive_buffer),
             "responses": [dict(r) for r in self.responses],
             "faults": list(self.faults),
+            "seeded_items": list(self.seeded_items),
         }

@@ -47,16 +47,24 @@ TrackConsumer = Callable[[MediaStreamTrack], Awaitable[None]]
 class _WatchedTrack(MediaStreamTrack):
     """Passes a remote track through, noting when each frame arrived (our own liveness)."""
 
-    def __init__(self, inner: MediaStreamTrack, on_frame: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        inner: MediaStreamTrack,
+        on_frame: Callable[[], None],
+        held: Callable[[], bool] = lambda: False,
+    ) -> None:
         super().__init__()
         self.kind = inner.kind
         self._inner = inner
         self._on_frame = on_frame
+        self._held = held
 
     async def recv(self) -> Any:
-        frame = await self._inner.recv()
-        self._on_frame()
-        return frame
+        while True:
+            frame = await self._inner.recv()
+            self._on_frame()
+            if not self._held():  # a held call's audio is drained, not played
+                return frame
 
 
 class Call:
@@ -92,6 +100,9 @@ class Call:
         self.last_rtp = now
         self._event_budget = TokenBucket(EVENT_RATE, EVENT_BURST)
         self._unhandled_logged = False
+        #: A call prepared ahead (rtedge.realtime.handover) or being retired: it stays alive,
+        #: but its events are not the conversation's and its audio is not played.
+        self.held = False
 
     @property
     def is_dead(self) -> bool:
@@ -135,7 +146,8 @@ class Call:
         @pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self._spawn(self._on_audio(_WatchedTrack(track, self._touch_rtp)))
+                watched = _WatchedTrack(track, self._touch_rtp, lambda: self.held)
+                self._spawn(self._on_audio(watched))
             elif self._on_video is not None:
                 self._spawn(self._on_video(track))
             else:
@@ -205,6 +217,8 @@ class Call:
         except (RecursionError, ValueError, TypeError) as exc:
             # Deeper than the decoder's own limits, or a shape it did not expect.
             self._on_bad_event("undecodable", type(exc).__name__)
+            return
+        if self.held:
             return
         try:
             self._on_event(decoded)

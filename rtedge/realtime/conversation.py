@@ -205,6 +205,19 @@ class Conversation:
         loop = asyncio.get_running_loop()
         self._commit_handle = loop.call_later(COMMIT_DELAY_S, self._commit)
 
+    def abandon(self) -> None:
+        """The press is not a turn (a long press to forget): nothing is committed."""
+        if self.held and not self._hands_free:
+            self._emit_best_effort(client.clear_input())
+        self.held = False
+        self._state.update(ptt_held=False)
+        self._audio.talking = self._hands_free
+        self._set_turn(Turn.IDLE)
+
+    def unasked(self, rid: str | None) -> bool:
+        """A response cancelled here as not asked for (its text is no part of the talk)."""
+        return rid in self._unasked
+
     def _commit(self) -> None:
         self._commit_handle = None
         if self._send is None:

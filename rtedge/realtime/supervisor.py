@@ -3,7 +3,9 @@
 Backoff is jittered exponential (``[reconnect]``), reset once a call has been healthy for
 ``healthy_after_s``. A refused key waits ``auth_backoff_s`` (a person has to fix it; hammering the
 service would not), a 429 waits at least its ``Retry-After``, ``session_expired`` rebuilds at once.
-Rotation waits for a quiet moment between turns so no turn is cut.
+Rotation waits for a quiet moment between turns so no turn is cut; with ``make_before_break``
+the next call is prepared while the current one serves (rtedge.realtime.handover). Every new
+call is seeded with the conversation so far (``seeder``) before its first turn.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rtedge.backoff import Backoff
 from rtedge.logs import event as log_event
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
+from rtedge.realtime.handover import Handover, Seeder
 from rtedge.realtime.liveness import Facts, Liveness
 from rtedge.realtime.signaling import SignalingError
 from rtedge.settings import ReconnectSettings
@@ -38,6 +41,8 @@ class Supervisor:
         connect_timeout_s: float,
         liveness_timeout_s: float,
         rotate_after_s: float,
+        seeder: Seeder | None = None,
+        make_before_break: bool = False,
     ) -> None:
         self._make_call = make_call
         self._conv = conversation
@@ -55,6 +60,16 @@ class Supervisor:
         self.call: Call | None = None
         self._wake = asyncio.Event()
         self.rotations = 0
+        self._seeder = seeder
+        self.handover = (
+            Handover(make_call, connect_timeout_s, seeder) if make_before_break else None
+        )
+        self._next: Call | None = None  # prepared by the handover, switched to by _one_call
+        self._renew = False
+
+    def renew(self) -> None:
+        """Start a new session at the next quiet moment (the conversation was forgotten)."""
+        self._renew = True
 
     def session_expired(self) -> None:
         if self.call is not None:
@@ -62,6 +77,13 @@ class Supervisor:
 
     async def run(self) -> None:
         """Runs until cancelled; never raises for a transient fault."""
+        try:
+            await self._run()
+        finally:
+            if self.handover is not None:
+                await self.handover.aclose()
+
+    async def _run(self) -> None:
         while True:
             delay = await self._one_call()
             if delay > 0:
@@ -84,19 +106,28 @@ class Supervisor:
 
     async def _one_call(self) -> float:
         """One call from connect to death; returns how long to wait before the next."""
-        self._state.update(connection=Connection.CONNECTING)
-        call = self._make_call()
+        call, prepared = self._next, self._next is not None
+        self._next = None
+        if call is None:
+            self._state.update(connection=Connection.CONNECTING)
+            call = self._make_call()
+            self.call = call
+            try:
+                async with asyncio.timeout(self._connect_timeout_s):
+                    await call.open()
+            except SignalingError as exc:
+                await call.close(hangup=False)
+                return self._failed_signaling(exc)
+            except Exception as exc:  # a timeout, ICE failure, bad answer: all transient
+                await call.close(hangup=False)
+                reason = (
+                    "connect timed out" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
+                )
+                return self._failed(reason)
+        # From here to attach() nothing awaits: a press lands on the old call or the new one.
         self.call = call
-        try:
-            async with asyncio.timeout(self._connect_timeout_s):
-                await call.open()
-        except SignalingError as exc:
-            await call.close(hangup=False)
-            return self._failed_signaling(exc)
-        except Exception as exc:  # a timeout, ICE failure, bad answer: all transient
-            await call.close(hangup=False)
-            reason = "connect timed out" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
-            return self._failed(reason)
+        call.held = False
+        self._renew = False
 
         self._state.calls_started += 1
         self._state.update(
@@ -107,10 +138,22 @@ class Supervisor:
         )
         log_event(log, logging.INFO, "connected", "call %s up", call.call_id, call_id=call.call_id)
         self._conv.attach(call.send)
+        if self._seeder is not None and not prepared:
+            self._seeder.seed(call.send)
         try:
             reason = await self._watch(call)
         finally:
             self._conv.detach()
+            if self._seeder is not None:
+                self._seeder.call_ended()
+        if reason == "rotation" and self._next is not None and self.handover is not None:
+            # Make-before-break: the next call takes over now; this one hangs up behind it.
+            self.handover.retire(call, "rotation")
+            self.rotations += 1
+            self._state.call_seconds_done = self._state.call_seconds()
+            log_event(log, logging.INFO, "rotation", "session rotated (make-before-break)")
+            self.backoff.reset()
+            return 0.0
         healthy = call.opened_at is not None and (
             time.monotonic() - call.opened_at >= self._settings.healthy_after_s
         )
@@ -170,10 +213,26 @@ class Supervisor:
                 if reason is not None:
                     return reason
                 age = now - (call.opened_at or now)
-                if age >= self._rotate_after_s and self._conv.quiet:
+                if (age >= self._rotate_after_s or self._renew) and self._rotate_now():
                     return "rotation"
         finally:
             dead.cancel()
+
+    def _rotate_now(self) -> bool:
+        """Rotation is due: prepare the next call (make-before-break) and say whether to switch
+        now, at a quiet moment. Without a prepared call (none asked for, or preparing it
+        failed) the rotation breaks before it makes, as before."""
+        handover = self.handover
+        if handover is None:
+            return self._conv.quiet
+        handover.start()
+        if not self._conv.quiet:
+            return False
+        if handover.gave_up:
+            handover.reset()  # the next rotation tries again
+            return True
+        self._next = handover.take()
+        return self._next is not None
 
     def _failed_signaling(self, exc: SignalingError) -> float:
         msg = str(exc)
