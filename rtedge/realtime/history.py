@@ -90,13 +90,14 @@ class History:
         self._notes.append(f"[tool {name or 'unnamed'}: {outcome}]")
 
     def assistant(self, text: str) -> None:
-        """A reply ended: the turn it answers is committed, user words first."""
+        """A reply ended: the turn it answers is committed, user words first (the pieces a
+        service transcribed separately, say its own VAD's commit and ours, as one message)."""
         said = " ".join([*self._notes, text.strip()]).strip()
         if not said and not self._user:
             return
         self._answered = not self._user
-        for words in self._user:
-            self._append("user", words)
+        if self._user:
+            self._append("user", _clip(" ".join(self._user)))
         if said:
             self._append("assistant", _clip(said))
         self._user.clear()

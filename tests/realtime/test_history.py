@@ -73,6 +73,18 @@ def test_turn_without_reply_is_not_kept() -> None:
     assert [t for _, t in roles_texts(h)] == ["first", "one", "second", "two"]
 
 
+def test_pieces_of_one_turn_are_one_message() -> None:
+    h = History()
+    h.begin_turn()
+    h.user("[1.3 s of audio]")  # a service's own VAD committed, then our commit did
+    h.user("[0.2 s of audio]")
+    h.assistant("I heard it.")
+    assert roles_texts(h) == [
+        ("user", "[1.3 s of audio] [0.2 s of audio]"),
+        ("assistant", "I heard it."),
+    ]
+
+
 def test_late_transcription_goes_before_its_reply() -> None:
     h = History()
     h.begin_turn()
