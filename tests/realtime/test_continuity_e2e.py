@@ -77,6 +77,7 @@ def test_rotation_carries_the_conversation(
     # a rotation after both turns: the new call is seeded with them, user words included
     call = wait_for(lambda: seeded_call(peer, 4), 30, "a call seeded with both turns")
     assert call["seeded_items"][:4] == ["user", "assistant", "user", "assistant"]
+    assert "session rotated (make-before-break)" in daemon.log()
     history = daemon.status()["history"]
     assert history["items"] == 4 and history["newest_age_s"] is not None
     before = last_user_words(daemon)
@@ -133,7 +134,9 @@ def test_reset_route_is_guarded_and_forgets(
     peer, daemon = start("openai", peer_factory, daemon_factory)
     turn(daemon, 0.6)
     url = f"{daemon.url}/conversation/reset"
-    code, body = http_with(url, {"Origin": "http://evil.example", "Content-Type": "application/json"})
+    code, body = http_with(
+        url, {"Origin": "http://evil.example", "Content-Type": "application/json"}
+    )
     assert code == 403, body
     code, body = http_with(url, {"Content-Type": "text/plain"})  # a form post, no Origin
     assert code in (403, 415), body
