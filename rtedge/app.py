@@ -99,7 +99,7 @@ class Appliance:
         )
         self.ptt = PushToTalk(
             settings.ptt,
-            self.conversation.press,
+            self._press,
             self.conversation.release,
             state=self.state,
             on_long_press=self._long_press,
@@ -154,6 +154,11 @@ class Appliance:
     def _renew_session(self) -> None:
         if self.supervisor is not None:
             self.supervisor.renew()
+
+    def _press(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.switch_if_due()  # a press at a due rotation lands on the next call
+        self.conversation.press()
 
     def _long_press(self) -> None:
         self.conversation.abandon()

@@ -13,12 +13,12 @@ Figures per run, for ``--rotations`` rotations (baseline: as many turns as the r
 - lost turns (a press that got no reply) and doubled turns (more completed replies than presses,
   counted from the peer's record of every call);
 - presses that landed while the daemon had no call (its "pressed while not connected" log line);
-- the gap at the speaker: the longest run of digital silence inside each reply as it reached the
-  speaker (ALSA file plugin), between its first and last voiced 10 ms; an underrun adds silence
-  there. Word gaps of the voice are silence too, so the baseline's figure is the floor: a switch
-  that adds no gap leaves the rotating run at the baseline's figure. Reported for the replies
-  around each switch (the one that ended as the rotation fell due and the first on the new call);
-- each reply's stretch at the speaker: its voiced span minus the audio the peer sent for it.
+- the gap at the speaker: the peer runs in ``echo`` mode, so each reply is the turn's own
+  continuous tone played back; any run of digital silence inside a reply as it reached the
+  speaker (ALSA file plugin), between its first and last voiced 10 ms, is underrun silence.
+  Reported over all replies and for the replies around each switch (the one that ended as the
+  rotation fell due and the first on the new call);
+- each reply's stretch at the speaker: its voiced span minus the tone's length.
 
 Writes ``bench-results/rotation.json`` and ``bench-results/rotation.md``.
 
@@ -50,6 +50,7 @@ CHUNK = RATE // 100  # 10 ms
 VOICED_RMS = 0.01
 #: Voiced chunks closer than this belong to one reply (the voice's own sentence gaps are shorter).
 REPLY_GAP_S = 0.6
+TONE_S = 1.0
 PERIOD_MS = 10  # the daemon's playback period (audio.playback_period_ms default)
 
 
@@ -99,7 +100,7 @@ def one_run(
     name: str, rotate_s: float | None, mbb: bool, target: int, work: Path
 ) -> dict[str, Any]:
     work.mkdir()
-    peer = Peer(work).start()
+    peer = Peer(work, "--mode", "echo").start()
     config: dict[str, dict[str, Any]] = {
         "realtime": {
             "rotate_after_s": rotate_s or 3600.0,
@@ -126,7 +127,7 @@ def one_run(
             presses += 1
             daemon.press()
             t_press = time.monotonic()
-            daemon.alsa.feeder.say(tone(0.5, 300.0))
+            daemon.alsa.feeder.say(tone(TONE_S, 300.0))
             time.sleep(0.05)
             wait_for(lambda: not daemon.alsa.feeder.speaking.is_set(), 30, "speech fed")
             time.sleep(0.1)
@@ -160,10 +161,7 @@ def one_run(
     replied = presses - lost
     spans = replies_at_speaker(pcm)
     gaps = [longest_zero_run_ms(pcm[a:b]) for a, b in spans]
-    sent_ms = [r["audio_ms"] for r in completed]
-    stretch = [
-        (b - a) * 1000 / RATE - ms for (a, b), ms in zip(spans, sent_ms, strict=False) if ms > 0
-    ]
+    stretch = [(b - a) * 1000 / RATE - TONE_S * 1000 for a, b in spans]
     # replies around a switch: the call changed between this reply and the next one
     # (only when every press got a reply, so replies and presses pair up in order)
     switch_idx = [

@@ -23,7 +23,7 @@ from rtedge.realtime.handover import Handover, Seeder
 from rtedge.realtime.liveness import Facts, Liveness
 from rtedge.realtime.signaling import SignalingError
 from rtedge.settings import ReconnectSettings
-from rtedge.state import Connection, State
+from rtedge.state import Connection, State, Turn
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,34 @@ class Supervisor:
         self.handover = (
             Handover(make_call, connect_timeout_s, seeder) if make_before_break else None
         )
-        self._next: Call | None = None  # prepared by the handover, switched to by _one_call
+        self._adopted: Call | None = None  # switched to before its watch began
         self._renew = False
+        self._due = False  # the current call is to be rotated at the next quiet moment
+        # A due rotation switches the moment a turn ends, not at the next watch tick: a user
+        # who presses again right after a reply leaves a quiet moment of a few milliseconds.
+        state.subscribe(self._on_state)
+
+    def _on_state(self, state: State) -> None:
+        if self._due and state.turn is Turn.IDLE and not state.ptt_held:
+            asyncio.get_running_loop().call_soon(self.switch_if_due)
+
+    def switch_if_due(self) -> None:
+        """Make-before-break: when a rotation is due, the next call is ready and nothing is in
+        flight, the conversation moves to the next call now, in one step (the app calls this
+        before a press, so a press at the switch lands on the new call)."""
+        old, handover = self.call, self.handover
+        if not self._due or handover is None or old is None or not self._conv.quiet:
+            return
+        nxt = handover.take()
+        if nxt is None:
+            return
+        self._conv.detach()
+        if self._seeder is not None:
+            self._seeder.call_ended()
+        self._state.call_seconds_done = self._state.call_seconds()
+        self._adopted = nxt
+        self._take_over(nxt, seed=False)  # seeded when prepared, caught up by take()
+        self._wake.set()  # the old call's watch ends now
 
     def renew(self) -> None:
         """Start a new session at the next quiet moment (the conversation was forgotten)."""
@@ -106,8 +132,7 @@ class Supervisor:
 
     async def _one_call(self) -> float:
         """One call from connect to death; returns how long to wait before the next."""
-        call, prepared = self._next, self._next is not None
-        self._next = None
+        call, self._adopted = self._adopted, None
         if call is None:
             self._state.update(connection=Connection.CONNECTING)
             call = self._make_call()
@@ -124,33 +149,18 @@ class Supervisor:
                     "connect timed out" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
                 )
                 return self._failed(reason)
-        # From here to attach() nothing awaits: a press lands on the old call or the new one.
-        self.call = call
-        call.held = False
-        self._renew = False
-
-        self._state.calls_started += 1
-        self._state.update(
-            connection=Connection.CONNECTED,
-            call_id=call.call_id,
-            session_started=time.monotonic(),
-            last_error=None,
-        )
-        log_event(log, logging.INFO, "connected", "call %s up", call.call_id, call_id=call.call_id)
-        self._conv.attach(call.send)
-        if self._seeder is not None and not prepared:
-            self._seeder.seed(call.send)
+            self._take_over(call, seed=True)
         try:
             reason = await self._watch(call)
         finally:
-            self._conv.detach()
-            if self._seeder is not None:
-                self._seeder.call_ended()
-        if reason == "rotation" and self._next is not None and self.handover is not None:
-            # Make-before-break: the next call takes over now; this one hangs up behind it.
+            if self.call is call:
+                self._conv.detach()
+                if self._seeder is not None:
+                    self._seeder.call_ended()
+        if self.call is not call and self.handover is not None:
+            # Make-before-break: the next call took over; this one hangs up behind it.
             self.handover.retire(call, "rotation")
             self.rotations += 1
-            self._state.call_seconds_done = self._state.call_seconds()
             log_event(log, logging.INFO, "rotation", "session rotated (make-before-break)")
             self.backoff.reset()
             return 0.0
@@ -190,14 +200,40 @@ class Supervisor:
         )
         return delay
 
+    def _take_over(self, call: Call, *, seed: bool) -> None:
+        """``call`` becomes the current call: nothing here awaits, so a press lands either on
+        the call before or on this one."""
+        self.call = call
+        call.held = False
+        self._renew = self._due = False
+        self._state.calls_started += 1
+        self._state.update(
+            connection=Connection.CONNECTED,
+            call_id=call.call_id,
+            session_started=time.monotonic(),
+            last_error=None,
+        )
+        log_event(log, logging.INFO, "connected", "call %s up", call.call_id, call_id=call.call_id)
+        self._conv.attach(call.send)
+        if seed and self._seeder is not None:
+            self._seeder.seed(call.send)
+
     async def _watch(self, call: Call) -> str:
         dead = asyncio.ensure_future(call.wait_dead())
         liveness = Liveness(self._liveness_timeout_s)
+        self._wake.clear()
+        switched_at = time.monotonic()
+        wake = asyncio.ensure_future(self._wake.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({dead}, timeout=WATCH_INTERVAL_S)
-                if done:
+                await asyncio.wait({dead, wake}, timeout=WATCH_INTERVAL_S)
+                if self.call is not call:
+                    return "rotation"  # switched to the next call (switch_if_due)
+                if dead.done():
                     return dead.result()
+                if wake.done():
+                    self._wake.clear()
+                    wake = asyncio.ensure_future(self._wake.wait())
                 now = time.monotonic()
                 reason = liveness.check(
                     Facts(
@@ -212,27 +248,28 @@ class Supervisor:
                 )
                 if reason is not None:
                     return reason
-                age = now - (call.opened_at or now)
-                if (age >= self._rotate_after_s or self._renew) and self._rotate_now():
+                # A prepared call counts from the switch: it may have waited for a quiet moment.
+                age = now - max(call.opened_at or now, switched_at)
+                self._due = age >= self._rotate_after_s or self._renew
+                if self._due and self._rotate_now(call):
                     return "rotation"
         finally:
             dead.cancel()
+            wake.cancel()
 
-    def _rotate_now(self) -> bool:
-        """Rotation is due: prepare the next call (make-before-break) and say whether to switch
-        now, at a quiet moment. Without a prepared call (none asked for, or preparing it
-        failed) the rotation breaks before it makes, as before."""
+    def _rotate_now(self, call: Call) -> bool:
+        """Rotation is due: prepare the next call (make-before-break) and switch to it at a
+        quiet moment. Without a prepared call (none asked for, or preparing it failed) the
+        rotation breaks before it makes, as before: True says so."""
         handover = self.handover
         if handover is None:
             return self._conv.quiet
         handover.start()
-        if not self._conv.quiet:
-            return False
-        if handover.gave_up:
+        if handover.gave_up and self._conv.quiet:
             handover.reset()  # the next rotation tries again
             return True
-        self._next = handover.take()
-        return self._next is not None
+        self.switch_if_due()
+        return self.call is not call
 
     def _failed_signaling(self, exc: SignalingError) -> float:
         msg = str(exc)
