@@ -103,6 +103,9 @@ class Call:
         #: A call prepared ahead (rtedge.realtime.handover) or being retired: it stays alive,
         #: but its events are not the conversation's and its audio is not played.
         self.held = False
+        #: When the service will end the session (monotonic), if it says (GPT-Live's
+        #: ``expires_at``): the supervisor rotates ahead of it (rtedge.realtime.handover).
+        self.expires_at: float | None = None
 
     @property
     def is_dead(self) -> bool:

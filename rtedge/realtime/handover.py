@@ -22,6 +22,30 @@ log = logging.getLogger(__name__)
 
 Mark = tuple[int, int]
 
+#: A call whose service says when it ends (GPT-Live's ``expires_at``) is rotated this long
+#: before (PROTOCOL-LIVE.md §6.5 suggests 2-5 minutes), or at half its life if that is shorter.
+ROTATE_BEFORE_EXPIRY_S = 120.0
+
+
+def rotation_due(
+    now: float,
+    *,
+    serving_since: float,
+    rotate_after_s: float,
+    expires_at: float | None = None,
+    opened_at: float | None = None,
+    renew: bool = False,
+) -> bool:
+    """Whether the current call is to be rotated (all times monotonic): ``rotate_after_s`` after
+    it began serving, ahead of the end its service announced, or at once when the session is
+    to be renewed (the conversation was forgotten)."""
+    if renew or now - serving_since >= rotate_after_s:
+        return True
+    if expires_at is None:
+        return False
+    life = expires_at - (opened_at if opened_at is not None else serving_since)
+    return now >= expires_at - min(ROTATE_BEFORE_EXPIRY_S, max(0.0, life / 2))
+
 
 class Seeder(Protocol):
     def seed(self, send: Callable[[dict[str, object]], bool]) -> Mark: ...

@@ -19,7 +19,7 @@ from rtedge.backoff import Backoff
 from rtedge.logs import event as log_event
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
-from rtedge.realtime.handover import Handover, Seeder
+from rtedge.realtime.handover import Handover, Seeder, rotation_due
 from rtedge.realtime.liveness import Facts, Liveness
 from rtedge.realtime.signaling import SignalingError
 from rtedge.settings import ReconnectSettings
@@ -249,8 +249,14 @@ class Supervisor:
                 if reason is not None:
                     return reason
                 # A prepared call counts from the switch: it may have waited for a quiet moment.
-                age = now - max(call.opened_at or now, switched_at)
-                self._due = age >= self._rotate_after_s or self._renew
+                self._due = rotation_due(
+                    now,
+                    serving_since=max(call.opened_at or now, switched_at),
+                    rotate_after_s=self._rotate_after_s,
+                    expires_at=call.expires_at,
+                    opened_at=call.opened_at,
+                    renew=self._renew,
+                )
                 if self._due and self._rotate_now(call):
                     return "rotation"
         finally:
