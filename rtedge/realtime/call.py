@@ -100,12 +100,23 @@ class Call:
         self.last_rtp = now
         self._event_budget = TokenBucket(EVENT_RATE, EVENT_BURST)
         self._unhandled_logged = False
-        #: A call prepared ahead (rtedge.realtime.handover) or being retired: it stays alive,
-        #: but its events are not the conversation's and its audio is not played.
-        self.held = False
+        self._held = False
         #: When the service will end the session (monotonic), if it says (GPT-Live's
         #: ``expires_at``): the supervisor rotates ahead of it (rtedge.realtime.handover).
         self.expires_at: float | None = None
+
+    @property
+    def held(self) -> bool:
+        """A call prepared ahead (rtedge.realtime.handover) or being retired: it stays alive,
+        but its events are not the conversation's, its audio and video are not played, and
+        its mic track (when it can be muted) carries silence."""
+        return self._held
+
+    @held.setter
+    def held(self, value: bool) -> None:
+        self._held = value
+        if hasattr(self._mic, "muted"):
+            setattr(self._mic, "muted", value)  # noqa: B010  (any track with a mute switch)
 
     @property
     def is_dead(self) -> bool:
@@ -152,7 +163,7 @@ class Call:
                 watched = _WatchedTrack(track, self._touch_rtp, lambda: self.held)
                 self._spawn(self._on_audio(watched))
             elif self._on_video is not None:
-                self._spawn(self._on_video(track))
+                self._spawn(self._on_video(_WatchedTrack(track, _nothing, lambda: self.held)))
             else:
                 self._spawn(_drain(track))  # unasked-for media must still be drained
 
@@ -260,6 +271,10 @@ class Call:
                 await asyncio.wait_for(self._pc.close(), timeout=2.0)
         if hangup and not early and self.call_id:
             await self._signaling.hangup(self.call_id, self.dead_reason or "closed")
+
+
+def _nothing() -> None:
+    pass
 
 
 async def _drain(track: MediaStreamTrack) -> None:

@@ -122,6 +122,12 @@ class Conversation:
         else:
             self._set_turn(Turn.IDLE)
 
+    def configure(self, send: Sender) -> None:
+        """A call prepared ahead gets the session at once (turn detection off before it hears
+        anything); attach() restates it when the call takes over."""
+        if self._session is not None:
+            send(client.session_update(self._session))
+
     def detach(self) -> None:
         self._send = None
         if self._commit_handle is not None:

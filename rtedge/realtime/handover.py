@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from rtedge.logs import event as log_event
 from rtedge.realtime.call import Call
@@ -57,9 +57,14 @@ class Seeder(Protocol):
 
 class Handover:
     def __init__(
-        self, make_call: Callable[[], Call], connect_timeout_s: float, seeder: Seeder | None
+        self,
+        make_call: Callable[[], Call],
+        connect_timeout_s: float,
+        seeder: Seeder | None,
+        configure: Callable[[Callable[[dict[str, Any]], bool]], None] | None = None,
     ) -> None:
         self._make_call = make_call
+        self._configure = configure
         self._connect_timeout_s = connect_timeout_s
         self._seeder = seeder
         self._task: asyncio.Task[tuple[Call, Mark | None] | None] | None = None
@@ -101,6 +106,19 @@ class Handover:
             return None
         return call
 
+    def discard(self) -> None:
+        """The current call failed: a call prepared to follow it is not used (the rebuilt call
+        is seeded afresh), so it does not stay open beside it."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()  # _prepare closes what it opened
+            return
+        result = None if task.cancelled() or task.exception() else task.result()
+        if result is not None:
+            self.retire(result[0], "unused")
+
     def reset(self) -> None:
         """Forget a failed attempt so the next rotation tries again."""
         if self._task is not None and self._task.done() and self._task.result() is None:
@@ -121,6 +139,8 @@ class Handover:
             log_event(log, logging.WARNING, "handover_failed", "next call not prepared: %s", reason)
             await call.close(hangup=False)
             return None
+        if self._configure is not None:
+            self._configure(call.send)
         mark = self._seeder.seed(call.send) if self._seeder is not None else None
         self.prepared += 1
         log.info("next call %s ready (make-before-break)", call.call_id)

@@ -62,7 +62,9 @@ class Supervisor:
         self.rotations = 0
         self._seeder = seeder
         self.handover = (
-            Handover(make_call, connect_timeout_s, seeder) if make_before_break else None
+            Handover(make_call, connect_timeout_s, seeder, conversation.configure)
+            if make_before_break
+            else None
         )
         self._adopted: Call | None = None  # switched to before its watch began
         self._renew = False
@@ -74,6 +76,7 @@ class Supervisor:
     def _on_state(self, state: State) -> None:
         if self._due and state.turn is Turn.IDLE and not state.ptt_held:
             asyncio.get_running_loop().call_soon(self.switch_if_due)
+            self._wake.set()  # without a prepared call, the watch rotates at once
 
     def switch_if_due(self) -> None:
         """Make-before-break: when a rotation is due, the next call is ready and nothing is in
@@ -164,6 +167,8 @@ class Supervisor:
             log_event(log, logging.INFO, "rotation", "session rotated (make-before-break)")
             self.backoff.reset()
             return 0.0
+        if reason != "rotation" and self.handover is not None:
+            self.handover.discard()
         healthy = call.opened_at is not None and (
             time.monotonic() - call.opened_at >= self._settings.healthy_after_s
         )
