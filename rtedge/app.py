@@ -26,6 +26,7 @@ from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
 from rtedge.httpserver import install_loop_exception_handler
+from rtedge.kiosk import KioskPage
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.metrics import Identity, PartsCollector
@@ -106,13 +107,18 @@ class Appliance:
         )
         self.led = StatusLed(settings.ptt, self.state)
         self.notifier = Notifier(self.state)
+        routes: list[Callable[[web.Application], None]] = []
+        if self.display is not None:
+            routes.append(self.display.add_routes)
+        if settings.display.kiosk_page:
+            routes.append(KioskPage(self.state, settings).add_routes)
         self.health = HealthServer(
             self.state,
             settings.health.host,
             settings.health.port,
             on_press=self.ptt.press_over_http,
             on_release=self.ptt.release_over_http,
-            extra_routes=[self.continuity.add_routes, *self._display_routes()],
+            extra_routes=[self.continuity.add_routes, *routes],
             status_extra=lambda: {"history": self.continuity.summary()},
             identity=Identity(
                 version=__version__,
@@ -147,9 +153,6 @@ class Appliance:
     def _session_expired(self) -> None:
         if self.supervisor is not None:
             self.supervisor.session_expired()
-
-    def _display_routes(self) -> list[Callable[[web.Application], None]]:
-        return [self.display.add_routes] if self.display is not None else []
 
     def _renew_session(self) -> None:
         if self.supervisor is not None:
