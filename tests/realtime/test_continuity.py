@@ -3,14 +3,16 @@ real decoded events and an injected clock (no sleeps)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from rtedge.protocol.server import decode_server_event
 from rtedge.realtime.continuity import Continuity
+from rtedge.realtime.conversation import COMMIT_DELAY_S, Conversation
 from rtedge.realtime.history import History
 from rtedge.state import State, Turn
-from tests.protocol.test_client_events import check
+from tests.protocol.test_client_events import Audio, check
 
 
 class Clock:
@@ -187,3 +189,25 @@ def test_summary_shows_text_only_when_transcripts_may_be_logged() -> None:
         {"role": "user", "text": "q"},
         {"role": "assistant", "text": "a"},
     ]
+
+
+async def test_long_press_abandons_the_turn_and_forgets() -> None:
+    """What the app does on a long press: the press is no turn (input cleared, nothing
+    committed, no reply asked for) and the conversation is forgotten."""
+    state, clock = State(), Clock()
+    conv = Conversation(state, Audio())
+    renewed: list[bool] = []
+    c = Continuity(state, History(clock=clock), on_forget=lambda: renewed.append(True))
+    sent: list[dict[str, Any]] = []
+    conv.attach(collect(sent))
+    conv.press()
+    user(c, "q")
+    reply(c, "r1", "a")
+    conv.abandon()
+    c.forget("long press")
+    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    types = [e["type"] for e in sent]
+    assert "input_audio_buffer.commit" not in types and "response.create" not in types
+    assert types[-1] == "input_audio_buffer.clear"
+    assert state.turn is Turn.IDLE and not conv.held and not state.ptt_held
+    assert len(c.history) == 0 and renewed == [True]
