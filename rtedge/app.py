@@ -19,7 +19,9 @@ from rtedge import __version__
 from rtedge.audio import speaking
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
+from rtedge.audio.wake import WakeError
 from rtedge.binderr import describe_bind_error
+from rtedge.controls.handsfree import FrontendCollector, HandsFree
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
 from rtedge.display.pipeline import DisplayPipeline
@@ -59,12 +61,18 @@ class Appliance:
         self.settings = settings
         self.state = State(provider=settings.realtime.provider)
         rt = settings.realtime
-        self.audio = AudioPipeline(
-            settings.audio,
-            self.state,
-            hands_free=rt.hands_free,
-            flush_holdoff_s=settings.audio.flush_holdoff_ms / 1000,
-        )
+        wake = settings.wake
+        try:
+            self.audio = AudioPipeline(
+                settings.audio,
+                self.state,
+                # with the wake word the mic stays closed until it is heard, also hands-free
+                hands_free=rt.hands_free and not wake.enabled,
+                flush_holdoff_s=settings.audio.flush_holdoff_ms / 1000,
+                wake=wake,
+            )
+        except (WakeError, ImportError, OSError) as exc:
+            raise StartError(f"audio front end (wake/echo_cancel): {exc}") from None
         self.display: DisplayPipeline | None = None
         if settings.display.backend != "none":
             self.display = DisplayPipeline(
@@ -98,10 +106,19 @@ class Appliance:
             is_unasked=self.conversation.unasked,
             on_forget=self._renew_session,
         )
+        self.hands_free: HandsFree | None = None
+        on_press, on_release = self.conversation.press, self.conversation.release
+        if self.audio.frontend is not None and self.audio.frontend.gate is not None:
+            self.audio.talking = False  # the wake word opens the mic, not hands_free
+            self.hands_free = HandsFree(
+                wake, self.audio, self.conversation, self.state, service_vad=rt.hands_free
+            )
+            on_press, on_release = self.hands_free.press, self.hands_free.release
+        self._on_press = on_press
         self.ptt = PushToTalk(
             settings.ptt,
             self._press,
-            self.conversation.release,
+            on_release,
             state=self.state,
             on_long_press=self._long_press,
         )
@@ -144,6 +161,8 @@ class Appliance:
                 watchdog_withheld=lambda: self.notifier.skipped,
             )
         )
+        if self.audio.frontend is not None:
+            self.health.registry.register(FrontendCollector(self.audio.frontend, self.hands_free))
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
         ProcessCollector(registry=self.health.registry)
         self._http: aiohttp.ClientSession | None = None
@@ -161,7 +180,7 @@ class Appliance:
     def _press(self) -> None:
         if self.supervisor is not None:
             self.supervisor.switch_if_due()  # a press at a due rotation lands on the next call
-        self.conversation.press()
+        self._on_press()
 
     def _long_press(self) -> None:
         self.conversation.abandon()
@@ -246,6 +265,8 @@ class Appliance:
                 await self.display.start()
             self.ptt.start()
             self.led.start()
+            if self.hands_free is not None:
+                self.hands_free.start()
             tasks.append(asyncio.create_task(self.supervisor.run(), name="supervisor"))
             voice = speaking.watch(
                 self.audio.speaking, self.audio.speaker_level, self.conversation.on_voice
@@ -277,6 +298,8 @@ class Appliance:
             steps.append(self.supervisor.call.close(hangup=True))
         self.ptt.close()
         self.led.close()
+        if self.hands_free is not None:
+            await self.hands_free.stop()
         if self.display is not None:
             steps.append(self.display.stop())
         steps.append(self.audio.stop())
@@ -297,8 +320,8 @@ async def _main(settings: Settings) -> int:
     # SIGHUP too: a terminal closed under `rtedge run` stops it in order (the call hung up).
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    app = Appliance(settings)
     try:
+        app = Appliance(settings)
         await app.run(stop)
     except (StartError, OSError) as exc:
         log_event(log, logging.ERROR, "start_failed", "cannot start: %s", exc)

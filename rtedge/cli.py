@@ -145,6 +145,16 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{name}: {result}")
         if not result.startswith("ok"):
             failed.append(name)
+    from rtedge.audio.wake import library_status
+
+    # whether the hands-free libraries load here; a failure counts only when they are used
+    used = {"wake": settings.wake.enabled, "vad": settings.wake.enabled}
+    used["aec"] = settings.audio.echo_cancel or settings.audio.noise_suppression
+    used["aec"] = used["aec"] or settings.audio.auto_gain
+    for name, result in library_status().items():
+        print(f"{name}: {result}{'' if used[name] else ' (not enabled)'}")
+        if used[name] and not result.startswith("ok"):
+            failed.append(name)
     display = settings.display
     if display.backend == "fbdev":
         missing = "" if display.fbdev.exists() else "; not there now, the daemon would retry"

@@ -16,12 +16,11 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -44,6 +43,8 @@ from rtedge.secretfile import (
     read_secret,
     read_small_file,
 )
+from rtedge.settings_base import _Section
+from rtedge.settings_handsfree import WakeSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/rtedge/rtedge.toml")
 OPENAI_CALLS_URL = "https://api.openai.com/v1/realtime/calls"
@@ -55,35 +56,6 @@ _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
 
 class ConfigError(Exception):
     """A configuration problem, reported as one line and exit status 78 (EX_CONFIG)."""
-
-
-class _Section(BaseModel):
-    # Typos in a key must fail loudly: a silently ignored key is a device that misbehaves later.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
-
-    #: String keys whose empty value means something (every other one must name a thing).
-    _may_be_empty: ClassVar[frozenset[str]] = frozenset()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: Any) -> Any:
-        # The example config writes an optional key as `key = ""  # unset`, so an empty value of a
-        # key that may be unset means unset; an empty device name, path or choice is a mistake
-        # that would otherwise surface much later as a device that "does not exist".
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for name, value in data.items():
-            field = cls.model_fields.get(name)
-            if field is None or not isinstance(value, str) or value.strip():
-                continue
-            if name in cls._may_be_empty:
-                continue
-            if type(None) in get_args(field.annotation):
-                out[name] = None
-            else:
-                raise ValueError(f"{name}: must not be empty")
-        return out
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -255,6 +227,13 @@ class AudioSettings(_Section):
     """First retry delay when a device vanishes; doubles up to ``reopen_max_s``."""
     reopen_max_s: float = Field(default=10.0, gt=0)
     """Longest retry delay for a vanished device."""
+    echo_cancel: bool = False
+    """Cancel the speaker's echo in the microphone (WebRTC AEC3, fed what the speaker played):
+    the wake word, the voice detector and the service hear the room without the assistant."""
+    noise_suppression: bool = False
+    """WebRTC noise suppression on the microphone (before the wake word and the service)."""
+    auto_gain: bool = False
+    """WebRTC AGC2 on the microphone (a quiet talker across the room is brought up)."""
 
 
 class PttSettings(_Section):
@@ -439,6 +418,8 @@ class Settings(BaseSettings):
     """Logging."""
     conversation: ConversationSettings = Field(default_factory=ConversationSettings)
     """Conversation memory across calls, and forgetting it."""
+    wake: WakeSettings = Field(default_factory=WakeSettings)
+    """Local wake word (hands-free turns)."""
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from rtedge.peer import hostile, wire
+from rtedge.peer.audio_in import RATE as INPUT_RATE
 from rtedge.peer.audio_in import downmix
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.faults import CallFault
@@ -397,6 +398,7 @@ class Call:
         out = self.session.output
         record.rtp_frames_out = out.frames_out
         record.voiced_frames_out = out.voiced_frames_out
+        record.input_voiced_s = self.session.input.voiced_samples / INPUT_RATE
         record.late_frames_out = out.late_frames
         record.max_late_ms = out.max_late_ms
         buffer = self._receive_buffer

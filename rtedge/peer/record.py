@@ -25,6 +25,7 @@ class CallRecord:
     rtp_frames_in: int = 0
     rtp_frames_out: int = 0
     voiced_frames_out: int = 0
+    input_voiced_s: float = 0.0
     late_frames_out: int = 0
     max_late_ms: float = 0.0
     image_frames: int = 0
@@ -63,6 +64,7 @@ class CallRecord:
             "rtp_frames_in": self.rtp_frames_in,
             "rtp_frames_out": self.rtp_frames_out,
             "voiced_frames_out": self.voiced_frames_out,
+            "input_voiced_s": round(self.input_voiced_s, 3),
             "late_frames_out": self.late_frames_out,
             "max_late_ms": round(self.max_late_ms, 1),
             "image_frames": self.image_frames,

@@ -173,6 +173,11 @@ class Conversation:
         self._audio.earcon("press")
         if self._hands_free:
             return
+        self.begin_turn()
+
+    def begin_turn(self, *, open_mic: bool = True) -> None:
+        """A turn starts (a press, or a hands-free turn whose gate the capture thread opened
+        itself, ``open_mic=False``): cut what is playing, clear the input, listen."""
         if self._commit_handle is not None:  # pressed again before the last commit went out
             self._commit_handle.cancel()
             self._commit_handle = None
@@ -190,7 +195,8 @@ class Conversation:
         self._audio.flush()  # our own buffer goes at once, whatever the service does
         self.audio_playing = False
         self.voice = False
-        self._audio.talking = True
+        if open_mic:
+            self._audio.talking = True
         self._set_turn(Turn.LISTENING)
         if self._send is None:
             log.warning("push-to-talk pressed while not connected: speech will not be sent")
@@ -203,7 +209,15 @@ class Conversation:
         self._audio.earcon("release")
         if self._hands_free:
             return
+        self.end_turn()
+
+    def end_turn(self) -> None:
+        """The turn is said: close the mic, commit it and ask for the reply (with the
+        service's own VAD, it commits by itself)."""
         self._audio.talking = False
+        if self._hands_free:
+            self._set_turn(Turn.THINKING)
+            return
         if self._send is None:
             self._set_turn(Turn.IDLE)
             return
@@ -213,16 +227,21 @@ class Conversation:
 
     def abandon(self) -> None:
         """The press is not a turn (a long press to forget): nothing is committed."""
-        if self.held and not self._hands_free:
-            self._emit_best_effort(client.clear_input())
-        self.held = False
+        held, self.held = self.held, False
         self._state.update(ptt_held=False)
-        self._audio.talking = self._hands_free
-        self._set_turn(Turn.IDLE)
+        if held and not self._hands_free:
+            self.abandon_turn()
 
     def unasked(self, rid: str | None) -> bool:
         """A response cancelled here as not asked for (its text is no part of the talk)."""
         return rid in self._unasked
+
+    def abandon_turn(self) -> None:
+        """A hands-free turn heard nothing (a false wake): drop it unsent."""
+        self._audio.talking = False
+        self._emit_best_effort(client.clear_input())
+        if self._state.turn is Turn.LISTENING:
+            self._set_turn(Turn.IDLE)
 
     def _commit(self) -> None:
         self._commit_handle = None
