@@ -376,6 +376,9 @@ class Conversation:
             self._set_turn(Turn.THINKING if self.response_id else Turn.IDLE)
 
     def _on_transcript_delta(self, event: ev.TextDelta) -> None:
+        rid = event.response_id
+        if rid is not None and (rid in self._unasked or rid != (self.response_id or rid)):
+            return  # words of a cancelled or superseded reply, still in flight
         self._assistant_text.append(event.delta)
         # update(), not a plain write: captions and the /kiosk page follow State's listeners
         self._state.update(transcript_assistant="".join(self._assistant_text)[-500:])
