@@ -38,8 +38,11 @@ from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.metrics import Identity, PartsCollector
 from rtedge.protocol.deprecations import model_warnings, shutdown_timestamp
+from rtedge.protocol.server import ServerEvent
 from rtedge.realtime.call import Call
+from rtedge.realtime.continuity import Continuity
 from rtedge.realtime.conversation import Conversation
+from rtedge.realtime.history import History
 from rtedge.realtime.ice import tune_consent, use_host_addresses
 from rtedge.realtime.session_shape import build_session
 from rtedge.realtime.signaling import Signaling
@@ -103,6 +106,15 @@ class Appliance:
         else:
             self.session = build_session(rt, want_images=self.display is not None)
             self.conversation = self._realtime_conversation()
+        memory = settings.conversation
+        self.continuity = Continuity(
+            self.state,
+            History(memory.max_items, memory.max_chars),
+            forget_after_idle_s=memory.forget_after_idle_s,
+            show_text=rt.log_transcripts,
+            is_unasked=self.conversation.unasked,
+            on_forget=self._renew_session,
+        )
         self.hands_free: HandsFree | None = None
         on_press, on_release = self.conversation.press, self.conversation.release
         frontend = self.audio.frontend
@@ -116,7 +128,14 @@ class Appliance:
                 wake, self.audio, self.conversation, self.state, service_vad=rt.hands_free
             )
             on_press, on_release = self.hands_free.press, self.hands_free.release
-        self.ptt = PushToTalk(settings.ptt, on_press, on_release, state=self.state)
+        self._on_press = on_press
+        self.ptt = PushToTalk(
+            settings.ptt,
+            self._press,
+            on_release,
+            state=self.state,
+            on_long_press=self._long_press,
+        )
         self.led = StatusLed(settings.ptt, self.state)
         self.notifier = Notifier(self.state)
         routes: list[Callable[[web.Application], None]] = []
@@ -130,7 +149,8 @@ class Appliance:
             settings.health.port,
             on_press=self.ptt.press_over_http,
             on_release=self.ptt.release_over_http,
-            extra_routes=routes,
+            extra_routes=[self.continuity.add_routes, *routes],
+            status_extra=lambda: {"history": self.continuity.summary()},
             identity=Identity(
                 version=__version__,
                 device_id=settings.health.device_id,
@@ -155,9 +175,9 @@ class Appliance:
                 watchdog_withheld=lambda: self.notifier.skipped,
             )
         )
-        self.health.registry.register(LiveUsageCollector(self.live_usage))
         if self.audio.frontend is not None:
             self.health.registry.register(FrontendCollector(self.audio.frontend, self.hands_free))
+        self.health.registry.register(LiveUsageCollector(self.live_usage))
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
         ProcessCollector(registry=self.health.registry)
         self._http: aiohttp.ClientSession | None = None
@@ -180,6 +200,23 @@ class Appliance:
         if self.supervisor is not None:
             self.supervisor.session_expired()
 
+    def _renew_session(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.renew()
+
+    def _press(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.switch_if_due()  # a press at a due rotation lands on the next call
+        self._on_press()
+
+    def _long_press(self) -> None:
+        self.conversation.abandon()
+        self.continuity.forget("long press")
+
+    def _on_event(self, event: ServerEvent) -> None:
+        self.continuity.on_event(event)  # first: it asks the conversation about this reply
+        self.conversation.on_event(event)
+
     def _make_call(self) -> Call:
         assert self._http is not None
         rt = self.settings.realtime
@@ -192,7 +229,7 @@ class Appliance:
                 LiveSignaling(rt, self._http),
                 mic=self.audio.mic_track(),
                 session=self.session,
-                on_event=self.conversation.on_event,
+                on_event=self._on_event,
                 on_bad_event=self._bad_event,
                 on_audio=self._play,
                 live_settings=rt.live,
@@ -202,7 +239,7 @@ class Appliance:
             Signaling(rt, self._http),
             mic=self.audio.mic_track(),
             session=self.session,
-            on_event=self.conversation.on_event,
+            on_event=self._on_event,
             on_bad_event=self._bad_event,
             on_audio=self._play,
             on_video=on_video,
@@ -254,6 +291,9 @@ class Appliance:
             connect_timeout_s=rt.connect_timeout_s,
             liveness_timeout_s=rt.liveness_timeout_s,
             rotate_after_s=rt.rotate_after_s,
+            # Live takes its history at creation (session.input), not as items afterwards
+            seeder=None if rt.provider == "live" else self.continuity,
+            make_before_break=rt.make_before_break and rt.provider != "live",
         )
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -272,6 +312,7 @@ class Appliance:
             )
             tasks.append(asyncio.create_task(voice, name="speaking"))
             tasks.append(asyncio.create_task(self.notifier.watchdog(), name="watchdog"))
+            tasks.append(asyncio.create_task(self.continuity.run(), name="forget"))
             self.health.ready = True
             self.notifier.ready()
             log_event(log, logging.INFO, "ready", "rtedge ready, provider %s", rt.provider)

@@ -131,6 +131,8 @@ class RealtimeSettings(_Section):
     """While a response plays, no RTP or no event for this long marks the call dead."""
     rotate_after_s: float = Field(default=55 * 60.0, gt=0)
     """Start a fresh session after this age, between turns (OpenAI caps sessions at 60 min)."""
+    make_before_break: bool = True
+    """Rotate by opening (and seeding) the next call while the current one still serves."""
 
     @field_validator("url", "token_url", "relay_url")
     @classmethod
@@ -263,6 +265,15 @@ class PttSettings(_Section):
     max_hold_s: float = Field(default=60.0, gt=0, le=3600)
     """Longest the mic stays open for one press: an HTTP press expires after this unless
     pressed again (renewed), and a button held down (or stuck) is released after it."""
+    forget_press_s: float | None = Field(default=None, gt=0, le=3600)
+    """A press held this long is no turn: the conversation is forgotten (unset: off)."""
+
+    @model_validator(mode="after")
+    def _long_press(self) -> PttSettings:
+        hold = self.forget_press_s
+        if hold is not None and not self.min_press_ms / 1000 < hold < self.max_hold_s:
+            raise ValueError("forget_press_s: must be between min_press_ms and max_hold_s")
+        return self
 
 
 class DisplaySettings(CaptionSettings, _Section):
@@ -380,6 +391,15 @@ class ReconnectSettings(_Section):
         return self
 
 
+class ConversationSettings(_Section):
+    forget_after_idle_s: float | None = Field(default=None, gt=0, le=86400)
+    """Forget the conversation after this long without a turn (unset: never; a kiosk: 120)."""
+    max_items: int = Field(default=40, ge=2, le=1000)
+    """Messages remembered at most (and seeded into a new session); the oldest go first."""
+    max_chars: int = Field(default=6000, ge=100, le=200_000)
+    """Characters remembered at most over all messages."""
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level."""
@@ -409,6 +429,8 @@ class Settings(BaseSettings):
     """Backoff between call attempts."""
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     """Logging."""
+    conversation: ConversationSettings = Field(default_factory=ConversationSettings)
+    """Conversation memory across calls, and forgetting it."""
     wake: WakeSettings = Field(default_factory=WakeSettings)
     """Local wake word (hands-free turns)."""
 

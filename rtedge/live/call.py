@@ -1,6 +1,7 @@
 """One GPT-Live call: the Realtime call's WebRTC parts, plus the Live session's life: wait for
-``session.started`` (startup timeout), rotate before ``expires_at``, end with ``session.close``
-and wait for ``session.closed``, and sort every close reason the service gives."""
+``session.started`` (startup timeout), note ``expires_at`` (the supervisor rotates ahead of it:
+rtedge.realtime.handover), end with ``session.close`` and wait for ``session.closed``, and sort
+every close reason the service gives."""
 
 from __future__ import annotations
 
@@ -40,7 +41,6 @@ class LiveCall(Call):
         self._live = live_settings
         self._started = asyncio.Event()
         self._closed = asyncio.Event()
-        self.expires_at: float | None = None
         self.close_reason: str | None = None
         self.final_usage_s: float | None = None
 
@@ -61,15 +61,11 @@ class LiveCall(Call):
             reason = self.dead_reason if self.is_dead else "no session.started in time"
             raise ConnectionError(reason or "no session.started")
 
-    def rotation_due(self, now: float) -> bool:
-        if self.expires_at is None:
-            return False
-        return bool(now >= self.expires_at - float(self._live.rotate_margin_s))
-
     def _intercept(self, event: ServerEvent) -> None:
         if event.type == "session.started":
-            expires = lev.number(event, "session", "expires_at")
-            self.expires_at = expires
+            expires = lev.number(event, "session", "expires_at")  # Unix seconds
+            if expires is not None:  # the supervisor rotates ahead of it (monotonic here)
+                self.expires_at = time.monotonic() + (expires - time.time())
             self._started.set()
             log_event(
                 log,

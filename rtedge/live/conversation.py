@@ -82,6 +82,17 @@ class LiveConversation:
         self._set_mute(not self.held)
         self._set_turn(Turn.LISTENING if self.held else Turn.IDLE)
 
+    def configure(self, send: Sender) -> None:
+        """A prepared call (make-before-break): nothing to send, a Live session is configured
+        by its create request."""
+
+    def abandon(self) -> None:
+        """A long press forgets the conversation: on Live that is a new session (the renewal
+        the continuity part asks for); nothing in flight here to drop."""
+
+    def unasked(self, rid: str | None) -> bool:
+        return False  # Live has no response ids: every reply is the model's own
+
     def detach(self) -> None:
         self._send = None
         self.pending.clear()

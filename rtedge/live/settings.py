@@ -21,8 +21,6 @@ class LiveSettings(BaseModel):
     """``session.started`` must arrive this long after the answer, else the call is rebuilt."""
     close_timeout_s: float = Field(default=3.0, gt=0, le=30)
     """On stop and rotation: how long to wait for ``session.closed`` after ``session.close``."""
-    rotate_margin_s: float = Field(default=120.0, ge=0)
-    """Rotate (at a quiet moment) this long before the session's ``expires_at``."""
     store: bool = False
     """Keep the session at OpenAI (needed for fork and recordings; off by default)."""
     idle_timeout_s: int | None = Field(default=None, ge=1)

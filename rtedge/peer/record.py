@@ -32,6 +32,9 @@ class CallRecord:
     receive_buffer: dict[str, Any] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    #: Roles of the message items the client created before the call's first turn (a history
+    #: it was seeded with), in order.
+    seeded_items: list[str] = field(default_factory=list)
     live: dict[str, Any] = field(default_factory=dict)  # GPT-Live calls: mute, yields, close
 
     def client_event(self, etype: str) -> None:
@@ -69,5 +72,6 @@ class CallRecord:
             "receive_buffer": dict(self.receive_buffer),
             "responses": [dict(r) for r in self.responses],
             "faults": list(self.faults),
+            "seeded_items": list(self.seeded_items),
             "live": dict(self.live),
         }

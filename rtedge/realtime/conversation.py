@@ -122,6 +122,12 @@ class Conversation:
         else:
             self._set_turn(Turn.IDLE)
 
+    def configure(self, send: Sender) -> None:
+        """A call prepared ahead gets the session at once (turn detection off before it hears
+        anything); attach() restates it when the call takes over."""
+        if self._session is not None:
+            send(client.session_update(self._session))
+
     def detach(self) -> None:
         self._send = None
         if self._commit_handle is not None:
@@ -218,6 +224,17 @@ class Conversation:
         self._set_turn(Turn.THINKING)
         loop = asyncio.get_running_loop()
         self._commit_handle = loop.call_later(COMMIT_DELAY_S, self._commit)
+
+    def abandon(self) -> None:
+        """The press is not a turn (a long press to forget): nothing is committed."""
+        held, self.held = self.held, False
+        self._state.update(ptt_held=False)
+        if held and not self._hands_free:
+            self.abandon_turn()
+
+    def unasked(self, rid: str | None) -> bool:
+        """A response cancelled here as not asked for (its text is no part of the talk)."""
+        return rid in self._unasked
 
     def abandon_turn(self) -> None:
         """A hands-free turn heard nothing (a false wake): drop it unsent."""
@@ -359,6 +376,9 @@ class Conversation:
             self._set_turn(Turn.THINKING if self.response_id else Turn.IDLE)
 
     def _on_transcript_delta(self, event: ev.TextDelta) -> None:
+        rid = event.response_id
+        if rid is not None and (rid in self._unasked or rid != (self.response_id or rid)):
+            return  # words of a cancelled or superseded reply, still in flight
         self._assistant_text.append(event.delta)
         # update(), not a plain write: captions and the /kiosk page follow State's listeners
         self._state.update(transcript_assistant="".join(self._assistant_text)[-500:])

@@ -12,7 +12,6 @@ from openai.types.live.live_create_params import LiveCreateParams
 from pydantic import TypeAdapter
 
 from rtedge.live import events as lev
-from rtedge.live.call import LiveCall
 from rtedge.live.conversation import LiveConversation
 from rtedge.live.signaling import build_session
 from rtedge.live.usage import LiveUsage
@@ -168,11 +167,3 @@ def test_delegated_function_call_is_answered_then_response_create() -> None:
         "output": '{"ok": "lamp"}',
     }
     assert sent[-1]["type"] == "response.create"
-
-
-def test_rotation_is_due_a_margin_before_expires_at() -> None:
-    call = LiveCall.__new__(LiveCall)
-    call.expires_at = 1000.0
-    call._live = RealtimeSettings(provider="live", api_key="k").live
-    assert not call.rotation_due(1000.0 - 121)
-    assert call.rotation_due(1000.0 - 119)
