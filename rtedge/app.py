@@ -31,6 +31,7 @@ from rtedge.httpserver import install_loop_exception_handler
 from rtedge.kiosk import KioskPage
 from rtedge.live.call import LiveCall
 from rtedge.live.conversation import LiveConversation
+from rtedge.live.memory import LiveMemory
 from rtedge.live.signaling import LiveSignaling
 from rtedge.live.signaling import build_session as build_live_session
 from rtedge.live.usage import LiveUsage, LiveUsageCollector
@@ -102,6 +103,7 @@ class Appliance:
                 self.live_usage,
                 log_transcripts=rt.log_transcripts,
                 display=self.display,
+                on_reply_end=self._live_reply_ended,
             )
         else:
             self.session = build_session(rt, want_images=self.display is not None)
@@ -115,6 +117,10 @@ class Appliance:
             is_unasked=self.conversation.unasked,
             on_forget=self._renew_session,
         )
+        # Live: its transcripts make the turns, and each new session starts with them
+        self.live_memory: LiveMemory | None = None
+        if rt.provider == "live":
+            self.live_memory = LiveMemory(self.continuity, self.state)
         self.hands_free: HandsFree | None = None
         on_press, on_release = self.conversation.press, self.conversation.release
         frontend = self.audio.frontend
@@ -200,7 +206,13 @@ class Appliance:
         if self.supervisor is not None:
             self.supervisor.session_expired()
 
+    def _live_reply_ended(self) -> None:
+        if self.live_memory is not None:
+            self.live_memory.reply_ended()
+
     def _renew_session(self) -> None:
+        if self.live_memory is not None:
+            self.live_memory.drop_turn()
         if self.supervisor is not None:
             self.supervisor.renew()
 
@@ -215,6 +227,8 @@ class Appliance:
 
     def _on_event(self, event: ServerEvent) -> None:
         self.continuity.on_event(event)  # first: it asks the conversation about this reply
+        if self.live_memory is not None:
+            self.live_memory.on_event(event)
         self.conversation.on_event(event)
 
     def _make_call(self) -> Call:
@@ -228,7 +242,10 @@ class Appliance:
                 rt,
                 LiveSignaling(rt, self._http),
                 mic=self.audio.mic_track(),
-                session=self.session,
+                # a new session takes the conversation so far at creation (session.input)
+                session=build_live_session(rt, self.live_memory.session_input())
+                if self.live_memory is not None
+                else self.session,
                 on_event=self._on_event,
                 on_bad_event=self._bad_event,
                 on_audio=self._play,
@@ -292,7 +309,7 @@ class Appliance:
             liveness_timeout_s=rt.liveness_timeout_s,
             rotate_after_s=rt.rotate_after_s,
             # Live takes its history at creation (session.input), not as items afterwards
-            seeder=None if rt.provider == "live" else self.continuity,
+            seeder=self.live_memory or self.continuity,
             make_before_break=rt.make_before_break and rt.provider != "live",
         )
         tasks: list[asyncio.Task[Any]] = []

@@ -53,8 +53,10 @@ class LiveConversation:
         log_transcripts: bool = True,
         run_tool: ToolRunner | None = None,
         display: TurnSink | None = None,
+        on_reply_end: Callable[[], None] | None = None,
     ) -> None:
         self._display = display
+        self._on_reply_end = on_reply_end
         self._state = state
         self._audio = audio
         self.usage = usage
@@ -172,6 +174,8 @@ class LiveConversation:
         elif self._state.turn is Turn.SPEAKING:
             self._set_turn(Turn.IDLE)
             self._log_reply()
+            if self._on_reply_end is not None:
+                self._on_reply_end()  # the conversation memory records the turn
 
     def _log_reply(self) -> None:
         # One line per reply (deltas come a word at a time; there is no done event on Live).

@@ -113,6 +113,21 @@ def recall(earlier: list[str]) -> str:
     return f"Before, you asked: {words}."
 
 
+def user_text(item: dict[str, Any]) -> str:
+    parts = [
+        c.get("text") or c.get("transcript") or ""
+        for c in item.get("content") or []
+        if isinstance(c, dict) and c.get("type") in ("input_text", "text")
+    ]
+    return " ".join(p for p in parts if p).strip()
+
+
+def earlier_user_text(context: list[dict[str, Any]]) -> list[str]:
+    """The user's earlier words, oldest first: text messages (a seeded history among them)."""
+    said = [user_text(i) for i in context if i.get("type") == "message" and i.get("role") == "user"]
+    return [t for t in said if t]
+
+
 def reply_to_audio(seconds: float, earlier: list[str] | None = None) -> str:
     reply = f"I heard {seconds:.1f} seconds of audio."
     return f"{reply} {recall(earlier)}" if earlier else reply

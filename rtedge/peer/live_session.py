@@ -84,6 +84,9 @@ class LiveSession:
         self.speech_start_ms = 0
         self.delegations = Delegations(self)
         record.live = {"muted": False, "yields": [], "replies": 0, "close_reason": None}
+        # session.input recorded as a Realtime call's seed; replies to audio recall its words
+        record.seeded_items = [str(i.get("role")) for i in resource.get("input") or []]
+        self.earlier = brain.earlier_user_text(resource.get("input") or []) or None
 
     # -- out ------------------------------------------------------------------------------
     def send(self, event: JsonDict) -> None:
@@ -324,7 +327,7 @@ class LiveSession:
             }
         )
         if not self.delegations.maybe_delegate(seconds):
-            self.speak(brain.reply_to_audio(seconds))
+            self.speak(brain.reply_to_audio(seconds, self.earlier))
 
     # -- speaking ---------------------------------------------------------------------------
     def speak(self, text: str) -> None:

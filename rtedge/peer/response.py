@@ -91,7 +91,7 @@ class ResponseRun:
             name = s.call_names.get(str(last.get("call_id")), "function")
             plan = Plan(kind, brain.reply_to_tool_output(name, str(last.get("output", ""))))
         elif last is not None and last.get("type") == "message" and last.get("role") == "user":
-            text = _user_text(last)
+            text = brain.user_text(last)
             audio_ms = s.user_audio_ms.get(str(last.get("id")), 0)
             tools = sessionconf.function_tools(
                 {"tools": self.params["tools"]} if "tools" in self.params else s.effective
@@ -103,11 +103,11 @@ class ResponseRun:
             elif last.get("id") in s.timeout_items:
                 plan = Plan(kind, brain.IDLE_PROMPT)
             elif text and brain.asks_recall(text):
-                plan = Plan(kind, brain.recall(_earlier_user_text(context[:-1])))
+                plan = Plan(kind, brain.recall(brain.earlier_user_text(context[:-1])))
             elif text:
                 plan = Plan(kind, brain.reply_to_text(text))
             elif audio_ms:
-                earlier = _earlier_user_text(context[:-1]) if s.record.seeded_items else None
+                earlier = brain.earlier_user_text(context[:-1]) if s.record.seeded_items else None
                 plan = Plan(kind, brain.reply_to_audio(audio_ms / 1000.0, earlier))
             else:
                 plan = Plan(kind, "I did not catch that.")
@@ -355,23 +355,6 @@ class ResponseRun:
 
 def _pieces(text: str) -> tuple[tuple[str, float], ...]:
     return word_times(text, 0.0)
-
-
-def _user_text(item: JsonDict) -> str:
-    parts = [
-        c.get("text") or c.get("transcript") or ""
-        for c in item.get("content") or []
-        if isinstance(c, dict) and c.get("type") in ("input_text", "text")
-    ]
-    return " ".join(p for p in parts if p).strip()
-
-
-def _earlier_user_text(context: list[JsonDict]) -> list[str]:
-    """The user's earlier words, oldest first: text messages (a seeded history among them)."""
-    said = [
-        _user_text(i) for i in context if i.get("type") == "message" and i.get("role") == "user"
-    ]
-    return [t for t in said if t]
 
 
 def _input_tokens(context: list[JsonDict], audio_ms: dict[str, int]) -> tuple[int, int]:

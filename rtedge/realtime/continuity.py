@@ -102,6 +102,10 @@ class Continuity:
                 len(items),
                 items=len(items),
             )
+        return self.mark()
+
+    def mark(self) -> Mark:
+        """Which history a call starting now is seeded with."""
         return self._epoch, self.history.last_seq
 
     def catch_up(self, send: Sender, mark: Mark) -> bool:
