@@ -16,6 +16,7 @@ from rtedge.live.conversation import LiveConversation
 from rtedge.live.signaling import build_session
 from rtedge.live.usage import LiveUsage
 from rtedge.peer.live_http import validate_create
+from rtedge.realtime.history import History
 from rtedge.settings import RealtimeSettings
 from rtedge.state import State, Turn
 from tests.test_cli import rtedge
@@ -85,6 +86,15 @@ def test_create_request_is_valid_and_carries_input_items() -> None:
     body = {"session": session, "transport": {"type": "webrtc", "sdp": "v=0"}}
     TypeAdapter(LiveCreateParams).validate_python(body)  # the SDK's own shape
     validate_create(body)  # strict: no field the SDK's create params lack
+    # the history as the device sends it (developer preamble first): the same two checks
+    history = History()
+    history.user("Hi")
+    history.assistant("Hello")
+    seeded = build_session(rt, history.live_input())
+    assert [i["role"] for i in seeded["input"]] == ["developer", "user", "assistant"]
+    body = {"session": seeded, "transport": {"type": "webrtc", "sdp": "v=0"}}
+    TypeAdapter(LiveCreateParams).validate_python(body)
+    validate_create(body)
 
 
 def test_decoding_is_tolerant() -> None:
