@@ -7,11 +7,10 @@ import contextlib
 import logging
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiortc import MediaStreamTrack
-from prometheus_client import ProcessCollector
 
 from rtedge import __version__
 from rtedge.audio import speaking
@@ -20,13 +19,12 @@ from rtedge.audio.pipeline import AudioPipeline
 from rtedge.binderr import describe_bind_error
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
-from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
 from rtedge.httpserver import install_loop_exception_handler
+from rtedge.identity import Identity
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
-from rtedge.metrics import Identity, PartsCollector
 from rtedge.protocol.deprecations import model_warnings, shutdown_timestamp
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
@@ -37,6 +35,11 @@ from rtedge.realtime.supervisor import Supervisor
 from rtedge.settings import Settings, is_loopback_host
 from rtedge.state import Connection, State
 from rtedge.systemd import Notifier
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from rtedge.display.pipeline import DisplayPipeline
 
 log = logging.getLogger("rtedge")
 
@@ -61,6 +64,9 @@ class Appliance:
         )
         self.display: DisplayPipeline | None = None
         if settings.display.backend != "none":
+            # Imported only here: a device without a display does not hold the display stack.
+            from rtedge.display.pipeline import DisplayPipeline
+
             self.display = DisplayPipeline(
                 settings.display,
                 self.state,
@@ -110,7 +116,17 @@ class Appliance:
             max_connections=settings.health.max_connections,
             header_timeout_s=settings.health.header_timeout_s,
         )
-        self.health.registry.register(
+        self.health.add_metrics(self._register_metrics)
+        self._http: aiohttp.ClientSession | None = None
+        self._bad_logged: dict[str, float] = {}
+        self.supervisor: Supervisor | None = None
+
+    def _register_metrics(self, registry: CollectorRegistry) -> None:
+        from prometheus_client import ProcessCollector
+
+        from rtedge.metrics import PartsCollector
+
+        registry.register(
             PartsCollector(
                 xruns=lambda: {
                     "capture": self.audio.capture.xruns,
@@ -120,10 +136,7 @@ class Appliance:
             )
         )
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
-        ProcessCollector(registry=self.health.registry)
-        self._http: aiohttp.ClientSession | None = None
-        self._bad_logged: dict[str, float] = {}
-        self.supervisor: Supervisor | None = None
+        ProcessCollector(registry=registry)
 
     def _session_expired(self) -> None:
         if self.supervisor is not None:
