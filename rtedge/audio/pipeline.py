@@ -123,8 +123,6 @@ class AudioPipeline:
         """Per audio thread, a callable giving ``time.monotonic()`` of its last progress (for
         the systemd watchdog: a thread stuck in the driver stops moving)."""
         capture, playback = self.capture, self.playback
-        # plain functions, not bound methods: State.snapshot() deep-copies its listeners, and
-        # the watchdog that keeps these is one; the workers hold locks that cannot be copied
         return {"capture": lambda: capture.last_beat, "playback": lambda: playback.last_beat}
 
     # ---- microphone -------------------------------------------------------------------------

@@ -96,9 +96,7 @@ class StatusLed:
                 log.warning("status LED on GPIO%s unavailable: %s", pin, exc)
                 self.led = None
         if not self._subscribed:
-            # a plain function, not a bound method: State.snapshot() deep-copies its listeners
-            # (dataclasses.asdict), and this object holds gpiozero's locks
-            self.state.subscribe(lambda state: self._on_state(state))
+            self.state.subscribe(self._on_state)
             self._subscribed = True
         self._closed = False
         self._on_state(self.state)

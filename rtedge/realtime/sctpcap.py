@@ -25,10 +25,12 @@ from typing import Any, Final
 
 from aiortc import rtcsctptransport as sctp
 
+from rtedge.seams import CHECKED
+
 log = logging.getLogger(__name__)
 
 #: aiortc releases whose reassembly this module was read against.
-CHECKED_AIORTC: Final = ("1.16.0",)
+CHECKED_AIORTC: Final = CHECKED["aiortc"]
 _KEEP_REFUSED: Final = 64  # refused sequence numbers remembered (for straggling fragments)
 
 _UNORDERED: Final = sctp.SCTP_DATA_UNORDERED

@@ -5,7 +5,7 @@ directory first on the daemon's ``PYTHONPATH`` and sets ``RTEDGE_PROBE_SOCKET``.
 variable this module does nothing. With it, one thread serves JSON lines on that AF_UNIX socket:
 
 - ``{"op": "stats"}`` -> ``{"tasks": n, "task_names": {...}, "threads": n, "thread_names": [...]}``:
-  the daemon has no task count of its own yet (see the report: a ``tasks`` field in ``/status``).
+  ``/status`` has the task count too, but not the names, nor the threads.
 - ``{"op": "tracemalloc", "action": "start"}`` then ``{"op": "tracemalloc"}``: the Python
   allocations that grew most since the previous call (for finding what a soak's RSS growth is).
 - ``{"op": "gpio", "pin": 17, "edges": [["low", 0.01], ["high", 0.01], ...]}``: drives gpiozero's
@@ -117,8 +117,11 @@ if os.environ.get("RTEDGE_PROBE_SOCKET"):
 
     def _serve(path: str) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
-            srv.bind(path)
+            # bound under another name and renamed once listening: the rig waits for the path
+            # to exist, and a path that exists before listen() refuses the connection
+            srv.bind(path + ".new")
             srv.listen(4)
+            os.replace(path + ".new", path)
             while True:
                 conn, _ = srv.accept()
                 with conn, conn.makefile("rwb") as fh:
