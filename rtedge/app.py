@@ -7,9 +7,11 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp import web
 from aiortc import MediaStreamTrack
 
 from rtedge import __version__
@@ -23,6 +25,7 @@ from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
 from rtedge.httpserver import install_loop_exception_handler
 from rtedge.identity import Identity
+from rtedge.kiosk import KioskPage
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.protocol.deprecations import model_warnings, shutdown_timestamp
@@ -94,13 +97,18 @@ class Appliance:
         )
         self.led = StatusLed(settings.ptt, self.state)
         self.notifier = Notifier(self.state)
+        routes: list[Callable[[web.Application], None]] = []
+        if self.display is not None:
+            routes.append(self.display.add_routes)
+        if settings.display.kiosk_page:
+            routes.append(KioskPage(self.state, settings).add_routes)
         self.health = HealthServer(
             self.state,
             settings.health.host,
             settings.health.port,
             on_press=self.ptt.press_over_http,
             on_release=self.ptt.release_over_http,
-            extra_routes=[self.display.add_routes] if self.display is not None else None,
+            extra_routes=routes,
             identity=Identity(
                 version=__version__,
                 device_id=settings.health.device_id,

@@ -36,6 +36,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rtedge.caption_settings import CaptionSettings
 from rtedge.secretfile import (
     MAX_CONFIG_BYTES,
     FileProblem,
@@ -272,7 +273,7 @@ class PttSettings(_Section):
     pressed again (renewed), and a button held down (or stuck) is released after it."""
 
 
-class DisplaySettings(_Section):
+class DisplaySettings(CaptionSettings, _Section):
     backend: Literal["fbdev", "mjpeg", "none"] = "none"
     """Where avatar frames go: the Linux framebuffer, an MJPEG page for a kiosk browser, or
     nowhere."""

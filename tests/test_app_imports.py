@@ -32,7 +32,8 @@ def test_prometheus_and_display_are_imported_only_when_used(
     daemon.wait_turn("idle", 30)
     assert imported(daemon, "aiortc"), "import profiling did not reach the log"
     # display.backend = "none" and nothing scraped /metrics yet: neither stack was loaded
-    assert not imported(daemon, "rtedge.display")
+    assert not imported(daemon, "rtedge.display.pipeline")
+    assert not imported(daemon, "PIL")  # Pillow draws captions into frames: display only
     assert not imported(daemon, "prometheus_client")
     assert not imported(daemon, "rtedge.metrics")
     # The first scrape builds the registry with every collector, the call's counts included.

@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 
+import av
 import numpy as np
 
 from rtedge.display.frames import (
@@ -43,6 +44,8 @@ class FramebufferSink:
         self._map: mmap.mmap | None = None
         self._view: Pixels | None = None  # height x stride bytes, aliasing the device memory
         self._rect: Rect | None = None  # where the last picture went: bars change with it
+        self._last: Prepared | None = None  # the last picture, to repaint what a band uncovers
+        self._band: Pixels | None = None  # captions, in the device's format, kept over pictures
         self._decoder = JpegDecoder()
         # One scaler per source kind: each keeps its swscale context for its own input format.
         self._scalers: dict[type[Picture], Scaler] = {}
@@ -71,6 +74,7 @@ class FramebufferSink:
         self.geometry = geo
         self._scalers.clear()
         self._rect = None
+        self._last = self._band = None
         self._fill_black(self._view[:, : geo.width * geo.bytes_per_pixel])
         return f"fbdev {self.device} {geo.width}x{geo.height} {geo.bits_per_pixel}bpp"
 
@@ -104,11 +108,39 @@ class FramebufferSink:
             self._clear_bars(view, geo, rect)
             self._rect = rect
         view[rect.y : rect.y + rect.h, rect.x * bpp : (rect.x + rect.w) * bpp] = rows
+        self._last = prepared
+        if self._band is not None:
+            view[geo.height - self._band.shape[0] :, : geo.width * bpp] = self._band
+
+    def set_band(self, rgb: Pixels | None) -> None:
+        """Put an RGB picture as wide as the screen at its bottom, over every later picture
+        until replaced; None removes it and repaints what it covered."""
+        view, geo = self._view, self.geometry
+        if view is None or geo is None:
+            raise DisplayError("framebuffer not open")
+        old = self._band
+        if rgb is None:
+            self._band = None
+        else:
+            rgb = np.ascontiguousarray(rgb[-geo.height :, : geo.width])
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            scaler = Scaler(geo.width, frame.height, geo.pix_fmt, geo.bytes_per_pixel)
+            self._band = np.array(scaler.scale(frame)[1])  # same size: a format conversion
+        if old is not None and (self._band is None or self._band.shape[0] < old.shape[0]):
+            # Uncovered rows: the last picture again (bars included), else black.
+            if self._last is not None:
+                self._rect = None
+                self.show(self._last)
+                return
+            self._fill_black(view[geo.height - old.shape[0] :, : geo.width * geo.bytes_per_pixel])
+        if self._band is not None:
+            view[geo.height - self._band.shape[0] :, : geo.width * geo.bytes_per_pixel] = self._band
 
     def close(self) -> None:
         # Views must go before the mapping: mmap.close() refuses while buffers are exported.
         self._view = None
         self._rect = None
+        self._last = self._band = None
         if self._map is not None:
             self._map.close()
             self._map = None

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import av
 from aiohttp import web
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from rtedge.display.avatar import LocalAvatar
-from rtedge.display.fbdev import FramebufferSink
+from rtedge.display.caption_layer import CaptionLayer, has_band
 from rtedge.display.frames import DropOldestQueue, JpegPicture, RgbPicture, VideoPicture
 from rtedge.display.mjpeg import MjpegSink
 from rtedge.display.pacing import (
@@ -30,7 +30,8 @@ from rtedge.display.pacing import (
     present_paced,
 )
 from rtedge.display.presenter import Presenter
-from rtedge.display.sinks import NullSink, Sink
+from rtedge.display.shown import DisplayStats, ShownFrame
+from rtedge.display.sinks import Sink, make_sink
 from rtedge.display.sprites import load_art
 from rtedge.settings import DisplaySettings
 from rtedge.state import State, Turn
@@ -39,25 +40,6 @@ log = logging.getLogger(__name__)
 
 # Kept per pipeline, not per response: only the newest few responses can still have frames.
 _MAX_TIMELINES = 16
-
-
-@dataclass(frozen=True, slots=True)
-class ShownFrame:
-    """One frame put on the display: ``due`` and ``shown`` are audio-clock seconds (``due`` is
-    None for local avatar frames, which are drawn from the level playing at that moment)."""
-
-    source: str  # "service" (JPEG events), "video" (RTP track) or "avatar"
-    response_id: str | None
-    index: int
-    due: float | None
-    shown: float
-
-
-@dataclass
-class DisplayStats:
-    received: Counter[str] = field(default_factory=Counter)  # by source
-    shown: Counter[str] = field(default_factory=Counter)  # by source
-    dropped: Counter[str] = field(default_factory=Counter)  # "source.reason"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +57,6 @@ class _VideoFrame:
 
 def _fixed(due: float) -> Callable[[], float]:
     return lambda: due
-
-
-def make_sink(settings: DisplaySettings) -> Sink:
-    if settings.backend == "fbdev":
-        return FramebufferSink(settings.fbdev, settings.sysfs)
-    if settings.backend == "mjpeg":
-        return MjpegSink()
-    return NullSink()
 
 
 class DisplayPipeline:
@@ -146,6 +120,11 @@ class DisplayPipeline:
         self._presenter: Presenter | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._avatar_shown = 0
+        self.captions: CaptionLayer | None = None
+        if settings.captions and has_band(self.sink):
+            self.captions = CaptionLayer(settings, state, clock=clock, onset=onset)
+        elif settings.captions:
+            log.warning("captions are drawn on the framebuffer only (the /kiosk page shows them)")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -163,6 +142,9 @@ class DisplayPipeline:
         ]
         if self._avatar is not None:
             self._tasks.append(asyncio.create_task(self._avatar_loop(), name="display-avatar"))
+        if self.captions is not None:
+            run = self.captions.run(self._presenter)
+            self._tasks.append(asyncio.create_task(run, name="display-captions"))
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from rtedge.display.fbdev import FramebufferSink
 from rtedge.display.frames import Picture
+from rtedge.display.mjpeg import MjpegSink
+from rtedge.settings import DisplaySettings
 
 
 class Sink(Protocol):
@@ -54,3 +57,12 @@ class NullSink:
 
     def close(self) -> None:
         return None
+
+
+def make_sink(settings: DisplaySettings) -> Sink:
+    """The sink ``settings.backend`` names."""
+    if settings.backend == "fbdev":
+        return FramebufferSink(settings.fbdev, settings.sysfs)
+    if settings.backend == "mjpeg":
+        return MjpegSink()
+    return NullSink()

@@ -344,11 +344,12 @@ class Conversation:
 
     def _on_transcript_delta(self, event: ev.TextDelta) -> None:
         self._assistant_text.append(event.delta)
-        self._state.transcript_assistant = "".join(self._assistant_text)[-500:]
+        # update(), not a plain write: captions and the /kiosk page follow State's listeners
+        self._state.update(transcript_assistant="".join(self._assistant_text)[-500:])
 
     def _on_user_transcript(self, event: ev.InputTranscript) -> None:
         text = event.transcript
-        self._state.transcript_user = text[-500:]
+        self._state.update(transcript_user=text[-500:])
         if self._log_transcripts and text:
             log_event(log, logging.INFO, "transcript", "user: %s", text, role="user")
 
