@@ -18,7 +18,9 @@ from rtedge import __version__
 from rtedge.audio import speaking
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
+from rtedge.audio.wake import WakeError
 from rtedge.binderr import describe_bind_error
+from rtedge.controls.handsfree import HandsFree
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
 from rtedge.health import HealthServer
@@ -26,11 +28,19 @@ from rtedge.httpguard import GuardPolicy
 from rtedge.httpserver import install_loop_exception_handler
 from rtedge.identity import Identity
 from rtedge.kiosk import KioskPage
+from rtedge.live.call import LiveCall
+from rtedge.live.conversation import LiveConversation
+from rtedge.live.signaling import LiveSignaling
+from rtedge.live.signaling import build_session as build_live_session
+from rtedge.live.usage import LiveUsage
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.protocol.deprecations import model_warnings, shutdown_timestamp
+from rtedge.protocol.server import ServerEvent
 from rtedge.realtime.call import Call
+from rtedge.realtime.continuity import Continuity
 from rtedge.realtime.conversation import Conversation
+from rtedge.realtime.history import History
 from rtedge.realtime.ice import tune_consent, use_host_addresses
 from rtedge.realtime.session_shape import build_session
 from rtedge.realtime.signaling import Signaling
@@ -59,12 +69,18 @@ class Appliance:
         self.settings = settings
         self.state = State(provider=settings.realtime.provider)
         rt = settings.realtime
-        self.audio = AudioPipeline(
-            settings.audio,
-            self.state,
-            hands_free=rt.hands_free,
-            flush_holdoff_s=settings.audio.flush_holdoff_ms / 1000,
-        )
+        wake = settings.wake
+        try:
+            self.audio = AudioPipeline(
+                settings.audio,
+                self.state,
+                # with the wake word the mic stays closed until it is heard, also hands-free
+                hands_free=rt.hands_free and not wake.enabled,
+                flush_holdoff_s=settings.audio.flush_holdoff_ms / 1000,
+                wake=wake,
+            )
+        except (WakeError, ImportError, OSError) as exc:
+            raise StartError(f"audio front end (wake/echo_cancel): {exc}") from None
         self.display: DisplayPipeline | None = None
         if settings.display.backend != "none":
             # Imported only here: a device without a display does not hold the display stack.
@@ -82,18 +98,49 @@ class Appliance:
                 / 1000
                 + 0.02,
             )
-        self.session = build_session(rt, want_images=self.display is not None)
-        self.conversation = Conversation(
+        self.live_usage = LiveUsage()
+        self.conversation: Conversation | LiveConversation
+        if rt.provider == "live":  # GPT-Live: its own session shape and turn logic
+            self.session = build_live_session(rt)
+            self.conversation = LiveConversation(
+                self.state,
+                self.audio,
+                self.live_usage,
+                log_transcripts=rt.log_transcripts,
+                display=self.display,
+            )
+        else:
+            self.session = build_session(rt, want_images=self.display is not None)
+            self.conversation = self._realtime_conversation()
+        memory = settings.conversation
+        self.continuity = Continuity(
             self.state,
-            self.audio,
-            display=self.display,
-            hands_free=rt.hands_free,
-            log_transcripts=rt.log_transcripts,
-            on_session_expired=self._session_expired,
-            session=self.session,
+            History(memory.max_items, memory.max_chars),
+            forget_after_idle_s=memory.forget_after_idle_s,
+            show_text=rt.log_transcripts,
+            is_unasked=self.conversation.unasked,
+            on_forget=self._renew_session,
         )
+        self.hands_free: HandsFree | None = None
+        on_press, on_release = self.conversation.press, self.conversation.release
+        frontend = self.audio.frontend
+        if (
+            isinstance(self.conversation, Conversation)  # Live: push-to-talk only, for now
+            and frontend is not None
+            and frontend.gate is not None
+        ):
+            self.audio.talking = False  # the wake word opens the mic, not hands_free
+            self.hands_free = HandsFree(
+                wake, self.audio, self.conversation, self.state, service_vad=rt.hands_free
+            )
+            on_press, on_release = self.hands_free.press, self.hands_free.release
+        self._on_press = on_press
         self.ptt = PushToTalk(
-            settings.ptt, self.conversation.press, self.conversation.release, state=self.state
+            settings.ptt,
+            self._press,
+            on_release,
+            state=self.state,
+            on_long_press=self._long_press,
         )
         self.led = StatusLed(settings.ptt, self.state)
         self.notifier = Notifier(self.state)
@@ -108,7 +155,8 @@ class Appliance:
             settings.health.port,
             on_press=self.ptt.press_over_http,
             on_release=self.ptt.release_over_http,
-            extra_routes=routes,
+            extra_routes=[self.continuity.add_routes, *routes],
+            status_extra=lambda: {"history": self.continuity.summary()},
             identity=Identity(
                 version=__version__,
                 device_id=settings.health.device_id,
@@ -143,12 +191,48 @@ class Appliance:
                 watchdog_withheld=lambda: self.notifier.skipped,
             )
         )
+        if self.audio.frontend is not None:
+            from rtedge.controls.handsfree_metrics import FrontendCollector
+
+            registry.register(FrontendCollector(self.audio.frontend, self.hands_free))
+        from rtedge.live.usage_metrics import LiveUsageCollector
+
+        registry.register(LiveUsageCollector(self.live_usage))
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
         ProcessCollector(registry=registry)
+
+    def _realtime_conversation(self) -> Conversation:
+        rt = self.settings.realtime
+        return Conversation(
+            self.state,
+            self.audio,
+            display=self.display,
+            hands_free=rt.hands_free,
+            log_transcripts=rt.log_transcripts,
+            on_session_expired=self._session_expired,
+            session=self.session,
+        )
 
     def _session_expired(self) -> None:
         if self.supervisor is not None:
             self.supervisor.session_expired()
+
+    def _renew_session(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.renew()
+
+    def _press(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.switch_if_due()  # a press at a due rotation lands on the next call
+        self._on_press()
+
+    def _long_press(self) -> None:
+        self.conversation.abandon()
+        self.continuity.forget("long press")
+
+    def _on_event(self, event: ServerEvent) -> None:
+        self.continuity.on_event(event)  # first: it asks the conversation about this reply
+        self.conversation.on_event(event)
 
     def _make_call(self) -> Call:
         assert self._http is not None
@@ -156,12 +240,23 @@ class Appliance:
         on_video = None
         if self.display is not None and rt.provider == "rtav":
             on_video = self.display.consume_video
+        if rt.provider == "live":
+            return LiveCall(
+                rt,
+                LiveSignaling(rt, self._http),
+                mic=self.audio.mic_track(),
+                session=self.session,
+                on_event=self._on_event,
+                on_bad_event=self._bad_event,
+                on_audio=self._play,
+                live_settings=rt.live,
+            )
         return Call(
             rt,
             Signaling(rt, self._http),
             mic=self.audio.mic_track(),
             session=self.session,
-            on_event=self.conversation.on_event,
+            on_event=self._on_event,
             on_bad_event=self._bad_event,
             on_audio=self._play,
             on_video=on_video,
@@ -213,6 +308,9 @@ class Appliance:
             connect_timeout_s=rt.connect_timeout_s,
             liveness_timeout_s=rt.liveness_timeout_s,
             rotate_after_s=rt.rotate_after_s,
+            # Live takes its history at creation (session.input), not as items afterwards
+            seeder=None if rt.provider == "live" else self.continuity,
+            make_before_break=rt.make_before_break and rt.provider != "live",
         )
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -223,12 +321,15 @@ class Appliance:
                 await self.display.start()
             self.ptt.start()
             self.led.start()
+            if self.hands_free is not None:
+                self.hands_free.start()
             tasks.append(asyncio.create_task(self.supervisor.run(), name="supervisor"))
             voice = speaking.watch(
                 self.audio.speaking, self.audio.speaker_level, self.conversation.on_voice
             )
             tasks.append(asyncio.create_task(voice, name="speaking"))
             tasks.append(asyncio.create_task(self.notifier.watchdog(), name="watchdog"))
+            tasks.append(asyncio.create_task(self.continuity.run(), name="forget"))
             self.health.ready = True
             self.notifier.ready()
             log_event(log, logging.INFO, "ready", "rtedge ready, provider %s", rt.provider)
@@ -253,6 +354,8 @@ class Appliance:
             steps.append(self.supervisor.call.close(hangup=True))
         self.ptt.close()
         self.led.close()
+        if self.hands_free is not None:
+            await self.hands_free.stop()
         if self.display is not None:
             steps.append(self.display.stop())
         steps.append(self.audio.stop())
@@ -273,8 +376,8 @@ async def _main(settings: Settings) -> int:
     # SIGHUP too: a terminal closed under `rtedge run` stops it in order (the call hung up).
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    app = Appliance(settings)
     try:
+        app = Appliance(settings)
         await app.run(stop)
     except (StartError, OSError) as exc:
         log_event(log, logging.ERROR, "start_failed", "cannot start: %s", exc)

@@ -54,11 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_peer_arguments(p)
 
+    p = sub.add_parser("relay", help="hold the project key for devices (per-device tokens)")
+    from rtedge.relay_cli import add_arguments as add_relay_arguments
+
+    add_relay_arguments(p)
+
     p = sub.add_parser(
         "demo", help="start the local peer and the daemon, drive one push-to-talk turn, report"
     )
     p.add_argument("--workdir", type=Path, default=Path("run/demo"), help="scratch directory")
     p.add_argument("--keep", action="store_true", help="leave both running until Ctrl-C")
+    p.add_argument(
+        "--provider",
+        choices=("local", "live"),
+        default="local",
+        help="the API the demo speaks to the peer: Realtime calls (local) or GPT-Live (live)",
+    )
     p.add_argument(
         "--time-scale",
         type=float,
@@ -145,6 +156,16 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{name}: {result}")
         if not result.startswith("ok"):
             failed.append(name)
+    from rtedge.audio.wake import library_status
+
+    # whether the hands-free libraries load here; a failure counts only when they are used
+    used = {"wake": settings.wake.enabled, "vad": settings.wake.enabled}
+    used["aec"] = settings.audio.echo_cancel or settings.audio.noise_suppression
+    used["aec"] = used["aec"] or settings.audio.auto_gain
+    for name, result in library_status().items():
+        print(f"{name}: {result}{'' if used[name] else ' (not enabled)'}")
+        if used[name] and not result.startswith("ok"):
+            failed.append(name)
     display = settings.display
     if display.backend == "fbdev":
         missing = "" if display.fbdev.exists() else "; not there now, the daemon would retry"
@@ -215,10 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         code: int = run_peer(args)
         return code
+    if args.command == "relay":
+        from rtedge.relay_cli import run as run_relay
+
+        relay_code: int = run_relay(args)
+        return relay_code
     if args.command == "demo":
         from rtedge.demo import run_demo
 
-        return run_demo(args.workdir, keep=args.keep, time_scale=args.time_scale)
+        return run_demo(
+            args.workdir, keep=args.keep, time_scale=args.time_scale, provider=args.provider
+        )
     if args.command == "check":
         return cmd_check(args)
     if args.command == "devices":

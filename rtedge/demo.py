@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -169,6 +169,13 @@ class ChildExited(Exception):
     pass
 
 
+#: Per provider: the daemon's config and the service path on the local peer.
+DEMO_PATHS: Final = {
+    "local": ("config/demo.toml", "/v1/realtime/calls"),
+    "live": ("config/demo-live.toml", "/v1/live/sessions"),
+}
+
+
 def _demo_config() -> dict[str, Any]:
     with _repo_file("config/demo.toml").open("rb") as f:
         return tomllib.load(f)
@@ -242,7 +249,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def run_demo(workdir: Path, *, keep: bool = False, time_scale: float = 1.0) -> int:
+def run_demo(
+    workdir: Path, *, keep: bool = False, time_scale: float = 1.0, provider: str = "local"
+) -> int:
     """One scripted turn; ``time_scale`` stretches every wait and the daemon's call timeouts
     (a machine that runs Python several times slower, e.g. arm64 under emulation)."""
     global HEALTH
@@ -268,7 +277,7 @@ def run_demo(workdir: Path, *, keep: bool = False, time_scale: float = 1.0) -> i
         GPIOZERO_PIN_FACTORY="mock",
         RTEDGE_DISPLAY__FBDEV=str(fb),
         RTEDGE_DISPLAY__SYSFS=str(workdir / "fb0-sysfs"),
-        RTEDGE_REALTIME__URL=f"http://127.0.0.1:{peer_port}/v1/realtime/calls",
+        RTEDGE_REALTIME__URL=f"http://127.0.0.1:{peer_port}{DEMO_PATHS[provider][1]}",
         RTEDGE_HEALTH__LISTEN=f"127.0.0.1:{health_port}",
     )
     if time_scale != 1:
@@ -305,7 +314,7 @@ def run_demo(workdir: Path, *, keep: bool = False, time_scale: float = 1.0) -> i
                 "rtedge",
                 "run",
                 "--config",
-                str(_repo_file("config/demo.toml")),
+                str(_repo_file(DEMO_PATHS[provider][0])),
             ],
             stdout=logs["daemon"],
             **spawn,

@@ -44,6 +44,7 @@ class HealthServer:
         guard: httpguard.GuardPolicy | None = None,
         max_connections: int = 64,
         header_timeout_s: float = 5.0,
+        status_extra: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._state = state
         self._host = host
@@ -51,6 +52,7 @@ class HealthServer:
         self._on_press = on_press
         self._on_release = on_release
         self.ready = False
+        self._status_extra = status_extra
         self._identity = identity
         self._registry: CollectorRegistry | None = None
         self._add_metrics: list[Callable[[CollectorRegistry], None]] = []
@@ -146,6 +148,8 @@ class HealthServer:
         data: dict[str, Any] = self._state.snapshot()
         data["version"] = __version__
         data["tasks"] = len(asyncio.all_tasks())  # a leak shows here first
+        if self._status_extra is not None:
+            data.update(self._status_extra())
         return web.json_response(data)
 
     async def _metrics(self, _: web.Request) -> web.Response:

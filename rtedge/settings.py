@@ -16,12 +16,11 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -37,6 +36,7 @@ from pydantic_settings import (
 )
 
 from rtedge.caption_settings import CaptionSettings
+from rtedge.live.settings import LiveSettings, apply_live_defaults, not_for_live, relay_target
 from rtedge.secretfile import (
     MAX_CONFIG_BYTES,
     FileProblem,
@@ -44,6 +44,8 @@ from rtedge.secretfile import (
     read_secret,
     read_small_file,
 )
+from rtedge.settings_base import _Section
+from rtedge.settings_handsfree import WakeSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/rtedge/rtedge.toml")
 OPENAI_CALLS_URL = "https://api.openai.com/v1/realtime/calls"
@@ -55,35 +57,6 @@ _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
 
 class ConfigError(Exception):
     """A configuration problem, reported as one line and exit status 78 (EX_CONFIG)."""
-
-
-class _Section(BaseModel):
-    # Typos in a key must fail loudly: a silently ignored key is a device that misbehaves later.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
-
-    #: String keys whose empty value means something (every other one must name a thing).
-    _may_be_empty: ClassVar[frozenset[str]] = frozenset()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_values(cls, data: Any) -> Any:
-        # The example config writes an optional key as `key = ""  # unset`, so an empty value of a
-        # key that may be unset means unset; an empty device name, path or choice is a mistake
-        # that would otherwise surface much later as a device that "does not exist".
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for name, value in data.items():
-            field = cls.model_fields.get(name)
-            if field is None or not isinstance(value, str) or value.strip():
-                continue
-            if name in cls._may_be_empty:
-                continue
-            if type(None) in get_args(field.annotation):
-                out[name] = None
-            else:
-                raise ValueError(f"{name}: must not be empty")
-        return out
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -103,10 +76,15 @@ class RealtimeSettings(_Section):
 
     url: str = OPENAI_CALLS_URL
     """The calls endpoint the SDP offer is POSTed to (OpenAI, rtAV or ``rtedge peer``)."""
-    provider: Literal["openai", "rtav", "local"] = "openai"
+    provider: Literal["openai", "rtav", "local", "live"] = "openai"
     """Which service shape to speak: ``openai`` (GA session, channel ``oai-events``), ``rtav`` (flat
     session with ``face``/``driving``/``modalities``, channel ``realtime``) or ``local``
-    (rtedge peer, GA shape)."""
+    (rtedge peer, GA shape); ``live``: GPT-Live (``POST /v1/live/sessions``, rtedge.live)."""
+    relay_url: str | None = None
+    """The owner's ``rtedge relay`` (its base URL): create requests go there with ``api_key`` as
+    the device token, instead of to ``url`` with the project key."""
+    live: LiveSettings = Field(default_factory=LiveSettings)
+    """``[realtime.live]``: settings only GPT-Live has."""
     api_key: SecretStr | None = None
     """Standard API key. Prefer ``api_key_file`` or a systemd credential over writing it here."""
     api_key_file: Path | None = None
@@ -153,8 +131,10 @@ class RealtimeSettings(_Section):
     """While a response plays, no RTP or no event for this long marks the call dead."""
     rotate_after_s: float = Field(default=55 * 60.0, gt=0)
     """Start a fresh session after this age, between turns (OpenAI caps sessions at 60 min)."""
+    make_before_break: bool = True
+    """Rotate by opening (and seeding) the next call while the current one still serves."""
 
-    @field_validator("url", "token_url")
+    @field_validator("url", "token_url", "relay_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is None:
@@ -166,7 +146,7 @@ class RealtimeSettings(_Section):
 
     @model_validator(mode="after")
     def _checks(self) -> RealtimeSettings:
-        for name in ("url", "token_url"):
+        for name in ("url", "token_url", "relay_url"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -191,6 +171,13 @@ class RealtimeSettings(_Section):
             and self.signaling != "raw"
         ):
             raise ValueError('api_key: empty (no key is allowed only with signaling = "raw")')
+        if self.relay_url:
+            self.url = relay_target(self.relay_url, self.provider, self.url)
+        if self.provider == "live":
+            bad = not_for_live(self)
+            if bad:
+                raise ValueError(f'not applicable to provider = "live": {", ".join(bad)}')
+            apply_live_defaults(self)
         return self
 
     @field_validator("api_key")
@@ -253,6 +240,13 @@ class AudioSettings(_Section):
     """First retry delay when a device vanishes; doubles up to ``reopen_max_s``."""
     reopen_max_s: float = Field(default=10.0, gt=0)
     """Longest retry delay for a vanished device."""
+    echo_cancel: bool = False
+    """Cancel the speaker's echo in the microphone (WebRTC AEC3, fed what the speaker played):
+    the wake word, the voice detector and the service hear the room without the assistant."""
+    noise_suppression: bool = False
+    """WebRTC noise suppression on the microphone (before the wake word and the service)."""
+    auto_gain: bool = False
+    """WebRTC AGC2 on the microphone (a quiet talker across the room is brought up)."""
 
 
 class PttSettings(_Section):
@@ -271,6 +265,15 @@ class PttSettings(_Section):
     max_hold_s: float = Field(default=60.0, gt=0, le=3600)
     """Longest the mic stays open for one press: an HTTP press expires after this unless
     pressed again (renewed), and a button held down (or stuck) is released after it."""
+    forget_press_s: float | None = Field(default=None, gt=0, le=3600)
+    """A press held this long is no turn: the conversation is forgotten (unset: off)."""
+
+    @model_validator(mode="after")
+    def _long_press(self) -> PttSettings:
+        hold = self.forget_press_s
+        if hold is not None and not self.min_press_ms / 1000 < hold < self.max_hold_s:
+            raise ValueError("forget_press_s: must be between min_press_ms and max_hold_s")
+        return self
 
 
 class DisplaySettings(CaptionSettings, _Section):
@@ -388,6 +391,15 @@ class ReconnectSettings(_Section):
         return self
 
 
+class ConversationSettings(_Section):
+    forget_after_idle_s: float | None = Field(default=None, gt=0, le=86400)
+    """Forget the conversation after this long without a turn (unset: never; a kiosk: 120)."""
+    max_items: int = Field(default=40, ge=2, le=1000)
+    """Messages remembered at most (and seeded into a new session); the oldest go first."""
+    max_chars: int = Field(default=6000, ge=100, le=200_000)
+    """Characters remembered at most over all messages."""
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level."""
@@ -417,6 +429,10 @@ class Settings(BaseSettings):
     """Backoff between call attempts."""
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     """Logging."""
+    conversation: ConversationSettings = Field(default_factory=ConversationSettings)
+    """Conversation memory across calls, and forgetting it."""
+    wake: WakeSettings = Field(default_factory=WakeSettings)
+    """Local wake word (hands-free turns)."""
 
     @classmethod
     def settings_customise_sources(

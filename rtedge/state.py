@@ -69,6 +69,8 @@ class State:
     session_refused: list[str] = field(default_factory=list)
     #: The service's last ``rate_limits.updated``: name -> limit, remaining, reset_seconds.
     rate_limits: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: The microphone front end (rtedge.controls.handsfree): wakes, false wakes, ERLE, CPU.
+    hands_free: dict[str, Any] = field(default_factory=dict)
     _listeners: list[Callable[[State], None]] = field(default_factory=list, repr=False)
 
     def subscribe(self, listener: Callable[[State], None]) -> None:

@@ -11,6 +11,10 @@ on loopback, in the same run, one after the other (``--repeat`` alternates them 
   pyalsaaudio capture thread feeding the sending track, and the received frames written to a
   blocking pyalsaaudio playback device of two periods. What the devices alone cost.
 * ``rtedge``: the appliance with push-to-talk held through the HTTP path.
+* ``rtedge_live``: the same appliance with ``provider = "live"``, through the peer's GPT-Live
+  route (``POST /v1/live/sessions``). Its mic is opened directly (``talking``), not by a held
+  press: on Live a held button also holds the service's audio (barge-in policy), and what is
+  measured here is the media path.
 
 The test devices (ALSA ``file`` plugin over ``null``) are driven by two helper processes, so
 neither their CPU nor their GIL is charged to the client under test:
@@ -85,7 +89,7 @@ PULSE_EVERY_S = 0.5
 EDGE_S = 0.002
 DAC_STEP = 240  # frames the DAC takes at a time (5 ms)
 SEARCH_S = 0.95  # a pulse is looked for this long after it went in (the same kind is 1 s apart)
-ROLES = ("bare", "bare_alsa", "rtedge", "rtedge_before")
+ROLES = ("bare", "bare_alsa", "rtedge", "rtedge_live", "rtedge_before")
 
 Int16 = npt.NDArray[np.int16]
 
@@ -712,7 +716,10 @@ async def run_rtedge(
         await until(lambda: app.state.connection is Connection.CONNECTED or task.done(), 20)
         if task.done():
             task.result()  # raises what stopped the appliance
-        app.ptt.press()  # held for the whole run: the mic goes out
+        if settings.realtime.provider == "live":
+            app.audio.talking = True  # the media path only (a held press holds Live's output)
+        else:
+            app.ptt.press()  # held for the whole run: the mic goes out
         await asyncio.sleep(1.5)
         out_before = dac.frames()
         xruns0 = app.audio.playback.xruns
@@ -723,7 +730,8 @@ async def run_rtedge(
         c1, t1, th1, gc1 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot()
         xruns = app.audio.playback.xruns - xruns0
         silence = app.audio.playback.silence_periods - silence0
-        app.ptt.release()
+        if settings.realtime.provider != "live":
+            app.ptt.release()
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -1017,6 +1025,9 @@ def child(role: str, calls_url: str, seconds: float, trace: bool, overrides: lis
         for item in overrides:
             key, _, value = item.partition("=")
             parsed[key] = json.loads(value)
+        if role == "rtedge_live":
+            parsed["realtime.provider"] = "live"
+            calls_url = calls_url.replace("/v1/realtime/calls", "/v1/live/sessions")
         result = asyncio.run(run_rtedge(calls_url, seconds, tr, parsed))
     elif role == "bare":
         result = asyncio.run(run_bare(calls_url, seconds, tr))
@@ -1215,6 +1226,10 @@ def main() -> int:
         b, o = result["bare"], result["rtedge_before"]
         result["before_latency_ratio"] = round(o["median_ms"] / b["median_ms"], 2)
         result["before_cpu_ratio"] = round(o["cpu_s_per_s"] / b["cpu_s_per_s"], 2)
+    if "rtedge_live" in result and "rtedge" in result:
+        b, o = result["rtedge"], result["rtedge_live"]
+        result["live_latency_ratio_vs_realtime"] = round(o["median_ms"] / b["median_ms"], 2)
+        result["live_cpu_ratio_vs_realtime"] = round(o["cpu_s_per_s"] / b["cpu_s_per_s"], 2)
     if "bare_alsa" in result and "rtedge" in result:
         b, o = result["bare_alsa"], result["rtedge"]
         result["latency_ratio_vs_bare_alsa"] = round(o["median_ms"] / b["median_ms"], 2)
@@ -1237,6 +1252,8 @@ def main() -> int:
         "cpu_ratio_vs_bare_alsa",
         "before_latency_ratio",
         "before_cpu_ratio",
+        "live_latency_ratio_vs_realtime",
+        "live_cpu_ratio_vs_realtime",
     ):
         if key in result:
             print(f"{key}: {result[key]}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections.abc
 import inspect
 import re
 import sys
@@ -28,6 +29,8 @@ import types
 import typing
 from pathlib import Path
 from typing import Any
+
+import typing_extensions
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "rtedge" / "protocol"
@@ -153,28 +156,60 @@ def _dict(items: dict[str, str]) -> str:
 class _Emitter:
     """Walks pydantic model classes and writes their source, dependencies first."""
 
-    def __init__(self, taken: dict[type, str] | None = None) -> None:
+    def __init__(self, taken: dict[type, str] | None = None, only_under: str | None = None) -> None:
         from pydantic import BaseModel
 
         self._base = BaseModel
+        # Classes outside this package (e.g. the Responses API's tools and items a Live event
+        # carries) are rendered as plain objects: the Live models check their own fields only.
+        self._only_under = only_under
         self.names: dict[type, str] = dict(taken or {})
         self.order: list[type] = []
         self._own: set[type] = set()
         self._used_names = set(self.names.values())
         self.foreign: set[str] = set()  # classes of another module this one refers to
 
+    def _foreign(self, t: Any) -> bool:
+        return self._only_under is not None and not t.__module__.startswith(self._only_under)
+
+    def _fields(self, t: Any) -> dict[str, tuple[Any, bool, Any]]:
+        """(annotation, required, default) per field of a pydantic model or a TypedDict."""
+        if typing_extensions.is_typeddict(t):
+            # The SDK's params modules use postponed annotations, which hide ``Required`` from
+            # ``__required_keys__``: read it from the evaluated hints instead.
+            hints = typing_extensions.get_type_hints(t, include_extras=True)
+            out: dict[str, tuple[Any, bool, Any]] = {}
+            for n, a in hints.items():
+                origin = typing_extensions.get_origin(a)
+                required = origin is typing_extensions.Required or (
+                    t.__total__ and origin is not typing_extensions.NotRequired
+                )
+                if origin in (typing_extensions.Required, typing_extensions.NotRequired):
+                    a = typing_extensions.get_args(a)[0]
+                out[n] = (a, required, None)
+            return out
+        return {n: (f.annotation, f.is_required(), f.default) for n, f in t.model_fields.items()}
+
+    def _is_model(self, t: Any) -> bool:
+        return inspect.isclass(t) and (
+            issubclass(t, self._base) or typing_extensions.is_typeddict(t)
+        )
+
     def visit(self, t: Any) -> None:
-        if inspect.isclass(t) and issubclass(t, self._base):
-            if t in self.names:
+        if self._is_model(t):
+            if t in self.names or self._foreign(t):
                 return
             name = t.__name__
             if name in self._used_names:
                 mod = t.__module__.rsplit(".", 1)[-1]
                 name = "".join(p.title() for p in mod.split("_")) + name
+                n = 2
+                while name in self._used_names or (self._only_under and len(name) > 60):
+                    name, n = f"{t.__name__[:56]}{n}", n + 1
             self.names[t] = name
             self._used_names.add(name)
-            for field in t.model_fields.values():
-                self.visit(field.annotation)
+            for annotation, _req, _default in self._fields(t).values():
+                self.visit(annotation)
             self.order.append(t)
             self._own.add(t)
             return
@@ -186,7 +221,9 @@ class _Emitter:
             return "None"
         if t is Any or t is object:
             return "Any"
-        if inspect.isclass(t) and issubclass(t, self._base):
+        if self._is_model(t) and self._foreign(t):
+            return "dict[str, Any]"
+        if self._is_model(t):
             if t not in self._own:
                 self.foreign.add(self.names[t])
             return self.names[t]
@@ -200,8 +237,10 @@ class _Emitter:
             return self.render_type(args[0])
         if origin in (typing.Union, types.UnionType):
             return " | ".join(self.render_type(a) for a in args)
-        if origin is list:
+        if origin in (list, collections.abc.Iterable, collections.abc.Sequence):
             return f"list[{self.render_type(args[0])}]"
+        if getattr(t, "__name__", "") == "SequenceNotStr":
+            return "list[str]"
         if origin is dict:
             return f"dict[{self.render_type(args[0])}, {self.render_type(args[1])}]"
         raise TypeError(f"cannot render {t!r}")
@@ -212,12 +251,14 @@ class _Emitter:
             if cls not in self._own:
                 continue
             out.append(f"\n\nclass {self.names[cls]}(StrictModel):")
-            fields = cls.model_fields
+            fields = self._fields(cls)
             if not fields:
                 out.append("    pass")
-            for fname, field in fields.items():
-                ann = self.render_type(field.annotation)
-                default = "" if field.is_required() else f" = {field.default!r}"
+            for fname, (annotation, required, dflt) in fields.items():
+                ann = self.render_type(annotation)
+                if not required and dflt is None and not ann.endswith("| None"):
+                    ann += " | None"  # a TypedDict's optional key: absent reads as None
+                default = "" if required else f" = {dflt!r}"
                 out.append(f"    {fname}: {ann}{default}")
         return "\n".join(out) + "\n"
 
@@ -283,9 +324,112 @@ def strict_sources() -> tuple[str, str]:
     return session_src, client_src
 
 
+# -- GPT-Live -----------------------------------------------------------------------------------
+
+
+def _live() -> Any:
+    import openai
+    from openai.types import live
+    from openai.types.live import (
+        built_in_voice,
+        client_event,
+        live_create_params,
+        server_event,
+        session_closed_event,
+    )
+
+    return (
+        openai,
+        live,
+        client_event,
+        server_event,
+        live_create_params,
+        built_in_voice,
+        (session_closed_event),
+    )
+
+
+def _alias_literals(alias: Any) -> list[str]:
+    if typing.get_origin(alias) is typing.Literal:
+        return [str(v) for v in typing.get_args(alias)]
+    return _literals(alias)
+
+
+def live_catalog_source() -> str:
+    openai, _live_pkg, client, server, params, voices, closed = _live()
+    media = typing.get_type_hints(params.LiveCreateParams)["session"]
+    models = _literals(typing.get_type_hints(media)["model"])
+    reasons = _alias_literals(closed.SessionClosedEvent.model_fields["reason"].annotation)
+    server_types = [
+        typing.get_args(m.model_fields["type"].annotation)[0]
+        for m in typing.get_args(typing.get_args(server.ServerEvent)[0])
+    ]
+    lines = [
+        HEADER.format(
+            doc="The GPT-Live protocol's names, copied from the ``openai`` package's "
+            "``types.live``.",
+            version=openai.__version__,
+        ),
+        "from __future__ import annotations\n",
+        "from typing import Final\n",
+        "#: Live server event types (``ServerEvent``).",
+        f"SERVER_EVENT_TYPES: Final = frozenset({_list(sorted(server_types))})\n",
+        "#: Live client event types (``ClientEvent``).",
+        f"CLIENT_EVENT_TYPES: Final = frozenset({_list(_type_names(client.ClientEvent))})\n",
+        "#: Live models the package lists for ``session.model``, in its order.",
+        f"LIVE_MODELS: Final = {_tuple(models)}\n",
+        "#: Built-in voices (``BuiltInVoice``).",
+        f"VOICES: Final = {_tuple(_alias_literals(voices.BuiltInVoice))}\n",
+        "#: Why a session ended (``session.closed`` ``reason``).",
+        f"CLOSE_REASONS: Final = {_tuple(reasons)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def strict_live_source(taken: dict[type, str]) -> str:
+    openai, _live_pkg, client, _server, params, _voices, _closed = _live()
+    emitter = _Emitter(taken=taken, only_under="openai.types.live")
+    emitter.visit(params.LiveCreateParams)
+    members = _union_members(client.ClientEvent)
+    for m in members:
+        emitter.visit(m)
+    body = emitter.source()
+    union = "\n        | ".join(emitter.names[m] for m in members)
+    shared = sorted(emitter.foreign | {"StrictModel"})
+    return (
+        HEADER.format(
+            doc="GPT-Live's WebRTC create request (``LiveCreateParams``) and client events "
+            "(``ClientEvent``)\nas strict models: what the peer validates a "
+            "``POST /v1/live/sessions`` body and every\nLive client event against. Objects of "
+            "other APIs they carry (Responses tools and items) are\nleft as plain objects.",
+            version=openai.__version__,
+        )
+        + "\n"
+        + _MODEL_PREAMBLE.replace(
+            "from typing import Any, Literal", "from typing import Annotated, Any, Literal"
+        ).replace(
+            "from pydantic import BaseModel, ConfigDict", "from pydantic import Field, TypeAdapter"
+        )
+        + "\nfrom rtedge.protocol.strict_session import (\n"
+        + "".join(f"    {n},\n" for n in shared)
+        + ")\n"
+        + body
+        + "\n\nLiveClientEvent = Annotated[\n    (\n        "
+        + union
+        + "\n    ),\n"
+        + '    Field(discriminator="type"),\n]\n'
+        + "create_adapter: TypeAdapter[Any] = TypeAdapter("
+        + emitter.names[params.LiveCreateParams]
+        + ")\n"
+        + "client_event_adapter: TypeAdapter[Any] = TypeAdapter(LiveClientEvent)\n"
+    )
+
+
 def sources() -> dict[Path, str]:
     session_src, client_src = strict_sources()
     return {
+        OUT / "live_catalog.py": live_catalog_source(),
+        OUT / "strict_live.py": strict_live_source({}),
         OUT / "catalog.py": catalog_source(),
         OUT / "strict_session.py": session_src,
         OUT / "strict_client.py": client_src,

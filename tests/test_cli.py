@@ -253,3 +253,13 @@ def test_a_button_that_cannot_open_is_one_line_and_shows_in_healthz(tmp_path: Pa
     button = [line for line in text.splitlines() if "button" in line]
     assert len(button) == 1, text
     assert 'push-to-talk over HTTP still works ([ptt] gpio_pin = "" runs without' in button[0]
+
+
+def test_check_reports_whether_the_hands_free_libraries_load(tmp_path: Path) -> None:
+    out = rtedge("check", env={"RTEDGE_REALTIME__API_KEY": "k", "RTEDGE_WAKE__ENABLED": "true"})
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("wake: ok (pymicro-wakeword") for line in lines), out.stdout
+    assert any(
+        line.startswith("aec: ok (pywebrtc-audio") and "not enabled" in line for line in lines
+    )
+    assert any(line.startswith("vad: ok") and "not enabled" not in line for line in lines)

@@ -97,3 +97,19 @@ def test_demo_moves_off_ports_that_are_taken(tmp_path: Path) -> None:
     assert out.stdout.rstrip().endswith("demo: peer exited with 0")
     assert "demo: OK" in out.stdout
     assert os.path.exists(tmp_path / "speaker.wav")
+
+
+def test_demo_over_gpt_live(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "rtedge", "demo", "--provider", "live", "--workdir", str(tmp_path)],
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "demo: OK" in out.stdout
+    assert "demo: call live_" in out.stdout  # a GPT-Live session, not a Realtime call
+    assert "session.started x1" in out.stdout and "session.output_transcript.delta" in out.stdout
+    transcript = next(ln for ln in out.stdout.splitlines() if "reply transcript" in ln)
+    assert "I heard" in transcript, transcript

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rtedge.audio.dsp import SILENCE_RMS, Converter, Int16Array, Rechunker, apply_gain, rms
+from rtedge.audio.echo import ReferenceTap
 from rtedge.backoff import Backoff
 from rtedge.logs import event as log_event
 from rtedge.systemd import try_realtime
@@ -421,6 +422,8 @@ class PlaybackWorker(_Worker):
         self.device_origin = 0  # clock position of the current device's first frame
         # (time.monotonic(), clock) where the virtual sink began: it plays at wall-clock pace
         self._virtual_from: tuple[float, int] | None = None
+        #: Gets every period as written to the device (the echo canceller's reference).
+        self.tap: ReferenceTap | None = None
 
     # ---- loop side -------------------------------------------------------------------------
 
@@ -707,6 +710,8 @@ class PlaybackWorker(_Worker):
             avail = pcm.avail()
             queued = max(0, buffer_frames - avail) if avail >= 0 else 0
             self._account(n, pending_level, queued)
+            if self.tap is not None:
+                self.tap.write(self._written - n, pending[: n * ch], queued)
             pending = pending[n * ch :] if n * ch < pending.size else None
             pacer.after(n)
 

@@ -19,10 +19,14 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from rtedge.audio.alsa import CaptureWorker, OpenPcm, PcmParams, PlaybackWorker
 from rtedge.audio.dsp import WEBRTC_RATE, Int16Array, earcon_samples
+from rtedge.audio.echo import ReferenceTap
+from rtedge.audio.frontend import Frontend, needs_frontend
+from rtedge.audio.handsfree_gate import GateEvent
 from rtedge.audio.opus import MicEncoder, silence_packet
 from rtedge.audio.speaking import SpeakingDetector
 from rtedge.audio.tracks import FRAME_SAMPLES, MicTrack, SpeakerSink
 from rtedge.settings import AudioSettings
+from rtedge.settings_handsfree import WakeSettings
 from rtedge.state import State
 
 log = logging.getLogger(__name__)
@@ -44,11 +48,13 @@ class AudioPipeline:
         hands_free: bool = False,
         open_pcm: OpenPcm | None = None,
         flush_holdoff_s: float = 0.5,
+        wake: WakeSettings | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
         self.hands_free = hands_free
         self.flush_holdoff_s = flush_holdoff_s
+        self._output_held = False
         self._talking = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tracks: list[MicTrack] = []
@@ -91,6 +97,20 @@ class AudioPipeline:
         )
         #: Voice at the speaker (fed by ``rtedge.audio.speaking.watch`` from ``speaker_level``).
         self.speaking = SpeakingDetector()
+        #: Echo cancellation, wake word and the hands-free gate (capture thread), when asked.
+        self.frontend: Frontend | None = None
+        #: Called on the loop with each hands-free gate event (rtedge.controls.handsfree).
+        self.on_gate_event: Callable[[GateEvent], None] | None = None
+        if needs_frontend(settings, wake):
+            tap = ReferenceTap(rate, settings.playback_channels) if settings.echo_cancel else None
+            self.playback.tap = tap
+            self.frontend = Frontend(
+                settings,
+                wake,
+                tap=tap,
+                period_frames=FRAME_SAMPLES,
+                on_event=self._gate_event_from_thread,
+            )
         self._earcons = {
             name: earcon_samples(name, rate=rate, channels=settings.playback_channels)
             for name in ("press", "release")
@@ -161,18 +181,31 @@ class AudioPipeline:
         # the encoder's look-ahead (the last 6.5 ms of speech). The next press starts on a new
         # encoder, made now rather than at the press (see MicEncoder).
         live = self._talking or self.hands_free
-        packet = b""
-        if self._tracks:
-            if live:
-                packet = self._encoder.encode(samples)
-            elif self._encoder_live:
-                packet = self._encoder.encode(self._zeros)
-                self._encoder = MicEncoder(self._encoder.bitrate, self._encoder.complexity)
-            else:
-                packet = self._silence_packet
-            self._encoder_live = live
-        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            loop.call_soon_threadsafe(self._on_mic, packet, level, live)
+        periods = [samples]
+        if self.frontend is not None:
+            # cleaned audio; a hands-free turn opened by the wake word or by speech opens it
+            periods, gate_open = self.frontend.process(samples)
+            live = live or gate_open
+        for period in periods:
+            packet = b""
+            if self._tracks:
+                if live:
+                    packet = self._encoder.encode(period)
+                elif self._encoder_live:
+                    packet = self._encoder.encode(self._zeros)
+                    self._encoder = MicEncoder(self._encoder.bitrate, self._encoder.complexity)
+                else:
+                    packet = self._silence_packet
+                self._encoder_live = live
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                loop.call_soon_threadsafe(self._on_mic, packet, level, live)
+
+    def _gate_event_from_thread(self, event: GateEvent) -> None:
+        loop, listener = self._loop, self.on_gate_event
+        if loop is None or listener is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(listener, event)
 
     def _on_mic(self, packet: bytes, level: float, live: bool) -> None:
         self._mic_peak = max(self._mic_peak, level)
@@ -198,6 +231,7 @@ class AudioPipeline:
             push=self._to_speaker,
             holdoff_s=self.flush_holdoff_s,
         )
+        sink.held = self._output_held
         self._sinks.append(sink)
         try:
             await sink.run()
@@ -217,6 +251,15 @@ class AudioPipeline:
         self.speaking.reset()
         for sink in self._sinks:
             sink.mute_in_flight()
+
+    def hold_output(self, held: bool) -> None:
+        """GPT-Live barge-in (no cancel exists there): while held, the service's audio is
+        discarded; once released it stays muted until the stream goes quiet (``flush``)."""
+        self._output_held = held
+        for sink in self._sinks:
+            sink.held = held
+            if not held:
+                sink.mute_in_flight()
 
     def earcon(self, name: Literal["press", "release"]) -> None:
         """A short local sound mixed into the speaker only (never sent to the service)."""

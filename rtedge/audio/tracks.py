@@ -62,12 +62,17 @@ class MicTrack(MediaStreamTrack):
         self.frames_sent = 0
         self.frames_live = 0  # frames that carried the microphone (gate open)
         self.frames_synthetic = 0
+        #: A call prepared ahead (make-before-break) must not hear the user talk to the call
+        #: before it: while muted, its track carries digital silence.
+        self.muted = False
 
     def push(self, packet: bytes, live: bool) -> None:
         """One 20 ms Opus packet from the capture thread (called on the loop); ``live``: it
         carries the microphone (push-to-talk held), else silence."""
         if not self._started or self.readyState != "live":
             return  # nobody reads yet (call still connecting): nothing to queue up
+        if self.muted and live:
+            packet, live = self._silence, False
         self._queue.append((packet, live))
         if len(self._queue) > self._max_queue:
             self._queue.popleft()
@@ -160,6 +165,7 @@ class SpeakerSink:
         self._push = push
         self.holdoff_s = holdoff_s
         self._muted = False
+        self.held = False  # GPT-Live barge-in: everything is discarded while the button is down
         self._mute_until: float | None = None  # stream time, set by the first frame muted
         self._last: float | None = None  # stream time of the last frame
         self.frames_in = 0
@@ -181,6 +187,9 @@ class SpeakerSink:
             self._last = at
             self.frames_in += 1
             samples = self._converter.convert_frame(frame)
+            if self.held:
+                self.frames_discarded += 1
+                continue
             if self._muted:
                 if self._mute_until is None:
                     self._mute_until = at + self.holdoff_s

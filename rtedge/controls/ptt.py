@@ -12,6 +12,10 @@ press starts talking and the next one ends it.
 No press keeps the mic open longer than ``max_hold_s``: a forgotten HTTP press (a script that
 died between press and release, or a page that got one in) and a stuck button both end there.
 Pressing again while held renews the time; after an expiry a new press starts afresh.
+
+A button press held ``forget_press_s`` (when set; HTTP presses never) is no turn:
+``on_long_press`` is told instead of ``on_release``, at once (the user hears it happen), and the
+button's eventual release is a no-op.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class PushToTalk:
         loop: asyncio.AbstractEventLoop | None = None,
         pin_factory: Any = None,
         state: State | None = None,
+        on_long_press: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self._state = state  # where a missing button shows (/healthz), when given
@@ -52,6 +57,10 @@ class PushToTalk:
         self._held = False  # a counted press is in effect (hold) / talking (toggle)
         self._latched = False  # toggle: this physical press already toggled
         self._expire: asyncio.TimerHandle | None = None
+        self._on_long_press = on_long_press
+        self._long: asyncio.TimerHandle | None = None
+        self.long_presses = 0
+        self._via_http = False  # the press in effect came over HTTP (it has no long press)
         self.presses = 0
         self.ignored = 0
         self.expired = 0
@@ -126,16 +135,16 @@ class PushToTalk:
             except Exception as exc:
                 log.debug("closing the button: %s", exc)
             self.button = None
-        for handle in (self._confirm, self._release, self._expire):
+        for handle in (self._confirm, self._release, self._expire, self._long):
             if handle is not None:
                 handle.cancel()
-        self._confirm = self._release = self._expire = None
+        self._confirm = self._release = self._expire = self._long = None
 
     # ---- inputs -----------------------------------------------------------------------------
 
     def press(self) -> None:
-        """The button went down (HTTP path; same logic as the GPIO edge)."""
-        self._dispatch(self._down_edge)
+        """The button went down (HTTP path; same logic as the GPIO edge, no long press)."""
+        self._dispatch(lambda: self._down_edge(via_http=True))
 
     def release(self) -> None:
         """The button came up (HTTP path: no contact to bounce, so it takes effect at once)."""
@@ -189,12 +198,13 @@ class PushToTalk:
 
     # ---- logic (event loop only) ------------------------------------------------------------
 
-    def _down_edge(self) -> None:
+    def _down_edge(self, via_http: bool = False) -> None:
         if self._down:
             if self._held:
                 self._arm_expiry()  # pressed again while held: renewed
             return
         self._down = True
+        self._via_http = via_http
         if self._release is not None:
             # back down within bounce_ms of coming up: one press, still held
             self._release.cancel()
@@ -208,6 +218,9 @@ class PushToTalk:
         if not self._down:
             return
         self._down = False
+        if self._long is not None:
+            self._long.cancel()
+            self._long = None
         if self._confirm is not None:
             # came up before min_press_ms: a tap or chatter, ignored
             self._confirm.cancel()
@@ -228,6 +241,12 @@ class PushToTalk:
         if not self._down:
             return
         self.presses += 1
+        long_s = self.settings.forget_press_s
+        if long_s is not None and self._on_long_press is not None and not self._via_http:
+            loop = self._loop
+            assert loop is not None
+            after = max(0.0, long_s - self.settings.min_press_ms / 1000)
+            self._long = loop.call_later(after, self._long_pressed)
         if self.settings.mode == "toggle":
             self._latched = True
             if self._held:
@@ -239,6 +258,18 @@ class PushToTalk:
             return
         self._set_held(True)
         self._fire(self._on_press)
+
+    def _long_pressed(self) -> None:
+        self._long = None
+        if not self._down:
+            return
+        self.long_presses += 1
+        log.info("long press (%.1f s): no turn; forgetting", self.settings.forget_press_s or 0)
+        # The contact is forgotten, as after max_hold_s: its release is a no-op.
+        self._down = self._latched = False
+        self._set_held(False)
+        assert self._on_long_press is not None
+        self._fire(self._on_long_press)
 
     def _released(self) -> None:
         self._release = None

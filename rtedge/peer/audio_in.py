@@ -19,6 +19,9 @@ import numpy.typing as npt
 RATE: Final = 48_000
 SAMPLES_PER_MS: Final = RATE // 1000
 MIN_COMMIT_MS: Final = 100
+#: A received frame louder than this (-60 dBFS RMS) carries sound; Opus's digital silence is
+#: exactly zero, comfort noise well below.
+VOICED_DBFS: Final = -60.0
 #: Silence that ends a turn under semantic_vad, by eagerness (a stand-in for the semantic model).
 SEMANTIC_SILENCE_MS: Final = {"low": 1500, "medium": 800, "high": 400, "auto": 800}
 
@@ -99,6 +102,9 @@ class InputAudio:
         self._samples = 0
         self._max_samples = int(max_s * RATE)
         self.total_samples = 0
+        #: Live audio received with sound in it (``input_voiced_s``): a client that sends
+        #: only silence between its turns keeps this at the length of its turns.
+        self.voiced_samples = 0
         self.vad: EnergyVad | None = None
         # Least (arrival - timeline) seen, in seconds: the timeline on the local clock for the
         # frame that arrived with the least delay. Held-up frames (a busy sender or receiver,
@@ -127,6 +133,8 @@ class InputAudio:
 
     def push(self, pcm: Pcm, at: float | None = None) -> VadEvent | None:
         """One chunk of live audio, which arrived at local time ``at`` when given."""
+        if dbfs(pcm) > VOICED_DBFS:
+            self.voiced_samples += pcm.size
         self._chunks.append(pcm)
         self._samples += pcm.size
         self.total_samples += pcm.size

@@ -3,8 +3,11 @@ what was asked and tests can predict them.
 
 Rules, first match wins: an instruction of the form ``Say "..."`` is spoken as given; greetings are
 greeted back; the time and the date are told; simple arithmetic is done; anything else is answered
-with "You asked: ..." / "You said: ..." quoting the user. Tools: a user text that names a function
-tool (``get_weather`` or "get weather") calls it, with arguments taken from the text.
+with "You asked: ..." / "You said: ..." quoting the user. "What did I ask before?" is answered
+from the earlier user messages (a seeded history included), and a reply to audio in a session
+seeded with earlier words says what was asked before, so a test can tell it from a blank one.
+Tools: a user text that names a function tool (``get_weather`` or "get weather") calls it, with
+arguments taken from the text.
 """
 
 from __future__ import annotations
@@ -91,8 +94,28 @@ def reply_to_text(text: str, now: dt.datetime | None = None) -> str:
     return f"You said: {quoted}."
 
 
-def reply_to_audio(seconds: float) -> str:
-    return f"I heard {seconds:.1f} seconds of audio."
+_RECALL: Final = re.compile(
+    r"\bwhat (did|have) i (ask|asked|say|said)\b.*\b(before|earlier|last time|so far)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_recall(text: str) -> bool:
+    """ "What did I ask before?" and its kin."""
+    return bool(_RECALL.search(text))
+
+
+def recall(earlier: list[str]) -> str:
+    """What the user said before, from the history (the most recent last)."""
+    if not earlier:
+        return "You have not asked me anything before."
+    words = " ".join(earlier[-1].split()[:MAX_QUOTED_WORDS])
+    return f"Before, you asked: {words}."
+
+
+def reply_to_audio(seconds: float, earlier: list[str] | None = None) -> str:
+    reply = f"I heard {seconds:.1f} seconds of audio."
+    return f"{reply} {recall(earlier)}" if earlier else reply
 
 
 def reply_to_tool_output(name: str, output: str) -> str:

@@ -22,9 +22,11 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from rtedge.peer import hostile, wire
+from rtedge.peer.audio_in import RATE as INPUT_RATE
 from rtedge.peer.audio_in import downmix
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.faults import CallFault
+from rtedge.peer.live_session import LiveSession
 from rtedge.peer.record import CallRecord
 from rtedge.peer.session import Session
 from rtedge.peer.voice import Voice
@@ -104,6 +106,7 @@ class Call:
         voice: Voice,
         effective: JsonDict,
         on_end: Callable[[Call], None],
+        live: bool = False,
     ) -> None:
         self.config = config
         self.id = wire.new_id("rtc", 16)
@@ -111,7 +114,13 @@ class Call:
         self.record = CallRecord(self.id, self.session_id)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.tasks: set[asyncio.Task[None]] = set()
-        self.session = Session(config, voice, self.record, effective, self._send, self.spawn)
+        self.session: Session | LiveSession
+        if live:  # GPT-Live: the session resource is the create request's, started on open
+            self.session = LiveSession(
+                config, voice, self.record, effective, self._send, self.spawn, self.close_soon
+            )
+        else:
+            self.session = Session(config, voice, self.record, effective, self._send, self.spawn)
         self.channel: RTCDataChannel | None = None
         self._pending: list[str] = []
         self._on_end = on_end
@@ -184,6 +193,9 @@ class Call:
             self.close_soon("connect_timeout")
 
     def _expire(self) -> None:
+        if isinstance(self.session, LiveSession):
+            self.session.expire()  # session.closed reason "expired"
+            return
         minutes, seconds = divmod(int(self.config.max_session_s), 60)
         limit = (
             f"{minutes} minutes" if seconds == 0 else f"{int(self.config.max_session_s)} seconds"
@@ -397,6 +409,7 @@ class Call:
         out = self.session.output
         record.rtp_frames_out = out.frames_out
         record.voiced_frames_out = out.voiced_frames_out
+        record.input_voiced_s = self.session.input.voiced_samples / INPUT_RATE
         record.late_frames_out = out.late_frames
         record.max_late_ms = out.max_late_ms
         buffer = self._receive_buffer

@@ -62,6 +62,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="session cap in seconds; at the cap the peer sends session_expired and closes",
     )
     parser.add_argument(
+        "--live-usage-interval-s",
+        type=float,
+        default=60.0,
+        help="GPT-Live: seconds between session.usage.updated events (default 60)",
+    )
+    parser.add_argument(
+        "--live-start-delay-s",
+        type=float,
+        default=0.0,
+        help="GPT-Live: hold session.started this long (a stuck service; default 0)",
+    )
+    parser.add_argument(
         "--image-fps", type=float, default=25.0, help="avatar frames per second (default 25)"
     )
     parser.add_argument(
@@ -102,13 +114,15 @@ def config_from_args(args: argparse.Namespace) -> PeerConfig:
     ice: tuple[str, ...] | None = tuple(args.ice_host) or None
     if ice is None and (is_loopback(host) or host == "localhost"):
         ice = ("127.0.0.1",)
-    if args.max_session_s <= 0 or args.image_fps <= 0:
-        raise ValueError("--max-session-s and --image-fps must be positive")
+    if args.max_session_s <= 0 or args.image_fps <= 0 or args.live_usage_interval_s <= 0:
+        raise ValueError("--max-session-s, --image-fps, --live-usage-interval-s must be positive")
     return PeerConfig(
         mode=args.mode,
         profile=args.profile,
         api_keys=tuple(keys),
         max_session_s=args.max_session_s,
+        live_usage_interval_s=args.live_usage_interval_s,
+        live_start_delay_s=max(0.0, args.live_start_delay_s),
         image_fps=args.image_fps,
         ice_hosts=ice,
         jitter_buffer=args.jitter_buffer,

@@ -57,3 +57,10 @@ class PeerConfig:
     """``auto`` uses espeak-ng when installed, else the tone voice."""
     default_model: str = "gpt-realtime-2"
     default_instructions: str = "You are the rtedge local peer, a test voice assistant."
+    live_usage_interval_s: float = 60.0
+    """GPT-Live: seconds between ``session.usage.updated`` events (about a minute at OpenAI)."""
+    live_start_delay_s: float = 0.0
+    """GPT-Live: hold ``session.started`` this long after the channel opens (a slow or stuck
+    service, for the device's startup timeout)."""
+    live_silence_ms: int = 500
+    """GPT-Live: silence after the user's speech before the peer's model takes its turn."""

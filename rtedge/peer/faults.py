@@ -30,7 +30,7 @@ CALL_FAULTS: Final = frozenset(
         "refuse_next",
     }
 )
-ENDPOINTS: Final = frozenset({"calls", "client_secrets"})
+ENDPOINTS: Final = frozenset({"calls", "client_secrets", "live_sessions"})
 #: Default total size of the ``oversized_event`` message: just under 64 KiB, the RFC 8841 default
 #: max-message-size that any WebRTC client accepts (aiortc and Chrome advertise 256 KiB).
 OVERSIZED_DEFAULT_BYTES: Final = 65_000
@@ -50,7 +50,7 @@ class HttpFault:
     """Answer the next ``remaining`` requests to ``endpoint`` with ``http_status`` (and
     ``Retry-After``), or delay a normal answer by ``slow_answer_s``."""
 
-    endpoint: Literal["calls", "client_secrets"]
+    endpoint: Literal["calls", "client_secrets", "live_sessions"]
     remaining: int
     http_status: int | None = None
     retry_after: float | None = None
@@ -126,7 +126,9 @@ def parse(spec: Any) -> HttpFault | CallFault:
         raise FaultSpecError("'count' must be an integer 1-10000.", "count")
     endpoint = spec.get("endpoint", "calls")
     if endpoint not in ENDPOINTS:
-        raise FaultSpecError("'endpoint' must be 'calls' or 'client_secrets'.", "endpoint")
+        raise FaultSpecError(
+            "'endpoint' must be 'calls', 'client_secrets' or 'live_sessions'.", "endpoint"
+        )
     return HttpFault(endpoint, count, status, retry_after, slow)
 
 

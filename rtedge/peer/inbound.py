@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from rtedge.peer import sessionconf
 from rtedge.peer.sessionconf import SessionError
@@ -40,8 +40,13 @@ class BadEvent(SessionError):
         self.event_id = event_id
 
 
-def decode(data: str | bytes) -> ClientEvent:
-    """Parse and validate one data-channel message; raises BadEvent."""
+def decode(
+    data: str | bytes,
+    names: frozenset[str] = CLIENT_TYPE_NAMES,
+    adapter: TypeAdapter[Any] = client_event_adapter,
+) -> ClientEvent:
+    """Parse and validate one data-channel message; raises BadEvent. ``names`` and ``adapter``
+    are the protocol's (the Realtime API's by default; GPT-Live passes its own)."""
     try:
         raw = json.loads(data)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -58,8 +63,8 @@ def decode(data: str | bytes) -> ClientEvent:
         raise BadEvent(
             "<missing_type>", event_id, "The 'type' field is missing.", "invalid_event", "type"
         )
-    if etype not in CLIENT_TYPE_NAMES:
-        supported = ", ".join(f"'{t}'" for t in sorted(CLIENT_TYPE_NAMES))
+    if etype not in names:
+        supported = ", ".join(f"'{t}'" for t in sorted(names))
         raise BadEvent(
             etype,
             event_id,
@@ -67,11 +72,11 @@ def decode(data: str | bytes) -> ClientEvent:
             "invalid_value",
             "type",
         )
-    if etype == "session.update":
+    if etype == "session.update" and adapter is client_event_adapter:
         _check_session_update(raw, event_id)
         return ClientEvent(etype, raw, event_id)
     try:
-        model = client_event_adapter.validate_python(raw)
+        model = adapter.validate_python(raw)
     except ValidationError as exc:
         err = sessionconf.from_validation(exc, raw, "")
         raise BadEvent(etype, event_id, err.message, err.code, err.param) from None

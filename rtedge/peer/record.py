@@ -25,12 +25,17 @@ class CallRecord:
     rtp_frames_in: int = 0
     rtp_frames_out: int = 0
     voiced_frames_out: int = 0
+    input_voiced_s: float = 0.0
     late_frames_out: int = 0
     max_late_ms: float = 0.0
     image_frames: int = 0
     receive_buffer: dict[str, Any] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    #: Roles of the message items the client created before the call's first turn (a history
+    #: it was seeded with), in order.
+    seeded_items: list[str] = field(default_factory=list)
+    live: dict[str, Any] = field(default_factory=dict)  # GPT-Live calls: mute, yields, close
 
     def client_event(self, etype: str) -> None:
         if len(self.client_events) < MAX_EVENTS_KEPT:
@@ -60,10 +65,13 @@ class CallRecord:
             "rtp_frames_in": self.rtp_frames_in,
             "rtp_frames_out": self.rtp_frames_out,
             "voiced_frames_out": self.voiced_frames_out,
+            "input_voiced_s": round(self.input_voiced_s, 3),
             "late_frames_out": self.late_frames_out,
             "max_late_ms": round(self.max_late_ms, 1),
             "image_frames": self.image_frames,
             "receive_buffer": dict(self.receive_buffer),
             "responses": [dict(r) for r in self.responses],
             "faults": list(self.faults),
+            "seeded_items": list(self.seeded_items),
+            "live": dict(self.live),
         }

@@ -102,10 +102,13 @@ class ResponseRun:
                 plan = Plan("tool", tool=tool, arguments=brain.tool_arguments(text, tool))
             elif last.get("id") in s.timeout_items:
                 plan = Plan(kind, brain.IDLE_PROMPT)
+            elif text and brain.asks_recall(text):
+                plan = Plan(kind, brain.recall(_earlier_user_text(context[:-1])))
             elif text:
                 plan = Plan(kind, brain.reply_to_text(text))
             elif audio_ms:
-                plan = Plan(kind, brain.reply_to_audio(audio_ms / 1000.0))
+                earlier = _earlier_user_text(context[:-1]) if s.record.seeded_items else None
+                plan = Plan(kind, brain.reply_to_audio(audio_ms / 1000.0, earlier))
             else:
                 plan = Plan(kind, "I did not catch that.")
         else:
@@ -361,6 +364,14 @@ def _user_text(item: JsonDict) -> str:
         if isinstance(c, dict) and c.get("type") in ("input_text", "text")
     ]
     return " ".join(p for p in parts if p).strip()
+
+
+def _earlier_user_text(context: list[JsonDict]) -> list[str]:
+    """The user's earlier words, oldest first: text messages (a seeded history among them)."""
+    said = [
+        _user_text(i) for i in context if i.get("type") == "message" and i.get("role") == "user"
+    ]
+    return [t for t in said if t]
 
 
 def _input_tokens(context: list[JsonDict], audio_ms: dict[str, int]) -> tuple[int, int]:

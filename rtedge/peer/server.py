@@ -1,6 +1,7 @@
 """The peer's HTTP API, shaped like OpenAI's: ``POST /v1/realtime/calls`` (raw SDP or
 multipart ``sdp`` + ``session``), ``POST /v1/realtime/client_secrets`` and
-``POST /v1/realtime/calls/{id}/hangup``.
+``POST /v1/realtime/calls/{id}/hangup``; GPT-Live's ``POST /v1/live/sessions`` is
+``rtedge.peer.live_http``.
 Loopback-only test routes live under ``/_rtedge/`` (``rtedge.peer.admin``).
 """
 
@@ -108,6 +109,9 @@ def create_app(config: PeerConfig | None = None) -> web.Application:
         app.router.add_post("/v1/realtime/client_secrets", handle_client_secrets)
         app.router.add_post("/v1/realtime/calls/{call_id}/hangup", handle_hangup)
     admin.add_routes(app, peer.faults, peer.registry)
+    from rtedge.peer import live_http  # here: it builds on this module's helpers
+
+    live_http.add_routes(app)  # POST /v1/live/sessions
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
     return app

@@ -219,6 +219,8 @@ class Session:
                 f"Previous item with id '{prev}' not found.", "invalid_value", "previous_item_id"
             )
         item.update(id=item_id, object="realtime.item", status="completed")
+        if item.get("type") == "message" and not self.record.responses and not self.user_audio:
+            self.record.seeded_items.append(str(item.get("role")))
         if item.get("type") == "function_call" and item.get("call_id"):
             self.call_names[str(item["call_id"])] = str(item.get("name"))
         for content in item.get("content") or []:

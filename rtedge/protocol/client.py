@@ -57,4 +57,9 @@ def refuse_tool_call(call_id: str, name: str | None) -> ClientEvent:
     """The answer to a tool call on a device that runs no tools (the model must not wait)."""
     output = json.dumps({"error": f"tool {name!r} is not available on this device"})
     item = {"type": "function_call_output", "call_id": call_id, "output": output}
+    return create_item(item)
+
+
+def create_item(item: dict[str, Any]) -> ClientEvent:
+    """A ``conversation.item.create`` appending ``item`` (a seeded message, a tool output)."""
     return event("conversation.item.create", item=item)

@@ -98,6 +98,15 @@ class TextDelta(ServerEvent):
     response_id: Lenient[str] = None
 
 
+class TextDone(ServerEvent):
+    """``response.output_audio_transcript.done`` / ``response.output_text.done``: the whole
+    text, for a service that sent no deltas."""
+
+    transcript: Lenient[str] = None
+    text: Lenient[str] = None
+    response_id: Lenient[str] = None
+
+
 class InputTranscript(ServerEvent):
     """``conversation.item.input_audio_transcription.completed``."""
 
@@ -171,6 +180,8 @@ MODELS: Final[dict[str, type[ServerEvent]]] = {
     "output_audio_buffer.cleared": OutputAudioBuffer,
     "response.output_audio_transcript.delta": TextDelta,
     "response.output_text.delta": TextDelta,
+    "response.output_audio_transcript.done": TextDone,
+    "response.output_text.done": TextDone,
     "conversation.item.input_audio_transcription.completed": InputTranscript,
     "response.function_call_arguments.done": FunctionCallDone,
     "session.updated": SessionUpdated,

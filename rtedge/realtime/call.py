@@ -47,19 +47,30 @@ TrackConsumer = Callable[[MediaStreamTrack], Awaitable[None]]
 class _WatchedTrack(MediaStreamTrack):
     """Passes a remote track through, noting when each frame arrived (our own liveness)."""
 
-    def __init__(self, inner: MediaStreamTrack, on_frame: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        inner: MediaStreamTrack,
+        on_frame: Callable[[], None],
+        held: Callable[[], bool] = lambda: False,
+    ) -> None:
         super().__init__()
         self.kind = inner.kind
         self._inner = inner
         self._on_frame = on_frame
+        self._held = held
 
     async def recv(self) -> Any:
-        frame = await self._inner.recv()
-        self._on_frame()
-        return frame
+        while True:
+            frame = await self._inner.recv()
+            self._on_frame()
+            if not self._held():  # a held call's audio is drained, not played
+                return frame
 
 
 class Call:
+    #: How a data-channel message becomes an event (GPT-Live has its own: rtedge.live.events).
+    decode: Callable[[str | bytes], ServerEvent] = staticmethod(decode_server_event)
+
     def __init__(
         self,
         settings: RealtimeSettings,
@@ -92,6 +103,23 @@ class Call:
         self.last_rtp = now
         self._event_budget = TokenBucket(EVENT_RATE, EVENT_BURST)
         self._unhandled_logged = False
+        self._held = False
+        #: When the service will end the session (monotonic), if it says (GPT-Live's
+        #: ``expires_at``): the supervisor rotates ahead of it (rtedge.realtime.handover).
+        self.expires_at: float | None = None
+
+    @property
+    def held(self) -> bool:
+        """A call prepared ahead (rtedge.realtime.handover) or being retired: it stays alive,
+        but its events are not the conversation's, its audio and video are not played, and
+        its mic track (when it can be muted) carries silence."""
+        return self._held
+
+    @held.setter
+    def held(self, value: bool) -> None:
+        self._held = value
+        if hasattr(self._mic, "muted"):
+            setattr(self._mic, "muted", value)  # noqa: B010  (any track with a mute switch)
 
     @property
     def is_dead(self) -> bool:
@@ -135,9 +163,10 @@ class Call:
         @pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self._spawn(self._on_audio(_WatchedTrack(track, self._touch_rtp)))
+                watched = _WatchedTrack(track, self._touch_rtp, lambda: self.held)
+                self._spawn(self._on_audio(watched))
             elif self._on_video is not None:
-                self._spawn(self._on_video(track))
+                self._spawn(self._on_video(_WatchedTrack(track, _nothing, lambda: self.held)))
             else:
                 self._spawn(_drain(track))  # unasked-for media must still be drained
 
@@ -198,13 +227,15 @@ class Call:
             self._on_bad_event("rate_limited", f"over {EVENT_RATE:.0f} events/s")
             return
         try:
-            decoded = decode_server_event(message)
+            decoded = self.decode(message)
         except EventError as exc:
             self._on_bad_event(exc.kind, exc.detail)
             return
         except (RecursionError, ValueError, TypeError) as exc:
             # Deeper than the decoder's own limits, or a shape it did not expect.
             self._on_bad_event("undecodable", type(exc).__name__)
+            return
+        if self.held:
             return
         try:
             self._on_event(decoded)
@@ -243,6 +274,10 @@ class Call:
                 await asyncio.wait_for(self._pc.close(), timeout=2.0)
         if hangup and not early and self.call_id:
             await self._signaling.hangup(self.call_id, self.dead_reason or "closed")
+
+
+def _nothing() -> None:
+    pass
 
 
 async def _drain(track: MediaStreamTrack) -> None:

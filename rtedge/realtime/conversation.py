@@ -124,6 +124,12 @@ class Conversation:
         else:
             self._set_turn(Turn.IDLE)
 
+    def configure(self, send: Sender) -> None:
+        """A call prepared ahead gets the session at once (turn detection off before it hears
+        anything); attach() restates it when the call takes over."""
+        if self._session is not None:
+            send(client.session_update(self._session))
+
     def detach(self) -> None:
         self._send = None
         if self._commit_handle is not None:
@@ -169,6 +175,11 @@ class Conversation:
         self._audio.earcon("press")
         if self._hands_free:
             return
+        self.begin_turn()
+
+    def begin_turn(self, *, open_mic: bool = True) -> None:
+        """A turn starts (a press, or a hands-free turn whose gate the capture thread opened
+        itself, ``open_mic=False``): cut what is playing, clear the input, listen."""
         if self._commit_handle is not None:  # pressed again before the last commit went out
             self._commit_handle.cancel()
             self._commit_handle = None
@@ -187,7 +198,8 @@ class Conversation:
         self._audio.flush()  # our own buffer goes at once, whatever the service does
         self.audio_playing = False
         self.voice = False
-        self._audio.talking = True
+        if open_mic:
+            self._audio.talking = True
         self._set_turn(Turn.LISTENING)
         if self._send is None:
             log.warning("push-to-talk pressed while not connected: speech will not be sent")
@@ -200,13 +212,39 @@ class Conversation:
         self._audio.earcon("release")
         if self._hands_free:
             return
+        self.end_turn()
+
+    def end_turn(self) -> None:
+        """The turn is said: close the mic, commit it and ask for the reply (with the
+        service's own VAD, it commits by itself)."""
         self._audio.talking = False
+        if self._hands_free:
+            self._set_turn(Turn.THINKING)
+            return
         if self._send is None:
             self._set_turn(Turn.IDLE)
             return
         self._set_turn(Turn.THINKING)
         loop = asyncio.get_running_loop()
         self._commit_handle = loop.call_later(COMMIT_DELAY_S, self._commit)
+
+    def abandon(self) -> None:
+        """The press is not a turn (a long press to forget): nothing is committed."""
+        held, self.held = self.held, False
+        self._state.update(ptt_held=False)
+        if held and not self._hands_free:
+            self.abandon_turn()
+
+    def unasked(self, rid: str | None) -> bool:
+        """A response cancelled here as not asked for (its text is no part of the talk)."""
+        return rid in self._unasked
+
+    def abandon_turn(self) -> None:
+        """A hands-free turn heard nothing (a false wake): drop it unsent."""
+        self._audio.talking = False
+        self._emit_best_effort(client.clear_input())
+        if self._state.turn is Turn.LISTENING:
+            self._set_turn(Turn.IDLE)
 
     def _commit(self) -> None:
         self._commit_handle = None
@@ -343,6 +381,9 @@ class Conversation:
             self._set_turn(Turn.THINKING if self.response_id else Turn.IDLE)
 
     def _on_transcript_delta(self, event: ev.TextDelta) -> None:
+        rid = event.response_id
+        if rid is not None and (rid in self._unasked or rid != (self.response_id or rid)):
+            return  # words of a cancelled or superseded reply, still in flight
         self._assistant_text.append(event.delta)
         # update(), not a plain write: captions and the /kiosk page follow State's listeners
         self._state.update(transcript_assistant="".join(self._assistant_text)[-500:])

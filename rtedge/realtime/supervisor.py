@@ -3,7 +3,9 @@
 Backoff is jittered exponential (``[reconnect]``), reset once a call has been healthy for
 ``healthy_after_s``. A refused key waits ``auth_backoff_s`` (a person has to fix it; hammering the
 service would not), a 429 waits at least its ``Retry-After``, ``session_expired`` rebuilds at once.
-Rotation waits for a quiet moment between turns so no turn is cut.
+Rotation waits for a quiet moment between turns so no turn is cut; with ``make_before_break``
+the next call is prepared while the current one serves (rtedge.realtime.handover). Every new
+call is seeded with the conversation so far (``seeder``) before its first turn.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import time
 from collections.abc import Callable
 
 from rtedge.backoff import Backoff
+from rtedge.live.conversation import LiveConversation
 from rtedge.logs import event as log_event
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
+from rtedge.realtime.handover import Handover, Seeder, rotation_due
 from rtedge.realtime.liveness import Facts, Liveness
 from rtedge.realtime.signaling import SignalingError
 from rtedge.settings import ReconnectSettings
-from rtedge.state import Connection, State
+from rtedge.state import Connection, State, Turn
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +35,15 @@ class Supervisor:
     def __init__(
         self,
         make_call: Callable[[], Call],
-        conversation: Conversation,
+        conversation: Conversation | LiveConversation,
         state: State,
         settings: ReconnectSettings,
         *,
         connect_timeout_s: float,
         liveness_timeout_s: float,
         rotate_after_s: float,
+        seeder: Seeder | None = None,
+        make_before_break: bool = False,
     ) -> None:
         self._make_call = make_call
         self._conv = conversation
@@ -55,6 +61,45 @@ class Supervisor:
         self.call: Call | None = None
         self._wake = asyncio.Event()
         self.rotations = 0
+        self._seeder = seeder
+        self.handover = (
+            Handover(make_call, connect_timeout_s, seeder, conversation.configure)
+            if make_before_break
+            else None
+        )
+        self._adopted: Call | None = None  # switched to before its watch began
+        self._renew = False
+        self._due = False  # the current call is to be rotated at the next quiet moment
+        # A due rotation switches the moment a turn ends, not at the next watch tick: a user
+        # who presses again right after a reply leaves a quiet moment of a few milliseconds.
+        state.subscribe(self._on_state)
+
+    def _on_state(self, state: State) -> None:
+        if self._due and state.turn is Turn.IDLE and not state.ptt_held:
+            asyncio.get_running_loop().call_soon(self.switch_if_due)
+            self._wake.set()  # without a prepared call, the watch rotates at once
+
+    def switch_if_due(self) -> None:
+        """Make-before-break: when a rotation is due, the next call is ready and nothing is in
+        flight, the conversation moves to the next call now, in one step (the app calls this
+        before a press, so a press at the switch lands on the new call)."""
+        old, handover = self.call, self.handover
+        if not self._due or handover is None or old is None or not self._conv.quiet:
+            return
+        nxt = handover.take()
+        if nxt is None:
+            return
+        self._conv.detach()
+        if self._seeder is not None:
+            self._seeder.call_ended()
+        self._state.call_seconds_done = self._state.call_seconds()
+        self._adopted = nxt
+        self._take_over(nxt, seed=False)  # seeded when prepared, caught up by take()
+        self._wake.set()  # the old call's watch ends now
+
+    def renew(self) -> None:
+        """Start a new session at the next quiet moment (the conversation was forgotten)."""
+        self._renew = True
 
     def session_expired(self) -> None:
         if self.call is not None:
@@ -62,6 +107,13 @@ class Supervisor:
 
     async def run(self) -> None:
         """Runs until cancelled; never raises for a transient fault."""
+        try:
+            await self._run()
+        finally:
+            if self.handover is not None:
+                await self.handover.aclose()
+
+    async def _run(self) -> None:
         while True:
             delay = await self._one_call()
             if delay > 0:
@@ -84,33 +136,40 @@ class Supervisor:
 
     async def _one_call(self) -> float:
         """One call from connect to death; returns how long to wait before the next."""
-        self._state.update(connection=Connection.CONNECTING)
-        call = self._make_call()
-        self.call = call
-        try:
-            async with asyncio.timeout(self._connect_timeout_s):
-                await call.open()
-        except SignalingError as exc:
-            await call.close(hangup=False)
-            return self._failed_signaling(exc)
-        except Exception as exc:  # a timeout, ICE failure, bad answer: all transient
-            await call.close(hangup=False)
-            reason = "connect timed out" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
-            return self._failed(reason)
-
-        self._state.calls_started += 1
-        self._state.update(
-            connection=Connection.CONNECTED,
-            call_id=call.call_id,
-            session_started=time.monotonic(),
-            last_error=None,
-        )
-        log_event(log, logging.INFO, "connected", "call %s up", call.call_id, call_id=call.call_id)
-        self._conv.attach(call.send)
+        call, self._adopted = self._adopted, None
+        if call is None:
+            self._state.update(connection=Connection.CONNECTING)
+            call = self._make_call()
+            self.call = call
+            try:
+                async with asyncio.timeout(self._connect_timeout_s):
+                    await call.open()
+            except SignalingError as exc:
+                await call.close(hangup=False)
+                return self._failed_signaling(exc)
+            except Exception as exc:  # a timeout, ICE failure, bad answer: all transient
+                await call.close(hangup=False)
+                reason = (
+                    "connect timed out" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
+                )
+                return self._failed(reason)
+            self._take_over(call, seed=True)
         try:
             reason = await self._watch(call)
         finally:
-            self._conv.detach()
+            if self.call is call:
+                self._conv.detach()
+                if self._seeder is not None:
+                    self._seeder.call_ended()
+        if self.call is not call and self.handover is not None:
+            # Make-before-break: the next call took over; this one hangs up behind it.
+            self.handover.retire(call, "rotation")
+            self.rotations += 1
+            log_event(log, logging.INFO, "rotation", "session rotated (make-before-break)")
+            self.backoff.reset()
+            return 0.0
+        if reason != "rotation" and self.handover is not None:
+            self.handover.discard()
         healthy = call.opened_at is not None and (
             time.monotonic() - call.opened_at >= self._settings.healthy_after_s
         )
@@ -147,14 +206,40 @@ class Supervisor:
         )
         return delay
 
+    def _take_over(self, call: Call, *, seed: bool) -> None:
+        """``call`` becomes the current call: nothing here awaits, so a press lands either on
+        the call before or on this one."""
+        self.call = call
+        call.held = False
+        self._renew = self._due = False
+        self._state.calls_started += 1
+        self._state.update(
+            connection=Connection.CONNECTED,
+            call_id=call.call_id,
+            session_started=time.monotonic(),
+            last_error=None,
+        )
+        log_event(log, logging.INFO, "connected", "call %s up", call.call_id, call_id=call.call_id)
+        self._conv.attach(call.send)
+        if seed and self._seeder is not None:
+            self._seeder.seed(call.send)
+
     async def _watch(self, call: Call) -> str:
         dead = asyncio.ensure_future(call.wait_dead())
         liveness = Liveness(self._liveness_timeout_s)
+        self._wake.clear()
+        switched_at = time.monotonic()
+        wake = asyncio.ensure_future(self._wake.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({dead}, timeout=WATCH_INTERVAL_S)
-                if done:
+                await asyncio.wait({dead, wake}, timeout=WATCH_INTERVAL_S)
+                if self.call is not call:
+                    return "rotation"  # switched to the next call (switch_if_due)
+                if dead.done():
                     return dead.result()
+                if wake.done():
+                    self._wake.clear()
+                    wake = asyncio.ensure_future(self._wake.wait())
                 now = time.monotonic()
                 reason = liveness.check(
                     Facts(
@@ -169,11 +254,34 @@ class Supervisor:
                 )
                 if reason is not None:
                     return reason
-                age = now - (call.opened_at or now)
-                if age >= self._rotate_after_s and self._conv.quiet:
+                # A prepared call counts from the switch: it may have waited for a quiet moment.
+                self._due = rotation_due(
+                    now,
+                    serving_since=max(call.opened_at or now, switched_at),
+                    rotate_after_s=self._rotate_after_s,
+                    expires_at=call.expires_at,
+                    opened_at=call.opened_at,
+                    renew=self._renew,
+                )
+                if self._due and self._rotate_now(call):
                     return "rotation"
         finally:
             dead.cancel()
+            wake.cancel()
+
+    def _rotate_now(self, call: Call) -> bool:
+        """Rotation is due: prepare the next call (make-before-break) and switch to it at a
+        quiet moment. Without a prepared call (none asked for, or preparing it failed) the
+        rotation breaks before it makes, as before: True says so."""
+        handover = self.handover
+        if handover is None:
+            return self._conv.quiet
+        handover.start()
+        if handover.gave_up and self._conv.quiet:
+            handover.reset()  # the next rotation tries again
+            return True
+        self.switch_if_due()
+        return self.call is not call
 
     def _failed_signaling(self, exc: SignalingError) -> float:
         msg = str(exc)

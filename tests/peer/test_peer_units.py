@@ -236,3 +236,18 @@ def test_keystore() -> None:
     assert strict.check("bearer b").ephemeral is None
     with pytest.raises(AuthError):
         strict.check("Bearer c")
+
+
+def test_input_voiced_seconds_count_sound_not_silence() -> None:
+    from rtedge.peer.audio_in import RATE, InputAudio
+
+    audio = InputAudio(max_s=10)
+    frame = RATE // 50
+    for _ in range(50):
+        audio.push(np.zeros(frame, dtype=np.int16))  # digital silence: a closed mic
+    audio.push(np.full(frame, 20, dtype=np.int16))  # -64 dBFS: below the floor
+    assert audio.voiced_samples == 0
+    tone = (np.sin(np.arange(frame) / 5) * 3000).astype(np.int16)
+    for _ in range(25):
+        audio.push(tone)
+    assert audio.voiced_samples / RATE == 0.5

@@ -54,6 +54,7 @@ def test_daemon_and_peer_import_without_openai() -> None:
     code = (
         "import sys\n"
         "import rtedge.app, rtedge.cli, rtedge.peer.server, rtedge.peer.session\n"
+        "import rtedge.peer.live_http, rtedge.live.call, rtedge.live.conversation\n"
         "bad = sorted(m for m in sys.modules if m == 'openai' or m.startswith('openai.'))\n"
         "assert not bad, bad\n"
         "print('ok')\n"

@@ -278,3 +278,29 @@ async def test_service_vad_reply_while_held_is_cancelled_and_before_commit_is_ta
     await asyncio.sleep(COMMIT_DELAY_S + 0.05)
     assert sent == []  # no commit, no second response.create
     assert conv.response_id == "resp_vad" and state.turn is Turn.THINKING
+
+
+async def test_words_of_a_cancelled_or_superseded_reply_stay_off_the_transcript() -> None:
+    """The minimal profile's own VAD and our commit each start a reply: the caption and
+    /status show the words of the reply that plays, not the two interleaved."""
+    conv, state, _, sent = setup()
+    await turn_sent(conv, sent)
+    feed(conv, created("resp_ours"))
+    feed(conv, delta("resp_ours", "Welcome to "))
+    conv.on_voice(True)
+    feed(conv, created("resp_vad"))  # cancelled as not asked for
+    feed(conv, delta("resp_vad", "Hello there. "))
+    feed(conv, delta("resp_ours", "the kiosk."))
+    feed(conv, delta("resp_other", "stray"))  # an id that is neither
+    assert state.transcript_assistant == "Welcome to the kiosk."
+
+
+def delta(rid: str, text: str) -> dict[str, Any]:
+    return {
+        "type": "response.output_audio_transcript.delta",
+        "response_id": rid,
+        "item_id": "item_x",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": text,
+    }

@@ -208,8 +208,9 @@ def test_rotation_between_turns_keeps_turns(
     daemon.wait_turn("idle", 30)
     wait_for(lambda: daemon.status()["call_id"] not in (None, first), 15, "rotation")
     assert daemon.status()["reconnects"] == 0  # a rotation is not a failure
-    assert "rotation" in daemon.log()
-    assert "rotation [event=hangup reason=rotation]" in daemon.log()
+    # make-before-break: the old call is hung up just behind the switch
+    wait_for(lambda: "rotation [event=hangup reason=rotation]" in daemon.log(), 10, "hangup")
+    assert "session rotated" in daemon.log()
     # hung up: POST .../hangup; a minimal server has none (404), then DELETE on the Location
     # succeeded (a failed or refused DELETE would be logged as "hangup (DELETE) ...")
     post_404 = f"hangup (POST) of {first} answered 404" in daemon.log()

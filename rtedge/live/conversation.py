@@ -1,0 +1,296 @@
+"""Push-to-talk, barge-in, turn state and transcripts on GPT-Live.
+
+Live has no turn machinery and sends no speaking events, so the device leans on its own senses:
+the mic is gated locally and the input muted at the service while the button is up (acks matched
+by ``client_event_id``); a press while the assistant is audible flushes the local playout at once
+and holds the service's audio until release and quiet; the turn state follows the local speaking
+detector. Transcript deltas are hints, shown and logged. Tool calls delegated to Responses are
+answered with ``response.item.create`` + ``response.create``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from rtedge.live import events as lev
+from rtedge.live.usage import LiveUsage
+from rtedge.logs import event as log_event
+from rtedge.protocol.server import ServerEvent
+from rtedge.state import State, Turn
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[dict[str, Any]], bool]
+ToolRunner = Callable[[str, str], str]  # (name, arguments JSON) -> output JSON
+MAX_TEXT = 500
+
+
+class LiveAudio(Protocol):
+    talking: bool
+
+    def flush(self) -> None: ...
+
+    def hold_output(self, held: bool) -> None: ...
+
+    def earcon(self, name: Literal["press", "release"]) -> None: ...
+
+
+class TurnSink(Protocol):
+    def set_turn(self, turn: Turn) -> None: ...
+
+
+class LiveConversation:
+    def __init__(
+        self,
+        state: State,
+        audio: LiveAudio,
+        usage: LiveUsage,
+        *,
+        log_transcripts: bool = True,
+        run_tool: ToolRunner | None = None,
+        display: TurnSink | None = None,
+    ) -> None:
+        self._display = display
+        self._state = state
+        self._audio = audio
+        self.usage = usage
+        self._log_transcripts = log_transcripts
+        self._run_tool = run_tool
+        self._send: Sender | None = None
+        self._seq = 0
+        self.held = False
+        self.voice = False
+        self.muted: bool | None = None  # as acknowledged by the service
+        self.pending: dict[str, str] = {}  # client_event_id -> command type, until acked
+        self._user_text: list[str] = []
+        self._assistant_text: list[str] = []
+        self.turn_since = time.monotonic()
+        self.tools_pending = 0
+        self._reply_open = False
+        audio.talking = False
+
+    # -- call attachment (the supervisor) ---------------------------------------------------
+    def attach(self, send: Sender) -> None:
+        self._send = send
+        self.muted = None
+        self.pending.clear()
+        self.tools_pending = 0
+        self._set_mute(not self.held)
+        self._set_turn(Turn.LISTENING if self.held else Turn.IDLE)
+
+    def configure(self, send: Sender) -> None:
+        """A prepared call (make-before-break): nothing to send, a Live session is configured
+        by its create request."""
+
+    def abandon(self) -> None:
+        """A long press forgets the conversation: on Live that is a new session (the renewal
+        the continuity part asks for); nothing in flight here to drop."""
+
+    def unasked(self, rid: str | None) -> bool:
+        return False  # Live has no response ids: every reply is the model's own
+
+    def detach(self) -> None:
+        self._send = None
+        self.pending.clear()
+        if not self.held:
+            self._set_turn(Turn.IDLE)
+
+    @property
+    def playing(self) -> bool:
+        return self.voice
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing in flight: the session can be rotated without cutting a turn."""
+        return (
+            not self.held
+            and not self.voice
+            and self.tools_pending == 0
+            and self._state.turn is Turn.IDLE
+        )
+
+    # -- push-to-talk ------------------------------------------------------------------------
+    def press(self) -> None:
+        if self.held:
+            return
+        self.held = True
+        self._state.update(ptt_held=True)
+        self._audio.earcon("press")
+        if self.voice:
+            log_event(log, logging.INFO, "barge_in", "barge-in: reply cut by a press")
+        # What is audible stops now; what is in flight is held until release and quiet.
+        self._audio.flush()
+        self._audio.hold_output(True)
+        self.voice = False
+        self._user_text.clear()  # a new user turn
+        self._audio.talking = True
+        self._set_mute(False)
+        self._set_turn(Turn.LISTENING)
+        if self._send is None:
+            log.warning("push-to-talk pressed while not connected: speech will not be sent")
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        self._state.update(ptt_held=False)
+        self._audio.earcon("release")
+        self._audio.talking = False
+        self._audio.hold_output(False)
+        self._set_mute(True)
+        # The model decides when to answer; until voice is heard the device is thinking.
+        self._set_turn(Turn.THINKING if self._send is not None else Turn.IDLE)
+        self._reply_open = False
+
+    def _set_mute(self, muted: bool) -> None:
+        etype = "session.input_audio.mute" if muted else "session.input_audio.unmute"
+        self._command({"type": etype})
+
+    def _command(self, event: dict[str, Any]) -> str | None:
+        if self._send is None:
+            return None
+        self._seq += 1
+        event_id = f"rtedge_{self._seq}"
+        if self._send({**event, "event_id": event_id}):
+            self.pending[event_id] = str(event["type"])
+            while len(self.pending) > 64:  # a service that never acks must not grow this
+                self.pending.pop(next(iter(self.pending)))
+            return event_id
+        return None
+
+    # -- the speaking detector -----------------------------------------------------------------
+    def on_voice(self, speaking: bool) -> None:
+        self.voice = speaking
+        if self.held:
+            return
+        if speaking:
+            self._set_turn(Turn.SPEAKING)
+        elif self._state.turn is Turn.SPEAKING:
+            self._set_turn(Turn.IDLE)
+            self._log_reply()
+
+    def _log_reply(self) -> None:
+        # One line per reply (deltas come a word at a time; there is no done event on Live).
+        text = "".join(self._assistant_text).strip()
+        if self._log_transcripts and text:
+            log_event(log, logging.INFO, "transcript", "assistant: %s", text, role="assistant")
+
+    # -- server events ---------------------------------------------------------------------
+    def on_event(self, event: ServerEvent) -> None:
+        self._state.events_in[event.type] += 1
+        handler = _HANDLERS.get(event.type)
+        if handler is not None:
+            handler(self, event)
+
+    def _on_ack(self, event: ServerEvent) -> None:
+        eid = lev.client_event_id(event)
+        if eid is not None:
+            self.pending.pop(eid, None)
+        if event.type == "session.input_audio.muted":
+            self.muted = True
+        elif event.type == "session.input_audio.unmuted":
+            self.muted = False
+
+    def _on_input_transcript(self, event: ServerEvent) -> None:
+        delta = lev.text(event, "delta")
+        if not delta:
+            return
+        self._user_text.append(delta)
+        text = "".join(self._user_text)[-MAX_TEXT:]
+        self._state.update(transcript_user=text)
+        if self._log_transcripts:
+            log_event(log, logging.INFO, "transcript", "user: %s", delta, role="user")
+
+    def _on_output_transcript(self, event: ServerEvent) -> None:
+        delta = lev.text(event, "delta")
+        if not delta:
+            return
+        if not self._reply_open:  # the first words after the user's turn: a new reply
+            self._assistant_text.clear()
+            self._reply_open = True
+        self._assistant_text.append(delta)
+        text = "".join(self._assistant_text)[-MAX_TEXT:]
+        self._state.update(transcript_assistant=text)
+
+    def _on_usage(self, event: ServerEvent) -> None:
+        seconds = lev.number(event, "usage", "seconds")
+        ratio = lev.number(event, "context_window", "usage_ratio")
+        self.usage.update(seconds, ratio)
+
+    def _on_closed(self, event: ServerEvent) -> None:
+        self.usage.update(lev.number(event, "usage", "seconds"), None)
+
+    def _on_error(self, event: ServerEvent) -> None:
+        eid = lev.client_event_id(event)
+        command = self.pending.pop(eid, None) if eid else None
+        code = lev.text(event, "error", "code") or "unknown"
+        message = (lev.text(event, "error", "message") or "")[:200]
+        log_event(
+            log,
+            logging.WARNING,
+            "service_error",
+            "service error %s%s: %s",
+            code,
+            f" (to {command})" if command else "",
+            message,
+            code=code,
+        )
+
+    def _on_response_event(self, event: ServerEvent) -> None:
+        inner = lev.obj(event, "event") or {}
+        item = inner.get("item")
+        if inner.get("type") != "response.output_item.done" or not isinstance(item, dict):
+            return
+        if item.get("type") != "function_call":
+            return
+        call_id, name = item.get("call_id"), item.get("name")
+        if not isinstance(call_id, str) or not isinstance(name, str):
+            return
+        args = item.get("arguments") if isinstance(item.get("arguments"), str) else "{}"
+        output = self._tool_output(name, str(args))
+        # One output per call, then one response.create: a turn never hangs on a tool.
+        self._command(
+            {
+                "type": "response.item.create",
+                "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+            }
+        )
+        self._command({"type": "response.create"})
+        log_event(log, logging.INFO, "tool_call", "tool %s answered", name, tool=name)
+
+    def _tool_output(self, name: str, arguments: str) -> str:
+        if self._run_tool is None:  # as the Realtime path answers (protocol.client)
+            return json.dumps({"error": f"tool {name!r} is not available on this device"})
+        try:
+            return self._run_tool(name, arguments)
+        except Exception as exc:  # a tool that fails still answers, so the turn goes on
+            log.warning("tool %s failed: %s", name, exc)
+            return '{"error": "tool failed"}'
+
+    def _set_turn(self, turn: Turn) -> None:
+        if self._state.turn is not turn:
+            self.turn_since = time.monotonic()
+            self._state.update(turn=turn)
+            log_event(log, logging.INFO, "turn_state", "turn: %s", turn.value, turn=turn.value)
+            if self._display is not None:
+                self._display.set_turn(turn)
+
+
+_HANDLERS: dict[str, Callable[[LiveConversation, ServerEvent], None]] = {
+    "session.input_audio.muted": LiveConversation._on_ack,
+    "session.input_audio.unmuted": LiveConversation._on_ack,
+    "session.instructions.appended": LiveConversation._on_ack,
+    "session.thinking.appended": LiveConversation._on_ack,
+    "session.commentary.appended": LiveConversation._on_ack,
+    "session.updated": LiveConversation._on_ack,
+    "session.input_transcript.delta": LiveConversation._on_input_transcript,
+    "session.output_transcript.delta": LiveConversation._on_output_transcript,
+    "session.usage.updated": LiveConversation._on_usage,
+    "session.closed": LiveConversation._on_closed,
+    "response.event": LiveConversation._on_response_event,
+    "error": LiveConversation._on_error,
+}

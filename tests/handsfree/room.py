@@ -1,0 +1,205 @@
+"""The room rig: real ALSA file devices (a FIFO mic, a FIFO speaker), the room helper process
+between them (echo path + a user's piper speech, in real time), the appliance in this process
+with the wake word and echo cancellation, and ``rtedge peer --mode echo`` as the service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtedge.app import Appliance
+from rtedge.settings import Settings
+from rtedge.state import Connection
+from tests.handsfree.speech import CACHE, speech
+from tests.support import ROOT, Peer, base_env, free_port, scaled
+
+RATE = 48000
+
+
+async def until(cond: Callable[[], object], within: float, what: str) -> None:
+    deadline = time.monotonic() + scaled(within)
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Room:
+    def __init__(self, tmp: Path, *, delay_ms: float = 45, gain: float = 0.5, drift_ppm: float = 0):
+        self.tmp = tmp
+        self.mic = tmp / "mic.fifo"
+        self.spk = tmp / "spk.fifo"
+        os.mkfifo(self.mic)
+        os.mkfifo(self.spk)
+        # held open here: alsa-lib never blocks opening either end, and neither sees EOF
+        self._fds = [os.open(self.mic, os.O_RDWR), os.open(self.spk, os.O_RDWR)]
+        # A sound card's capture ring holds a few periods (rtedge opens 4 of 20 ms), not a
+        # pipe's 64 KB (680 ms): with the default, what the room says before the capture
+        # starts would sit in the FIFO, and the mic would lag the room by that much.
+        fcntl.fcntl(self._fds[0], fcntl.F_SETPIPE_SZ, 8192)
+        conf = tmp / "asound.conf"
+        conf.write_text(
+            f"""
+pcm.rtmic {{ type file slave.pcm {{ type null }} file "/dev/null" infile "{self.mic}"
+  format "raw" }}
+pcm.rtspk {{ type file slave.pcm {{ type null }} file "{self.spk}" format "raw" }}
+ctl.!default {{ type null }}
+"""
+        )
+        os.environ["ALSA_CONFIG_PATH"] = str(conf)
+        self.delay_ms, self.gain, self.drift_ppm = delay_ms, gain, drift_ppm
+        self.record = tmp / "speaker-record.raw"
+        self.peer = Peer(tmp, "--mode", "echo").start()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.said: dict[int, dict[str, float]] = {}
+        self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+        self._next_id = 0
+        self.last_gaps: list[float] = []  # speaker stream gaps seen by the last speaker_log
+        self.mic_overruns = 0  # mic periods the capture did not take in time (lost)
+        self.app: Appliance | None = None
+        self._app_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self, **wake: Any) -> Appliance:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.handsfree.room_helper",
+            str(self.spk),
+            str(self.mic),
+            str(self.delay_ms),
+            str(self.gain),
+            str(self.drift_ppm),
+            str(self.record),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+            env=base_env(),
+        )
+        self._reader = asyncio.create_task(self._read())
+        settings = Settings.model_validate(
+            {
+                "realtime": {
+                    "provider": "local",
+                    "url": self.peer.calls_url,
+                    "api_key": "test-key",
+                    "connect_timeout_s": 5,
+                    "liveness_timeout_s": 10,
+                },
+                "audio": {
+                    "capture_device": "rtmic",
+                    "playback_device": "rtspk",
+                    "echo_cancel": True,
+                    "reopen_initial_s": 0.2,
+                    "reopen_max_s": 0.5,
+                },
+                "wake": {"enabled": True, "model": "hey_jarvis", **wake},
+                "ptt": {"gpio_pin": None},
+                "display": {"backend": "none"},
+                "health": {"listen": f"127.0.0.1:{free_port()}"},
+                "reconnect": {"initial_s": 0.3, "max_s": 2, "jitter": 0.1},
+            }
+        )
+        self.app = Appliance(settings)
+        self._app_task = asyncio.create_task(self.app.run(self._stop))
+        app = self.app
+        await until(lambda: app.state.connection is Connection.CONNECTED, 15, "the call")
+        return app
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            msg = json.loads(line)
+            if "said" in msg:
+                self.said[int(msg["said"])] = msg
+            else:
+                await self._replies.put(msg)
+
+    async def say(self, text: str, gain: float = 0.5) -> int:
+        """Start ``text`` (piper speech) into the mic now; returns its id (see ``said``)."""
+        pcm = await asyncio.to_thread(speech, text)
+        path = CACHE / f"room-{os.getpid()}-{self._next_id}.raw"
+        await asyncio.to_thread(path.write_bytes, pcm.tobytes())
+        uid = self._next_id
+        self._next_id += 1
+        self._send({"say": str(path), "gain": gain, "id": uid})
+        return uid
+
+    async def said_done(self, uid: int, within: float = 30) -> dict[str, float]:
+        await until(lambda: uid in self.said, within, f"utterance {uid} fed")
+        return self.said[uid]
+
+    async def speaker_log(
+        self, since: float, *, arrivals: bool = False
+    ) -> list[tuple[float, float]]:
+        """The speaker's level since ``since``: per 20 ms as the room heard it, or with
+        ``arrivals`` per chunk as the device was handed it."""
+        self._send({"speaker_log": since})
+        msg = await asyncio.wait_for(self._replies.get(), scaled(10))
+        key = "arrivals" if arrivals else "speaker_log"
+        self.last_gaps = [float(t) for t in msg["gaps"]]
+        self.mic_overruns = int(msg["mic_overruns"])
+        return [(float(t), float(r)) for t, r in msg[key]]
+
+    def _send(self, obj: dict[str, Any]) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+
+    def speaker_audio(self) -> np.ndarray:
+        """Everything the speaker played so far (mono 48 kHz)."""
+        return np.fromfile(self.record, dtype=np.int16)
+
+    async def call(self) -> dict[str, Any]:
+        """The peer's record of the active call (off the loop: the appliance runs on it)."""
+        call = await asyncio.to_thread(self.peer.active_call)
+        return call or {}
+
+    async def input_voiced_s(self) -> float:
+        return float((await self.call()).get("input_voiced_s", 0.0))
+
+    async def responses(self) -> int:
+        return len((await self.call()).get("responses", []))
+
+    async def until_responses(self, more_than: int, within: float) -> None:
+        deadline = time.monotonic() + scaled(within)
+        while await self.responses() <= more_than:
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for a reply")
+            await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._app_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._app_task, 8)
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+        self.peer.kill()
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for path in CACHE.glob(f"room-{os.getpid()}-*.raw"):
+            path.unlink()
+
+
+def voiced(log: list[tuple[float, float]], threshold: float = 0.005) -> list[float]:
+    return [t for t, r in log if r > threshold]
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
