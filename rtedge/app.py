@@ -8,12 +8,11 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from aiortc import MediaStreamTrack
-from prometheus_client import ProcessCollector
 
 from rtedge import __version__
 from rtedge.audio import speaking
@@ -21,23 +20,22 @@ from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.audio.wake import WakeError
 from rtedge.binderr import describe_bind_error
-from rtedge.controls.handsfree import FrontendCollector, HandsFree
+from rtedge.controls.handsfree import HandsFree
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
-from rtedge.display.pipeline import DisplayPipeline
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
 from rtedge.httpserver import install_loop_exception_handler
+from rtedge.identity import Identity
 from rtedge.kiosk import KioskPage
 from rtedge.live.call import LiveCall
 from rtedge.live.conversation import LiveConversation
 from rtedge.live.memory import LiveMemory
 from rtedge.live.signaling import LiveSignaling
 from rtedge.live.signaling import build_session as build_live_session
-from rtedge.live.usage import LiveUsage, LiveUsageCollector
+from rtedge.live.usage import LiveUsage
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
-from rtedge.metrics import Identity, PartsCollector
 from rtedge.protocol.deprecations import model_warnings, shutdown_timestamp
 from rtedge.protocol.server import ServerEvent
 from rtedge.realtime.call import Call
@@ -51,6 +49,11 @@ from rtedge.realtime.supervisor import Supervisor
 from rtedge.settings import Settings, is_loopback_host
 from rtedge.state import Connection, State
 from rtedge.systemd import Notifier
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from rtedge.display.pipeline import DisplayPipeline
 
 log = logging.getLogger("rtedge")
 
@@ -81,6 +84,9 @@ class Appliance:
             raise StartError(f"audio front end (wake/echo_cancel): {exc}") from None
         self.display: DisplayPipeline | None = None
         if settings.display.backend != "none":
+            # Imported only here: a device without a display does not hold the display stack.
+            from rtedge.display.pipeline import DisplayPipeline
+
             self.display = DisplayPipeline(
                 settings.display,
                 self.state,
@@ -172,7 +178,17 @@ class Appliance:
             max_connections=settings.health.max_connections,
             header_timeout_s=settings.health.header_timeout_s,
         )
-        self.health.registry.register(
+        self.health.add_metrics(self._register_metrics)
+        self._http: aiohttp.ClientSession | None = None
+        self._bad_logged: dict[str, float] = {}
+        self.supervisor: Supervisor | None = None
+
+    def _register_metrics(self, registry: CollectorRegistry) -> None:
+        from prometheus_client import ProcessCollector
+
+        from rtedge.metrics import PartsCollector
+
+        registry.register(
             PartsCollector(
                 xruns=lambda: {
                     "capture": self.audio.capture.xruns,
@@ -182,13 +198,14 @@ class Appliance:
             )
         )
         if self.audio.frontend is not None:
-            self.health.registry.register(FrontendCollector(self.audio.frontend, self.hands_free))
-        self.health.registry.register(LiveUsageCollector(self.live_usage))
+            from rtedge.controls.handsfree_metrics import FrontendCollector
+
+            registry.register(FrontendCollector(self.audio.frontend, self.hands_free))
+        from rtedge.live.usage_metrics import LiveUsageCollector
+
+        registry.register(LiveUsageCollector(self.live_usage))
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
-        ProcessCollector(registry=self.health.registry)
-        self._http: aiohttp.ClientSession | None = None
-        self._bad_logged: dict[str, float] = {}
-        self.supervisor: Supervisor | None = None
+        ProcessCollector(registry=registry)
 
     def _realtime_conversation(self) -> Conversation:
         rt = self.settings.realtime

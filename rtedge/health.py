@@ -1,7 +1,8 @@
 """Local HTTP endpoint: /healthz /readyz /status /metrics, and push-to-talk over HTTP.
 
 Everything here reads the one ``State``; nothing here holds a secret to leak. The metrics
-collector lives in ``rtedge.metrics``.
+collectors live in ``rtedge.metrics``; they and prometheus-client are imported at the first
+scrape, so a device that no Prometheus scrapes never holds them (about 2 MB on a Pi).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
 
 from rtedge import __version__, httpguard
-from rtedge.httpserver import HttpCollector, LimitedSite, quiet_server_log, runner_kwargs
-from rtedge.metrics import Identity, StateCollector
+from rtedge.httpserver import LimitedSite, quiet_server_log, runner_kwargs
 from rtedge.state import State
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from rtedge.metrics import Identity
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,9 @@ class HealthServer:
         self._on_release = on_release
         self.ready = False
         self._status_extra = status_extra
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(StateCollector(state, identity))
+        self._identity = identity
+        self._registry: CollectorRegistry | None = None
+        self._add_metrics: list[Callable[[CollectorRegistry], None]] = []
         self.guard = guard or httpguard.GuardPolicy.build(host)
         self.app = web.Application(
             middlewares=[httpguard.middleware(self.guard)],
@@ -76,7 +81,27 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
         self.site: LimitedSite | None = None
         self.bound_port: int | None = None
-        self.registry.register(HttpCollector(self._http_refused))
+
+    def add_metrics(self, register: Callable[[CollectorRegistry], None]) -> None:
+        """``register`` adds collectors to the registry when it is built (at the first scrape)."""
+        self._add_metrics.append(register)
+        if self._registry is not None:
+            register(self._registry)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry
+
+            from rtedge.metrics import HttpCollector, StateCollector
+
+            registry = CollectorRegistry(auto_describe=True)
+            registry.register(StateCollector(self._state, self._identity))
+            registry.register(HttpCollector(self._http_refused))
+            for register in self._add_metrics:
+                register(registry)
+            self._registry = registry
+        return self._registry
 
     def _http_refused(self) -> dict[str, int]:
         site = self.site.refused() if self.site is not None else {}
@@ -128,6 +153,8 @@ class HealthServer:
         return web.json_response(data)
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        from prometheus_client import generate_latest
+
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from rtedge.ratelimit import TokenBucket
 
@@ -168,21 +166,6 @@ class LimitedSite:
         if self._server is not None:
             self._server.close()
             self._server = None
-
-
-class HttpCollector(Collector):
-    """Refused HTTP requests by reason (guard rules, connection limits), for Prometheus."""
-
-    def __init__(self, refused: Callable[[], dict[str, int]]) -> None:
-        self._refused = refused
-
-    def collect(self) -> Iterator[Metric]:
-        metric = CounterMetricFamily(
-            "rtedge_http_refused", "HTTP requests or connections refused", labels=["reason"]
-        )
-        for reason, count in sorted(self._refused().items()):
-            metric.add_metric([reason], count)
-        yield metric
 
 
 def runner_kwargs(header_timeout_s: float) -> dict[str, Any]:

@@ -11,25 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from rtedge.identity import Identity as Identity  # re-exported: the collectors' argument
 from rtedge.state import Connection, State, Turn
 
 Counts = Callable[[], Mapping[str, int]]
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What tells this device's series apart in a fleet (``rtedge_info``)."""
-
-    version: str
-    device_id: str
-    provider: str
-    model: str
-    model_shutdown: float | None = None  # unix time the service stops serving ``model``
 
 
 class StateCollector(Collector):
@@ -108,6 +97,18 @@ class StateCollector(Collector):
             dev.add_metric([name], 1.0 if status.ok else 0.0)
         yield dev
         yield from _rate_limits(s.rate_limits)
+
+
+class HttpCollector(Collector):
+    """Refused HTTP requests by reason (guard rules, connection limits), for Prometheus."""
+
+    def __init__(self, refused: Callable[[], dict[str, int]]) -> None:
+        self._refused = refused
+
+    def collect(self) -> Iterator[Metric]:
+        yield _labelled(
+            "rtedge_http_refused", "HTTP requests or connections refused", "reason", self._refused()
+        )
 
 
 class PartsCollector(Collector):

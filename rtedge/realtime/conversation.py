@@ -96,6 +96,8 @@ class Conversation:
         #: The commit waiting for its acknowledgement before ``response.create`` goes out.
         self._commit_id: str | None = None
         self._ack_handle: asyncio.TimerHandle | None = None
+        #: A service's own VAD committed speech during this press (its reply was cancelled).
+        self._service_took_speech = False
         self._sent: OrderedDict[str, str] = OrderedDict()  # event_id -> type, most recent last
         self.turns_completed = 0
         #: When the current turn state began (monotonic): liveness is judged from here.
@@ -182,6 +184,7 @@ class Conversation:
             self._commit_handle.cancel()
             self._commit_handle = None
         self._drop_commit()
+        self._service_took_speech = False
         self.replies.reset()
         # Best-effort events: a service may not support them or have nothing to cancel.
         self._emit_best_effort(client.clear_input())
@@ -308,6 +311,8 @@ class Conversation:
         self._state.update(session_refused=refused)
 
     def _on_committed(self, event: ev.ServerEvent) -> None:
+        if self.held and self._commit_id is None:
+            self._service_took_speech = True
         self._committed()
 
     def _on_response_created(self, event: ev.ResponseCreated) -> None:
@@ -449,6 +454,12 @@ class Conversation:
             self._set_refused([f"{err.param or 'session'} ({why})"])
             return
         if etype == "input_audio_buffer.commit":
+            if self._service_took_speech and err.code == "input_audio_buffer_commit_empty":
+                # The user paused before letting go and the service's VAD took the speech then:
+                # it is in the conversation, so it still gets its reply.
+                self._service_took_speech = False
+                self._committed()
+                return
             # Nothing usable was said: no response.create, and no reply is coming.
             self._drop_commit()
         elif etype == "conversation.item.create":

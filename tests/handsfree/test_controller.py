@@ -105,7 +105,7 @@ async def test_the_button_suspends_the_gate_and_service_vad_is_not_committed() -
 def test_metrics_carry_the_front_end_figures() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from rtedge.controls.handsfree import FrontendCollector
+    from rtedge.controls.handsfree_metrics import FrontendCollector
 
     hf, conv, state, audio, sent = setup()
     front = audio.frontend

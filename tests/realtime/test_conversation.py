@@ -139,6 +139,32 @@ async def test_empty_commit_error_returns_to_idle_and_unknown_is_counted() -> No
     assert state.events_bad["unknown_type"] == 1
 
 
+async def test_speech_the_services_vad_took_while_held_still_gets_its_reply() -> None:
+    # A service with its own VAD (the minimal profile) commits and answers when the user pauses
+    # with the button still down; that reply is cancelled (the user may go on), so on release
+    # our commit finds the buffer empty: the speech is in the conversation and is answered.
+    conv, state, audio, sent = setup()
+    conv.press()
+    feed(conv, {"type": "input_audio_buffer.committed", "item_id": "item_1"})
+    feed(conv, {"type": "response.created", "response": RESPONSE})
+    assert "response.cancel" in [e["type"] for e in sent]  # not asked for: button held
+    conv.release()
+    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    commit = sent[-1]
+    assert commit["type"] == "input_audio_buffer.commit"
+    error = {"type": "invalid_request_error", "code": "input_audio_buffer_commit_empty"}
+    feed(conv, {"type": "error", "error": {**error, "event_id": commit["event_id"]}})
+    assert sent[-1]["type"] == "response.create"
+    assert state.turn is Turn.THINKING
+    # a press with nothing committed by the service stays as before: no reply asked for
+    conv.press()
+    conv.release()
+    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    commit = sent[-1]
+    feed(conv, {"type": "error", "error": {**error, "event_id": commit["event_id"]}})
+    assert sent[-1] is commit and state.turn is Turn.IDLE
+
+
 def test_unknown_event_types_share_one_counter() -> None:
     conv, state, _, _ = setup()
     for i in range(500):
