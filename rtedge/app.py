@@ -109,7 +109,6 @@ class Appliance:
                 self.live_usage,
                 log_transcripts=rt.log_transcripts,
                 display=self.display,
-                on_reply_end=self._live_reply_ended,
             )
         else:
             self.session = build_session(rt, want_images=self.display is not None)
@@ -125,8 +124,9 @@ class Appliance:
         )
         # Live: its transcripts make the turns, and each new session starts with them
         self.live_memory: LiveMemory | None = None
-        if rt.provider == "live":
+        if isinstance(self.conversation, LiveConversation):
             self.live_memory = LiveMemory(self.continuity, self.state)
+            self.conversation.on_reply_end = self.live_memory.reply_ended
         self.hands_free: HandsFree | None = None
         on_press, on_release = self.conversation.press, self.conversation.release
         frontend = self.audio.frontend
@@ -223,13 +223,7 @@ class Appliance:
         if self.supervisor is not None:
             self.supervisor.session_expired()
 
-    def _live_reply_ended(self) -> None:
-        if self.live_memory is not None:
-            self.live_memory.reply_ended()
-
     def _renew_session(self) -> None:
-        if self.live_memory is not None:
-            self.live_memory.drop_turn()
         if self.supervisor is not None:
             self.supervisor.renew()
 

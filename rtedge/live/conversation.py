@@ -56,7 +56,7 @@ class LiveConversation:
         on_reply_end: Callable[[], None] | None = None,
     ) -> None:
         self._display = display
-        self._on_reply_end = on_reply_end
+        self.on_reply_end = on_reply_end  # the conversation memory records the turn
         self._state = state
         self._audio = audio
         self.usage = usage
@@ -174,8 +174,8 @@ class LiveConversation:
         elif self._state.turn is Turn.SPEAKING:
             self._set_turn(Turn.IDLE)
             self._log_reply()
-            if self._on_reply_end is not None:
-                self._on_reply_end()  # the conversation memory records the turn
+            if self.on_reply_end is not None:
+                self.on_reply_end()
 
     def _log_reply(self) -> None:
         # One line per reply (deltas come a word at a time; there is no done event on Live).

@@ -3,7 +3,8 @@ the shared History, and the history handed to each new session as ``session.inpu
 
 Live has no done events and no response ids, so the turn boundaries are the device's own: a
 reply ends when the speaking detector hears it end (``reply_ended``), a press starts a new turn
-(a reply cut by it is kept as far as it got), and a call that drops takes its open turn with it.
+(a reply cut by it is kept as far as it got), a call that drops takes its open turn with it, and
+a turn begun before the conversation was forgotten is not recorded after it.
 Live takes history only at creation, so there is nothing to send to a running call: ``seed`` is
 a no-op that only marks which history the session started with.
 """
@@ -28,6 +29,7 @@ class LiveMemory:
         self._user: list[str] = []
         self._reply: list[str] = []
         self._turn = state.turn
+        self._since = self._epoch()  # the history the open turn belongs to
         state.subscribe(self._on_state)
 
     # -- what was said -------------------------------------------------------------------
@@ -48,6 +50,7 @@ class LiveMemory:
             if self._reply:
                 self.reply_ended()
             self._user.clear()
+            self._since = self._epoch()
 
     def reply_ended(self) -> None:
         """The device heard the reply end: the turn (user words, then the reply) is recorded.
@@ -56,6 +59,9 @@ class LiveMemory:
         user, reply = "".join(self._user).strip(), "".join(self._reply).strip()
         self._user.clear()
         self._reply.clear()
+        since, self._since = self._since, self._epoch()
+        if since != self._since:
+            return  # asked before the conversation was forgotten: it goes with the rest
         if user and not reply:
             history.user(user)  # a late transcription of the turn just recorded
             return
@@ -65,9 +71,12 @@ class LiveMemory:
         history.assistant(reply)
 
     def drop_turn(self) -> None:
-        """The open turn goes unrecorded (the call dropped, or everything was forgotten)."""
+        """The open turn goes unrecorded (the call dropped)."""
         self._user.clear()
         self._reply.clear()
+
+    def _epoch(self) -> int:
+        return self._continuity.mark()[0]
 
     # -- what a new session starts with --------------------------------------------------
 

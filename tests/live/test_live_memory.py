@@ -146,10 +146,10 @@ def test_forgetting_empties_the_next_session_input() -> None:
     assert rig.memory.session_input()
     rig.conv.press()
     rig.heard("half a question")
-    rig.continuity.forget("long press")
-    rig.memory.drop_turn()  # the app's on_forget
+    rig.continuity.forget("reset")  # mid-turn: its reply comes after the forgetting
     rig.conv.release()
     rig.conv.on_voice(True)
+    rig.said("An answer to a forgotten question.")
     rig.conv.on_voice(False)
     assert rig.memory.session_input() == [] and rig.entries() == []
     rt = RealtimeSettings(provider="live", api_key="k")
