@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.live.test_live_e2e import live_service
-from tests.support import Daemon, Peer, scaled, tone, wait_for
+from tests.support import Daemon, Peer, http, scaled, tone, wait_for
 
 PeerFactory = Callable[..., Peer]
 DaemonFactory = Callable[..., Daemon]
@@ -110,3 +110,20 @@ def test_forget_after_idle_starts_the_next_session_empty(
     reply = turn(daemon, 0.8)
     assert reply.strip() and RECALL not in reply, reply
     assert "conversation forgotten (idle)" in daemon.log()
+
+
+def test_reset_route_starts_the_next_session_empty(
+    peer_factory: PeerFactory, daemon_factory: DaemonFactory
+) -> None:
+    peer, daemon = live_service(peer_factory, daemon_factory)
+    turn(daemon, 0.6)
+    turn(daemon, 1.0)
+    first = daemon.status()["call_id"]
+    code, body = http("POST", f"{daemon.url}/conversation/reset", {})
+    assert code == 200 and body == {"forgotten": True, "items": 0}, body
+    wait_for(lambda: daemon.status()["call_id"] not in (None, first), 15, "a new session")
+    call = peer.active_call()
+    assert call is not None and call["seeded_items"] == [], call
+    reply = turn(daemon, 0.8)
+    assert reply.strip() and RECALL not in reply, reply
+    assert daemon.status()["history"]["items"] == 2

@@ -156,6 +156,22 @@ def test_forgetting_empties_the_next_session_input() -> None:
     assert "input" not in build_session(rt, rig.memory.session_input())
 
 
+def test_a_long_press_forgets_and_the_reply_to_the_held_audio_is_not_kept() -> None:
+    rig = Rig()
+    rig.turn(["Hi"], ["Hello."])
+    rig.conv.press()  # held long: the app abandons the turn and forgets (app._long_press)
+    rig.conv.abandon()
+    rig.continuity.forget("long press")
+    rig.heard("held audio")  # the service heard the held button all the same
+    rig.conv.release()
+    rig.conv.on_voice(True)
+    rig.said("An answer.")
+    rig.conv.on_voice(False)
+    assert rig.entries() == [] and rig.memory.session_input() == []
+    rig.turn(["Next visitor"], ["Welcome."])
+    assert rig.entries() == [("user", "Next visitor"), ("assistant", "Welcome.")]
+
+
 def test_seed_sends_nothing_and_marks_the_history() -> None:
     rig = Rig()
     rig.turn(["Hi"], ["Hello."])
