@@ -30,6 +30,7 @@ from rtedge.identity import Identity
 from rtedge.kiosk import KioskPage
 from rtedge.live.call import LiveCall
 from rtedge.live.conversation import LiveConversation
+from rtedge.live.delegation import DeviceTools, tool_schemas
 from rtedge.live.signaling import LiveSignaling
 from rtedge.live.signaling import build_session as build_live_session
 from rtedge.live.usage import LiveUsage
@@ -101,12 +102,13 @@ class Appliance:
         self.live_usage = LiveUsage()
         self.conversation: Conversation | LiveConversation
         if rt.provider == "live":  # GPT-Live: its own session shape and turn logic
-            self.session = build_live_session(rt)
+            self.session = build_live_session(rt, tools=tool_schemas(rt.live.tools))
             self.conversation = LiveConversation(
                 self.state,
                 self.audio,
                 self.live_usage,
                 log_transcripts=rt.log_transcripts,
+                run_tool=DeviceTools(self.state),
                 display=self.display,
             )
         else:
@@ -197,7 +199,7 @@ class Appliance:
             registry.register(FrontendCollector(self.audio.frontend, self.hands_free))
         from rtedge.live.usage_metrics import LiveUsageCollector
 
-        registry.register(LiveUsageCollector(self.live_usage))
+        registry.register(LiveUsageCollector(self.live_usage, self.state.delegations))
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
         ProcessCollector(registry=registry)
 
