@@ -130,3 +130,21 @@ def test_check_exits_78_naming_the_tools_field(tmp_path: Any) -> None:
     assert proc.returncode == 78
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "realtime.live.tools" in lines[0], proc.stderr
+
+
+def test_delegation_counts_reach_metrics() -> None:
+    from collections import Counter
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from rtedge.live.usage import LiveUsage
+    from rtedge.live.usage_metrics import LiveUsageCollector
+
+    counts: Counter[str] = Counter()
+    registry = CollectorRegistry()
+    registry.register(LiveUsageCollector(LiveUsage(), counts))
+    assert "rtedge_live_delegations" not in generate_latest(registry).decode()
+    counts.update({"client": 2, "client_answered": 1})
+    text = generate_latest(registry).decode()
+    assert 'rtedge_live_delegations_total{kind="client"} 2.0' in text
+    assert 'rtedge_live_delegations_total{kind="client_answered"} 1.0' in text
