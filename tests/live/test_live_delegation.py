@@ -148,3 +148,21 @@ def test_delegation_counts_reach_metrics() -> None:
     text = generate_latest(registry).decode()
     assert 'rtedge_live_delegations_total{kind="client"} 2.0' in text
     assert 'rtedge_live_delegations_total{kind="client_answered"} 1.0' in text
+
+
+def test_delegation_log_lines_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    from rtedge.live.delegation import LiveDelegation
+
+    now = [0.0]
+    sent: list[dict[str, Any]] = []
+    state = State(provider="live")
+    deleg = LiveDelegation(state, lambda e: sent.append(e) or "e1", clock=lambda: now[0])
+    with caplog.at_level("INFO", logger="rtedge.live.delegation"):
+        for i in range(50):  # a flood: every one is still answered and counted
+            deleg.on_created(created("client", f"item_{i}"))
+        assert len(sent) == 50 and state.delegations["client"] == 50
+        assert len(caplog.records) == 5
+        now[0] += 10.0  # two tokens later: one line that says how many were left out
+        deleg.on_created(created("martian"))
+    assert len(caplog.records) == 6
+    assert "(and 45 more)" in caplog.records[-1].getMessage()
