@@ -30,6 +30,7 @@ from rtedge.identity import Identity
 from rtedge.kiosk import KioskPage
 from rtedge.live.call import LiveCall
 from rtedge.live.conversation import LiveConversation
+from rtedge.live.delegation import DeviceTools, tool_schemas
 from rtedge.live.memory import LiveMemory
 from rtedge.live.signaling import LiveSignaling
 from rtedge.live.signaling import build_session as build_live_session
@@ -102,12 +103,13 @@ class Appliance:
         self.live_usage = LiveUsage()
         self.conversation: Conversation | LiveConversation
         if rt.provider == "live":  # GPT-Live: its own session shape and turn logic
-            self.session = build_live_session(rt)
+            self.session = build_live_session(rt, tools=tool_schemas(rt.live.tools))
             self.conversation = LiveConversation(
                 self.state,
                 self.audio,
                 self.live_usage,
                 log_transcripts=rt.log_transcripts,
+                run_tool=DeviceTools(self.state),
                 display=self.display,
             )
         else:
@@ -203,7 +205,7 @@ class Appliance:
             registry.register(FrontendCollector(self.audio.frontend, self.hands_free))
         from rtedge.live.usage_metrics import LiveUsageCollector
 
-        registry.register(LiveUsageCollector(self.live_usage))
+        registry.register(LiveUsageCollector(self.live_usage, self.state.delegations))
         # Resident memory, CPU seconds and start time (a restart shows as a new start time).
         ProcessCollector(registry=registry)
 
@@ -254,7 +256,9 @@ class Appliance:
                 LiveSignaling(rt, self._http),
                 mic=self.audio.mic_track(),
                 # a new session takes the conversation so far at creation (session.input)
-                session=build_live_session(rt, self.live_memory.session_input())
+                session=build_live_session(
+                    rt, self.live_memory.session_input(), tools=tool_schemas(rt.live.tools)
+                )
                 if self.live_memory is not None
                 else self.session,
                 on_event=self._on_event,

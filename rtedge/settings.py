@@ -178,6 +178,8 @@ class RealtimeSettings(_Section):
             if bad:
                 raise ValueError(f'not applicable to provider = "live": {", ".join(bad)}')
             apply_live_defaults(self)
+        elif self.live.tools:
+            raise ValueError('live.tools: device tools are offered on provider = "live" only')
         return self
 
     @field_validator("api_key")

@@ -71,6 +71,8 @@ class State:
     rate_limits: dict[str, dict[str, float | None]] = field(default_factory=dict)
     #: The microphone front end (rtedge.controls.handsfree): wakes, false wakes, ERLE, CPU.
     hands_free: dict[str, Any] = field(default_factory=dict)
+    #: GPT-Live delegations seen by target, and how the device answered them (rtedge.live).
+    delegations: Counter[str] = field(default_factory=Counter)
     _listeners: list[Callable[[State], None]] = field(default_factory=list, repr=False)
 
     def subscribe(self, listener: Callable[[State], None]) -> None:
@@ -132,6 +134,7 @@ class State:
         }
         for key in ("frames_by_source", "events_in", "events_bad", "queue_drops", "tokens"):
             data[key] = dict(data[key])
+        data["delegations"] = dict(self.delegations)
         data["devices"] = {name: asdict(dev) for name, dev in self.devices.items()}
         started = data.pop("session_started")
         data["session_age_s"] = round(time.monotonic() - started, 1) if started else None

@@ -4,19 +4,19 @@ Live has no turn machinery and sends no speaking events, so the device leans on 
 the mic is gated locally and the input muted at the service while the button is up (acks matched
 by ``client_event_id``); a press while the assistant is audible flushes the local playout at once
 and holds the service's audio until release and quiet; the turn state follows the local speaking
-detector. Transcript deltas are hints, shown and logged. Tool calls delegated to Responses are
-answered with ``response.item.create`` + ``response.create``.
+detector. Transcript deltas are hints, shown and logged. Delegations are answered by
+rtedge.live.delegation.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from rtedge.live import events as lev
+from rtedge.live.delegation import LiveDelegation, ToolRunner
 from rtedge.live.usage import LiveUsage
 from rtedge.logs import event as log_event
 from rtedge.protocol.server import ServerEvent
@@ -25,7 +25,6 @@ from rtedge.state import State, Turn
 log = logging.getLogger(__name__)
 
 Sender = Callable[[dict[str, Any]], bool]
-ToolRunner = Callable[[str, str], str]  # (name, arguments JSON) -> output JSON
 MAX_TEXT = 500
 
 
@@ -61,7 +60,7 @@ class LiveConversation:
         self._audio = audio
         self.usage = usage
         self._log_transcripts = log_transcripts
-        self._run_tool = run_tool
+        self.delegation = LiveDelegation(state, self._command, run_tool)
         self._send: Sender | None = None
         self._seq = 0
         self.held = False
@@ -80,6 +79,7 @@ class LiveConversation:
         self._send = send
         self.muted = None
         self.pending.clear()
+        self.delegation.reset()
         self.tools_pending = 0
         self._set_mute(not self.held)
         self._set_turn(Turn.LISTENING if self.held else Turn.IDLE)
@@ -194,6 +194,7 @@ class LiveConversation:
         eid = lev.client_event_id(event)
         if eid is not None:
             self.pending.pop(eid, None)
+            self.delegation.on_ack(eid)
         if event.type == "session.input_audio.muted":
             self.muted = True
         elif event.type == "session.input_audio.unmuted":
@@ -231,6 +232,7 @@ class LiveConversation:
     def _on_error(self, event: ServerEvent) -> None:
         eid = lev.client_event_id(event)
         command = self.pending.pop(eid, None) if eid else None
+        self.delegation.on_error(eid)
         code = lev.text(event, "error", "code") or "unknown"
         message = (lev.text(event, "error", "message") or "")[:200]
         log_event(
@@ -244,36 +246,11 @@ class LiveConversation:
             code=code,
         )
 
-    def _on_response_event(self, event: ServerEvent) -> None:
-        inner = lev.obj(event, "event") or {}
-        item = inner.get("item")
-        if inner.get("type") != "response.output_item.done" or not isinstance(item, dict):
-            return
-        if item.get("type") != "function_call":
-            return
-        call_id, name = item.get("call_id"), item.get("name")
-        if not isinstance(call_id, str) or not isinstance(name, str):
-            return
-        args = item.get("arguments") if isinstance(item.get("arguments"), str) else "{}"
-        output = self._tool_output(name, str(args))
-        # One output per call, then one response.create: a turn never hangs on a tool.
-        self._command(
-            {
-                "type": "response.item.create",
-                "item": {"type": "function_call_output", "call_id": call_id, "output": output},
-            }
-        )
-        self._command({"type": "response.create"})
-        log_event(log, logging.INFO, "tool_call", "tool %s answered", name, tool=name)
+    def _on_delegation(self, event: ServerEvent) -> None:
+        self.delegation.on_created(event)
 
-    def _tool_output(self, name: str, arguments: str) -> str:
-        if self._run_tool is None:  # as the Realtime path answers (protocol.client)
-            return json.dumps({"error": f"tool {name!r} is not available on this device"})
-        try:
-            return self._run_tool(name, arguments)
-        except Exception as exc:  # a tool that fails still answers, so the turn goes on
-            log.warning("tool %s failed: %s", name, exc)
-            return '{"error": "tool failed"}'
+    def _on_response_event(self, event: ServerEvent) -> None:
+        self.delegation.on_response_event(event)
 
     def _set_turn(self, turn: Turn) -> None:
         if self._state.turn is not turn:
@@ -296,5 +273,6 @@ _HANDLERS: dict[str, Callable[[LiveConversation, ServerEvent], None]] = {
     "session.usage.updated": LiveConversation._on_usage,
     "session.closed": LiveConversation._on_closed,
     "response.event": LiveConversation._on_response_event,
+    "session.delegation.created": LiveConversation._on_delegation,
     "error": LiveConversation._on_error,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from rtedge.settings import RealtimeSettings
@@ -31,6 +31,23 @@ class LiveSettings(BaseModel):
     """A stable id for this device, for OpenAI's abuse monitoring."""
     backend_model: str = "gpt-5-mini"
     """The Responses model that runs the device's tools (Responses delegation)."""
+    tools: list[str] = Field(default_factory=list, max_length=8)
+    """Built-in device tools offered to the model (``device_status``, ``device_time``): with
+    any, the session uses Responses delegation and the device answers the calls; without,
+    client delegation, and the device says at once that it has no backend."""
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, v: list[str]) -> list[str]:
+        from rtedge.live.delegation import BUILTIN_TOOLS
+
+        for name in v:
+            if name not in BUILTIN_TOOLS:
+                known = ", ".join(sorted(BUILTIN_TOOLS))
+                raise ValueError(f"unknown tool {name!r} (built-in tools: {known})")
+        if len(set(v)) != len(v):
+            raise ValueError("a tool is named twice")
+        return v
 
 
 #: [realtime] keys that mean nothing to GPT-Live (no ephemeral keys, no session.update, no

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -12,8 +13,9 @@ from rtedge.live.usage import LiveUsage
 
 
 class LiveUsageCollector(Collector):
-    def __init__(self, usage: LiveUsage) -> None:
+    def __init__(self, usage: LiveUsage, delegations: Counter[str] | None = None) -> None:
         self._usage = usage
+        self._delegations = delegations
 
     def collect(self) -> Iterator[Metric]:
         u = self._usage
@@ -31,3 +33,12 @@ class LiveUsageCollector(Collector):
             )
             r.add_metric([], u.context_ratio)
             yield r
+        if self._delegations:
+            c = CounterMetricFamily(
+                "rtedge_live_delegations",
+                "GPT-Live delegations by target, and the device's answers to them",
+                labels=["kind"],
+            )
+            for kind, n in sorted(self._delegations.items()):
+                c.add_metric([kind], n)
+            yield c

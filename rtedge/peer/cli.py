@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="GPT-Live: hold session.started this long (a stuck service; default 0)",
     )
     parser.add_argument(
+        "--live-delegate",
+        choices=("auto", "client", "tool"),
+        default="auto",
+        help="GPT-Live: delegate every turn to the client, or to the first tool (default auto)",
+    )
+    parser.add_argument(
         "--image-fps", type=float, default=25.0, help="avatar frames per second (default 25)"
     )
     parser.add_argument(
@@ -123,6 +129,7 @@ def config_from_args(args: argparse.Namespace) -> PeerConfig:
         max_session_s=args.max_session_s,
         live_usage_interval_s=args.live_usage_interval_s,
         live_start_delay_s=max(0.0, args.live_start_delay_s),
+        live_delegate=args.live_delegate,
         image_fps=args.image_fps,
         ice_hosts=ice,
         jitter_buffer=args.jitter_buffer,

@@ -64,3 +64,8 @@ class PeerConfig:
     service, for the device's startup timeout)."""
     live_silence_ms: int = 500
     """GPT-Live: silence after the user's speech before the peer's model takes its turn."""
+    live_delegate: Literal["auto", "client", "tool"] = "auto"
+    """GPT-Live: ``client`` delegates every user turn of a client-delegation session to the
+    client (``session.delegation.created`` target client) and waits for its commentary or
+    thinking; ``tool`` makes every turn of a Responses-delegation session call its first
+    function tool (``tool_choice`` ``auto`` treated as ``required``); ``auto``: neither."""

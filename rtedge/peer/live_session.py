@@ -147,6 +147,7 @@ class LiveSession:
     def close(self) -> None:
         """Stop sending; the call cancels the tasks."""
         self.closed = True
+        self.delegations.close()
         self.output.clear()
         self.output.stop()
 
@@ -242,11 +243,13 @@ class LiveSession:
         self._check_delegation_id(raw)
         start = self.now_ms()
         self.ack("session.thinking.appended", event_id, start_ms=start, end_ms=start + 1)
+        self.delegations.client_appended("thinking", raw.get("delegation_id"), raw["content"])
 
     def _on_session_commentary_append(self, raw: JsonDict, event_id: str | None) -> None:
         self._check_delegation_id(raw)
         start = self.now_ms()
         self.ack("session.commentary.appended", event_id, start_ms=start, end_ms=start + 1)
+        self.delegations.client_appended("commentary", raw.get("delegation_id"), raw["content"])
         self.speak(str(raw["content"]))  # commentary is meant to be spoken
 
     def _on_session_update(self, raw: JsonDict, event_id: str | None) -> None:

@@ -257,3 +257,87 @@ async def test_responses_delegation_function_call_is_answered(peer: PeerHandle) 
         15,
     )
     await client.wait_for("session.output_transcript.delta", within=15)
+
+
+async def _recorded(peer: PeerHandle, client: LiveClient) -> list[dict[str, Any]]:
+    calls = await peer.admin("GET", "calls")
+    call = next(c for c in calls if c["session_id"] == client.session_id)
+    return list(call["live"].get("delegations", []))
+
+
+@pytest.mark.parametrize("peer_config", [PeerConfig(live_delegate="client")])
+@pytest.mark.parametrize("kind", ["commentary", "thinking"])
+async def test_client_delegation_waits_for_the_clients_append(peer: PeerHandle, kind: str) -> None:
+    client = await live(peer)  # no delegation in the create: client delegation
+    assert client.mic is not None
+    client.mic.play(tone(0.6))
+    created = await client.wait_for("session.delegation.created", within=15)
+    delegation = created["delegation"]
+    assert delegation["target"] == "client" and "response_id" not in delegation
+    # The reply waits for the client: nothing is said meanwhile.
+    await until(lambda: True, 0.3)
+    assert not client.of("session.output_transcript.delta")
+    assert (await _recorded(peer, client))[-1] == {
+        "id": delegation["id"],
+        "target": "client",
+        "answer": None,
+    }
+    eid = client.send_event(
+        f"session.{kind}.append", delegation_id=delegation["id"], content="The lamp is at 20."
+    )
+    await client.wait_for(f"session.{kind}.appended", client_event_id=eid)
+    await client.wait_for("session.output_transcript.delta", within=15)
+    entry = (await _recorded(peer, client))[-1]
+    assert entry["answer"] == kind and entry["content"] == "The lamp is at 20.", entry
+    # An id that names no client delegation is refused.
+    bad = client.send_event("session.commentary.append", delegation_id="item_nope", content="x")
+    error = await client.wait_for("error", within=5)
+    assert error["error"]["client_event_id"] == bad and error["error"]["param"] == "delegation_id"
+
+
+@pytest.mark.parametrize("peer_config", [PeerConfig(live_delegate="client")])
+async def test_client_delegation_is_not_sent_under_responses_delegation(peer: PeerHandle) -> None:
+    client = await live(
+        peer,
+        live_session(
+            delegation={"type": "responses", "responses": {"model": "gpt-5", "tools": []}}
+        ),
+    )
+    assert client.mic is not None
+    client.mic.play(tone(0.6))
+    await client.wait_for("session.output_transcript.delta", within=15)
+    assert not client.of("session.delegation.created")
+
+
+@pytest.mark.parametrize("peer_config", [PeerConfig(live_delegate="tool")])
+async def test_delegate_tool_calls_the_first_tool_and_records_the_output(
+    peer: PeerHandle,
+) -> None:
+    tool = {"type": "function", "name": "device_time", "parameters": {"type": "object"}}
+    client = await live(
+        peer,
+        live_session(
+            delegation={"type": "responses", "responses": {"model": "gpt-5", "tools": [tool]}}
+        ),
+    )
+    assert client.mic is not None
+    client.mic.play(tone(0.6))
+    created = await client.wait_for("session.delegation.created", within=15)
+    done = next(
+        e for e in client.of("response.event") if e["event"]["type"] == "response.output_item.done"
+    )
+    call = done["event"]["item"]
+    client.send_event(
+        "response.item.create",
+        item={"type": "function_call_output", "call_id": call["call_id"], "output": '{"t": 1}'},
+    )
+    client.send_event("response.create")
+    await client.wait_for("session.output_transcript.delta", within=15)
+    entry = (await _recorded(peer, client))[-1]
+    assert entry == {
+        "id": created["delegation"]["id"],
+        "target": "responses",
+        "tool": "device_time",
+        "call_id": call["call_id"],
+        "output": '{"t": 1}',
+    }
