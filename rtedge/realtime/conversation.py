@@ -497,7 +497,9 @@ class Conversation:
         True when it was cancelled here and must be ignored."""
         verdict = self.replies.on_created(
             held=self.held,
-            commit_pending=self._commit_handle is not None,
+            # our commit sent but not yet acknowledged counts: the service's VAD took the
+            # buffer first, so ours will come back empty and this reply is the turn's answer
+            commit_pending=self._commit_handle is not None or self._commit_id is not None,
             ours_generating=self.response_id is not None or self.playing,
         )
         if verdict == "accept":
@@ -506,6 +508,7 @@ class Conversation:
             if self._commit_handle is not None:
                 self._commit_handle.cancel()
                 self._commit_handle = None
+            self._drop_commit()  # no response.create when an ack (or its timer) comes
             log_event(log, logging.INFO, "service_reply", "the service answered the turn itself")
             return False
         self._emit_best_effort(client.event("response.cancel", response_id=rid))
