@@ -21,6 +21,7 @@ from rtedge.audio.pipeline import AudioPipeline
 from rtedge.audio.wake import WakeError
 from rtedge.binderr import describe_bind_error
 from rtedge.controls.handsfree import HandsFree
+from rtedge.controls.handsfree_live import LiveTurns
 from rtedge.controls.leds import StatusLed
 from rtedge.controls.ptt import PushToTalk
 from rtedge.health import HealthServer
@@ -132,14 +133,13 @@ class Appliance:
         self.hands_free: HandsFree | None = None
         on_press, on_release = self.conversation.press, self.conversation.release
         frontend = self.audio.frontend
-        if (
-            isinstance(self.conversation, Conversation)  # Live: push-to-talk only, for now
-            and frontend is not None
-            and frontend.gate is not None
-        ):
+        if frontend is not None and frontend.gate is not None:
             self.audio.talking = False  # the wake word opens the mic, not hands_free
+            conv = self.conversation
+            # on Live, the wake gate's turns are its input mute
+            turns = LiveTurns(conv) if isinstance(conv, LiveConversation) else conv
             self.hands_free = HandsFree(
-                wake, self.audio, self.conversation, self.state, service_vad=rt.hands_free
+                wake, self.audio, turns, self.state, service_vad=rt.hands_free
             )
             on_press, on_release = self.hands_free.press, self.hands_free.release
         self._on_press = on_press

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,13 +28,21 @@ class ReferenceTap:
 
     ``write`` runs on the playback thread, ``read`` on the capture thread."""
 
-    def __init__(self, rate: int, channels: int, seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        rate: int,
+        channels: int,
+        seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate
+        self._clock = clock
         self.channels = channels
         self._size = int(rate * seconds)
         self._ring: Int16Array = np.zeros(self._size, dtype=np.int16)
         self._lock = threading.Lock()
         self.written_to = 0  # position after the last frame written
+        self.written_at = clock()  # when it was written
         self.queued = 0  # frames the device held after the last write (its output delay)
 
     def write(self, position: int, samples: Int16Array, queued: int) -> None:
@@ -46,6 +56,7 @@ class ReferenceTap:
                 self._fill(self.written_to, min(position - self.written_to, size), None)
             self._fill(position + max(0, n - size), min(n, size), mono[-size:])
             self.written_to = position + n
+            self.written_at = self._clock()
             self.queued = queued
 
     def _fill(self, position: int, n: int, data: Int16Array | None) -> None:
@@ -57,6 +68,11 @@ class ReferenceTap:
         else:
             self._ring[start : start + first] = data[:first]
             self._ring[: n - first] = data[first:n]
+
+    def position(self) -> tuple[int, float]:
+        """The position after the last frame written, and when it was written."""
+        with self._lock:
+            return self.written_to, self.written_at
 
     def read(self, end: int, n: int) -> Int16Array:
         """The ``n`` frames before position ``end``; silence where nothing was written."""
@@ -76,34 +92,79 @@ class ReferenceTap:
 
 
 class Aligner:
-    """Maps the capture timeline onto playback positions.
+    """Maps the capture timeline onto playback positions, each side by its own count against
+    the wall clock.
 
-    The offset between the two is the least seen over a window: a capture period that reached
-    us late (a busy thread, a burst from the driver) saw the playback further on, so only the
-    earliest arrival tells the true offset. At the end of each window of ``window`` periods the
-    offset moves to that window's least, but only when it differs by more than ``tolerance``
-    frames: every move shifts the echo in AEC3's view, so jitter must not move it, while a
-    start-up (the speaker not yet playing), a stall or lost periods move it once, for good."""
+    A sound card plays and captures from one crystal: between two xruns, the playback position
+    played while a capture frame was taken is that frame's count plus a constant. The constant
+    is measured per side: ``lead`` = playback position written minus the wall clock at the
+    write (a late playback thread lowers it for a while; an underrun, silence the device played
+    that we never wrote, lowers it for good) and ``lag`` = the wall clock at a capture period's
+    arrival minus the capture count (a late capture thread raises it for a while; frames lost
+    to an overrun raise it for good). Per window the estimate is the highest lead plus the
+    lowest lag: each side's jitter falls on the side its envelope ignores. (Taken together as
+    one figure, written minus captured, a late playback thread read as an earlier offset.)
 
-    def __init__(self, window: int = 100, tolerance: int = 480) -> None:
+    Every move shifts the echo in AEC3's view, which it then has to find again, so the offset
+    moves only when it must, after two windows agree. Capture frames lost bring the echo
+    closer to its reference (by the frames lost): past ``tolerance`` frames the reference
+    would soon come after its echo, where no canceller can use it, so the offset follows.
+    Silence the device played that we never wrote (an underrun) puts the echo further after
+    its reference, which AEC3's own delay estimator follows: the offset moves only past
+    ``slack`` frames. So a late playback thread, however long (in a rig whose sink never
+    blocks, the pacer re-anchoring) moves nothing; a capture thread late for two whole
+    windows moves it once, back the same way once it is on time again. The wall clock's rate
+    cancels out: both sides are measured against it."""
+
+    def __init__(
+        self, rate: int, window: int = 50, tolerance: int = 480, slack: int | None = None
+    ) -> None:
+        self.rate = rate
         self.window = window
         self.tolerance = tolerance
+        self.slack = int(0.1 * rate) if slack is None else slack
         self.offset: int | None = None
-        self._best: int | None = None
+        self._t0: float | None = None
+        self._lead: float | None = None
+        self._lag: float | None = None
         self._n = 0
+        self._pending: int | None = None  # the last window's estimate, when out of the band
         self.changes = 0
 
-    def update(self, offset_now: int) -> int:
-        self._best = offset_now if self._best is None else min(self._best, offset_now)
+    def update(self, written: int, written_at: float, captured: int, captured_at: float) -> int:
+        """``written``: playback position after the last write, at ``written_at``;
+        ``captured``: capture frames (at the playback rate) including the period that arrived
+        at ``captured_at`` (both ``time.monotonic()``)."""
+        if self._t0 is None:
+            self._t0 = min(written_at, captured_at)
+        lead = written - (written_at - self._t0) * self.rate
+        lag = (captured_at - self._t0) * self.rate - captured
+        self._lead = lead if self._lead is None else max(self._lead, lead)
+        self._lag = lag if self._lag is None else min(self._lag, lag)
         self._n += 1
         if self.offset is None:
-            self.offset = offset_now
+            self.offset = round(lead + lag)
         if self._n >= self.window:
-            best, self._best, self._n = self._best, None, 0
-            if abs(best - self.offset) > self.tolerance:
-                self.offset = best
-                self.changes += 1
+            self._window_end(round(self._lead + self._lag))
         return self.offset
+
+    def _window_end(self, best: int) -> None:
+        assert self.offset is not None
+        self._lead = self._lag = None
+        self._n = 0
+        if best > self.offset + self.tolerance:
+            side = 1
+        elif best < self.offset - self.slack:
+            side = -1
+        else:
+            self._pending = None
+            return
+        prev, self._pending = self._pending, best
+        if prev is not None and (prev - self.offset) * side > 0:
+            # two windows agree: move to the nearer of the two (the other may be jitter)
+            self.offset = min(prev, best) if side > 0 else max(prev, best)
+            self._pending = None
+            self.changes += 1
 
 
 class EchoCanceller:

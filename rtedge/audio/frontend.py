@@ -31,6 +31,9 @@ VAD_FRAME = WAKE_RATE // 50  # 20 ms at 16 kHz
 #: Capture periods sent ahead of a turn that speech (not the wake word) opened, so its first
 #: syllable is not lost to the onset detection. The mic track queues 5 packets at most.
 PREROLL_PERIODS = 4
+#: The echo reference is read this far behind the playback thread's earliest writes: a
+#: playback thread this late has still written what the capture period needs.
+REFERENCE_MARGIN_S = 0.02
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Frontend:
         period_frames: int,
         on_event: Callable[[GateEvent], None],
         rate: int = WEBRTC_RATE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate = rate
         self._period_s = period_frames / rate
@@ -83,7 +87,8 @@ class Frontend:
                 auto_gain=audio.auto_gain,
             )
         self.tap = tap if audio.echo_cancel else None
-        self._aligner = Aligner()
+        self._aligner = Aligner(tap.rate if tap is not None else rate)
+        self._clock = clock
         self._captured = 0  # capture frames, counted at the playback rate
         self._ref_converter: Converter | None = None
         if self.tap is not None and self.tap.rate != rate:
@@ -160,13 +165,17 @@ class Frontend:
 
     def _reference(self, n: int) -> Int16Array:
         """What the speaker was handed for the period just captured: aligned on the capture
-        timeline (see ``Aligner``), so the echo in the mic always comes after it."""
+        timeline (see ``Aligner``), so the echo in the mic always comes after it, and
+        ``REFERENCE_MARGIN_S`` behind the playback thread's earliest writes, so that one
+        running late has still written it (AEC3 finds the constant delay this adds)."""
         tap = self.tap
         assert tap is not None
         want = n * tap.rate // self.rate
         self._captured += want
-        offset = self._aligner.update(tap.written_to - self._captured)
-        far = tap.read(self._captured + offset, want)
+        written, written_at = tap.position()
+        offset = self._aligner.update(written, written_at, self._captured, self._clock())
+        margin = int(REFERENCE_MARGIN_S * tap.rate)
+        far = tap.read(self._captured + offset - margin, want)
         if self.canceller is not None:
             self.canceller.set_output_delay(tap.queued * 1000 // tap.rate)
         if self._ref_converter is not None:

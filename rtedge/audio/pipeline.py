@@ -32,7 +32,10 @@ from rtedge.state import State
 log = logging.getLogger(__name__)
 
 LEVEL_INTERVAL_S = 0.1
-CAPTURE_PERIODS = 4  # capture ring: 4 periods, so a late thread does not overrun
+#: Capture ring: 16 periods (320 ms at 20 ms), so a late thread does not overrun. A deep
+#: capture ring costs no latency (each period is read as soon as it is there); an overrun
+#: loses audio and moves the echo the canceller has locked on to.
+CAPTURE_PERIODS = 16
 PLAYBACK_PERIODS = 2  # playback ring: double buffering, the least latency that is glitch-free
 
 

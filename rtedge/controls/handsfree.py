@@ -8,13 +8,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from rtedge.audio.frontend import Frontend
 from rtedge.audio.handsfree_gate import GateEvent, WakeGate
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.logs import event as log_event
-from rtedge.realtime.conversation import Conversation
 from rtedge.settings_handsfree import WakeSettings
 from rtedge.state import State, Turn
 
@@ -23,12 +22,36 @@ log = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 1.0
 
 
+class TurnTaker(Protocol):
+    """The conversation as hands-free drives it: ``rtedge.realtime.conversation.Conversation``
+    on the Realtime calls API, ``rtedge.controls.handsfree_live.LiveTurns`` on GPT-Live."""
+
+    @property
+    def held(self) -> bool: ...
+
+    @property
+    def playing(self) -> bool: ...
+
+    @property
+    def response_id(self) -> str | None: ...
+
+    def begin_turn(self, *, open_mic: bool = True) -> None: ...
+
+    def end_turn(self) -> None: ...
+
+    def abandon_turn(self) -> None: ...
+
+    def press(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
 class HandsFree:
     def __init__(
         self,
         settings: WakeSettings,
         audio: AudioPipeline,
-        conversation: Conversation,
+        conversation: TurnTaker,
         state: State,
         *,
         service_vad: bool = False,
@@ -143,4 +166,4 @@ class HandsFree:
         self.state.update(hands_free=self.snapshot())
 
 
-__all__ = ["HandsFree"]
+__all__ = ["HandsFree", "TurnTaker"]

@@ -116,36 +116,48 @@ class LiveConversation:
         )
 
     # -- push-to-talk ------------------------------------------------------------------------
-    def press(self) -> None:
+    def press(self, *, button: bool = True) -> None:
+        """The user's turn: the button, or (``button=False``) a hands-free turn whose capture
+        gate is already open (rtedge.controls.handsfree_live)."""
         if self.held:
             return
         self.held = True
-        self._state.update(ptt_held=True)
-        self._audio.earcon("press")
+        if button:
+            self._state.update(ptt_held=True)
+            self._audio.earcon("press")
         if self.voice:
             log_event(log, logging.INFO, "barge_in", "barge-in: reply cut by a press")
-        # What is audible stops now; what is in flight is held until release and quiet.
+        # What is audible stops now. The button holds what is in flight until release and
+        # quiet; a hands-free turn has no release to wait for (its end is the device's own
+        # silence timer, later than the model's): the reply cut stays muted until its stream
+        # goes quiet (the model yields), and the answer plays as soon as it comes.
         self._audio.flush()
-        self._audio.hold_output(True)
+        if button:
+            self._audio.hold_output(True)
         self.voice = False
         self._user_text.clear()  # a new user turn
-        self._audio.talking = True
+        self._audio.talking = button
         self._set_mute(False)
         self._set_turn(Turn.LISTENING)
         if self._send is None:
             log.warning("push-to-talk pressed while not connected: speech will not be sent")
 
-    def release(self) -> None:
+    def release(self, *, button: bool = True, heard: bool = True) -> None:
+        """``heard=False``: a hands-free turn in which nobody spoke (idle, not thinking)."""
         if not self.held:
             return
         self.held = False
-        self._state.update(ptt_held=False)
-        self._audio.earcon("release")
+        if button:
+            self._state.update(ptt_held=False)
+            self._audio.earcon("release")
+            self._audio.hold_output(False)
         self._audio.talking = False
-        self._audio.hold_output(False)
         self._set_mute(True)
         # The model decides when to answer; until voice is heard the device is thinking.
-        self._set_turn(Turn.THINKING if self._send is not None else Turn.IDLE)
+        if not heard or self._send is None:
+            self._set_turn(Turn.IDLE)
+        else:
+            self._set_turn(Turn.SPEAKING if self.voice else Turn.THINKING)
         self._reply_open = False
 
     def _set_mute(self, muted: bool) -> None:

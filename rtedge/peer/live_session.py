@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from rtedge.peer import brain, inbound, wire
-from rtedge.peer.audio_in import SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
+from rtedge.peer.audio_in import SAMPLES_PER_MS, VOICED_DBFS, InputAudio, Pcm, VadEvent, dbfs
 from rtedge.peer.audio_out import RATE, OutputTrack, Playout
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.live_tools import Delegations
@@ -306,6 +306,9 @@ class LiveSession:
             self.output.feed_live(pcm)
             return
         if self.muted:
+            # received all the same (input_voiced_s): what the device sent, not what the mute
+            # let through, is what its privacy is judged by
+            self.input.voiced_samples += pcm.size if dbfs(pcm) > VOICED_DBFS else 0
             pcm = pcm * 0
         event = self.input.push(pcm, at=time.monotonic())
         self.input.clear()  # no buffer to commit: the VAD is all the model needs here

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rtedge.app import Appliance
+from rtedge.audio.pipeline import CAPTURE_PERIODS
 from rtedge.settings import Settings
 from rtedge.state import Connection
 from tests.handsfree.speech import CACHE, speech
@@ -43,10 +44,12 @@ class Room:
         os.mkfifo(self.spk)
         # held open here: alsa-lib never blocks opening either end, and neither sees EOF
         self._fds = [os.open(self.mic, os.O_RDWR), os.open(self.spk, os.O_RDWR)]
-        # A sound card's capture ring holds a few periods (rtedge opens 4 of 20 ms), not a
-        # pipe's 64 KB (680 ms): with the default, what the room says before the capture
-        # starts would sit in the FIFO, and the mic would lag the room by that much.
-        fcntl.fcntl(self._fds[0], fcntl.F_SETPIPE_SZ, 8192)
+        # The mic FIFO is the card's capture ring, as deep as the one rtedge opens (a pipe
+        # size is a power of two pages: the next above it): a capture thread held up longer
+        # loses periods (an overrun), and what the room says before the capture starts does
+        # not sit in a 64 KB pipe for the mic to lag the room by.
+        ring = CAPTURE_PERIODS * RATE // 50 * 2
+        fcntl.fcntl(self._fds[0], fcntl.F_SETPIPE_SZ, 1 << (ring - 1).bit_length())
         conf = tmp / "asound.conf"
         conf.write_text(
             f"""
@@ -71,7 +74,7 @@ ctl.!default {{ type null }}
         self._app_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
-    async def start(self, **wake: Any) -> Appliance:
+    async def start(self, provider: str = "local", **wake: Any) -> Appliance:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -91,8 +94,10 @@ ctl.!default {{ type null }}
         settings = Settings.model_validate(
             {
                 "realtime": {
-                    "provider": "local",
-                    "url": self.peer.calls_url,
+                    "provider": provider,
+                    "url": self.peer.calls_url
+                    if provider != "live"
+                    else f"{self.peer.url}/v1/live/sessions",
                     "api_key": "test-key",
                     "connect_timeout_s": 5,
                     "liveness_timeout_s": 10,
@@ -169,7 +174,11 @@ ctl.!default {{ type null }}
         return float((await self.call()).get("input_voiced_s", 0.0))
 
     async def responses(self) -> int:
-        return len((await self.call()).get("responses", []))
+        """Replies the service began (Realtime responses, or Live replies)."""
+        call = await self.call()
+        if "live" in call and call["live"]:
+            return int(call["live"].get("replies", 0))
+        return len(call.get("responses", []))
 
     async def until_responses(self, more_than: int, within: float) -> None:
         deadline = time.monotonic() + scaled(within)

@@ -27,6 +27,10 @@ import numpy as np
 
 RATE = 48000
 PERIOD = 960
+#: A tick reached later than this is not caught up on (the machine stopped, not the card).
+MAX_CATCH_UP_S = 2.0
+#: The DAC starts (and restarts after an underrun) once it holds this much, as a card does.
+START_FRAMES = 2 * PERIOD
 REFLECTIONS = ((0.0, 1.0), (0.007, 0.35), (0.019, 0.15), (0.031, 0.07))
 
 
@@ -44,12 +48,13 @@ class Room:
         self.taps = taps
         self.history = np.zeros(taps.size - 1)
         self.drift = drift_ppm * 1e-6
-        self.t0 = time.monotonic()
-        self._chunks: collections.deque[tuple[int, np.ndarray]] = collections.deque()
-        self._end = 0  # speaker-timeline index after the last sample handed over
+        # the DAC's buffer: what the driver handed over and the speaker has not played yet
+        self._buffer: collections.deque[np.ndarray] = collections.deque()
+        self._buffered = 0
+        self._priming = True
+        self._frac = 0.0
         self.mic_overruns = 0
-        self.gaps: list[float] = []  # when the speaker's stream came late (the echo path moved)
-        self._out_pos = -float(PERIOD)  # where the next period played starts
+        self.gaps: list[float] = []  # speaker underruns (the echo path moved)
         self.speech: collections.deque[tuple[int, np.ndarray, float, list[float]]] = (
             collections.deque()
         )
@@ -65,10 +70,14 @@ class Room:
             self.out.flush()
 
     def speaker_period(self, now: float) -> np.ndarray:
-        """The 20 ms the speaker played just before ``now``. The speaker is a DAC that plays
-        what it is handed as it arrives and without a gap after what it played before (the
-        file plugin hands it over a device buffer at a time): so the echo path's delay is the
-        writer's timing, steady, whatever this process's own schedule does."""
+        """The period the speaker plays at this tick of the room's clock.
+
+        The room is one sound card with one crystal: at every tick its DAC plays exactly one
+        period out of its buffer and its ADC captures exactly one period (``run``), so the
+        echo's delay in samples is fixed by the hardware. What the driver hands over joins the
+        DAC's buffer; a tick that finds less than a period there is an underrun: the rest of
+        the period is silence, and what comes later plays that much later (the echo path moves,
+        as it does on a real card; the daemon sees it by its own clock)."""
         while True:
             try:
                 chunk = os.read(self.spk_fd, 65536)
@@ -81,47 +90,51 @@ class Room:
                 continue
             # a real device's buffer is dropped at a flush, this FIFO keeps it: the stop of
             # the speaker is judged by when the device was handed the audio
-            self.arrivals.append((now, float(np.sqrt(np.mean((mono / 32768) ** 2)))))
-            # Played right after what came before it, unless the stream fell behind by more
-            # than this room reads late (its 20 ms step and some scheduling): an underrun,
-            # after which it plays as it comes. Re-anchoring on every small lateness instead
-            # would ratchet the speaker's latency up for ever (the echo path would wander).
-            at = self._end
-            if self._index(now) > self._end + RATE // 20 or not self._end:
-                at = self._index(now)
-                if self._end:
-                    self.gaps.append(now)
-            self._chunks.append((at, mono.astype(np.float64)))
-            self._end = at + mono.size
+            self.arrivals.append((time.monotonic(), float(np.sqrt(np.mean((mono / 32768) ** 2)))))
+            self._buffer.append(mono.astype(np.float64))
+            self._buffered += mono.size
         # Drift: the speaker's clock runs a little fast or slow against the mic's.
-        span = PERIOD * (1 + self.drift)
-        lo = self._out_pos
-        if self._index(now) - lo > RATE // 5:  # this process was held up: catch up, as a mic
-            lo = self._index(now) - PERIOD
-        hi = lo + span
-        self._out_pos = hi
-        first, last = int(np.floor(lo)), int(np.ceil(hi)) + 1
-        raw = np.zeros(last - first)
-        while self._chunks and self._chunks[0][0] + self._chunks[0][1].size <= first:
-            self._chunks.popleft()
-        for at, arr in self._chunks:
-            if at >= last:
-                break
-            a, b = max(at, first), min(at + arr.size, last)
-            raw[a - first : b - first] = arr[a - at : b - at]
+        self._frac += PERIOD * (1 + self.drift)
+        take = int(self._frac)
+        self._frac -= take
+        if self._priming and self._buffered >= START_FRAMES:
+            self._priming = False
+        # until the buffer holds its start threshold (as ALSA's start_threshold), silence
+        raw = np.zeros(take + 1) if self._priming else self._pop(take + 1 if self.drift else take)
         if self.drift:
-            mono_out = np.interp(
-                np.linspace(lo, hi, PERIOD, endpoint=False) - first, np.arange(raw.size), raw
-            )
+            at = np.linspace(0, take, PERIOD, endpoint=False)
+            mono_out = np.interp(at, np.arange(raw.size), raw)
+            if not self._priming:
+                self._push_front(raw[take:])
         else:
-            mono_out = raw[int(lo) - first : int(lo) - first + PERIOD]
+            mono_out = raw[:take]
         self.record.write(mono_out.astype(np.int16).tobytes())
         rms = float(np.sqrt(np.mean((mono_out / 32768) ** 2)))
         self.level_log.append((now, rms))
         return mono_out
 
-    def _index(self, t: float) -> int:
-        return int((t - self.t0) * RATE)
+    def _pop(self, n: int) -> np.ndarray:
+        out = np.zeros(n)
+        got = 0
+        while got < n and self._buffer:
+            head = self._buffer[0]
+            part = head[: n - got]
+            out[got : got + part.size] = part
+            got += part.size
+            if part.size == head.size:
+                self._buffer.popleft()
+            else:
+                self._buffer[0] = head[part.size :]
+        self._buffered -= got
+        if got < n:
+            self.gaps.append(time.monotonic())  # an underrun: the echo path moved by n - got
+            self._priming = True
+        return out
+
+    def _push_front(self, rest: np.ndarray) -> None:
+        if rest.size:
+            self._buffer.appendleft(rest)
+            self._buffered += rest.size
 
     def echo(self, spk: np.ndarray) -> np.ndarray:
         x = np.concatenate((self.history, spk))
@@ -148,11 +161,21 @@ class Room:
         return out
 
     def run(self) -> None:
+        """One crystal: per tick one period played and one period captured, in lockstep. A tick
+        this process reaches late is still played and captured (a burst), as the hardware
+        would have done it on time: the room never skips a period, so neither side's sample
+        count slips against the other; a mic period the capture has no room for is lost (an
+        overrun), as on a card."""
         rng = np.random.default_rng(7)
-        next_t = self.t0
+        tick = time.monotonic()
         while True:
-            now = time.monotonic()
-            mic = self.echo(self.speaker_period(now)) + self.user_period(now)
+            end = tick + PERIOD / RATE
+            delay = end - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -MAX_CATCH_UP_S:
+                end = time.monotonic()  # this machine stopped for seconds: start afresh
+            mic = self.echo(self.speaker_period(end)) + self.user_period(end)
             mic += rng.normal(0, 10, PERIOD)  # the room's own noise floor (about -70 dBFS)
             data = np.clip(mic, -32768, 32767).astype(np.int16).tobytes()
             try:
@@ -161,12 +184,7 @@ class Room:
                 self.mic_overruns += 1  # the capture did not take it in time: lost
             except OSError:
                 return
-            next_t += PERIOD / RATE
-            delay = next_t - time.monotonic()
-            if delay < -0.1:
-                next_t = time.monotonic()  # held up: a real mic would have lost it
-            elif delay > 0:
-                time.sleep(delay)
+            tick = end
 
     def commands(self) -> None:
         for line in sys.stdin:

@@ -39,13 +39,59 @@ def test_tap_rewind_after_flush_and_gap_is_silence() -> None:
     assert list(tap.read(62, 4)) == [0, 0, 5, 5]
 
 
-def test_aligner_takes_the_earliest_arrival_and_ignores_jitter() -> None:
-    a = Aligner(window=4, tolerance=10)
-    assert [a.update(x) for x in (100, 130, 90, 95)] == [100, 100, 100, 100]  # 90: in tolerance
-    assert [a.update(x) for x in (140, 91, 120, 99)] == [100] * 4  # jitter above it: ignored
-    assert [a.update(x) for x in (150, 150, 150, 150)] == [100, 100, 100, 150]  # moved for good
-    assert [a.update(x) for x in (-50, 150, 150, 150)] == [150, 150, 150, -50]  # a stall
-    assert a.changes == 2
+class Card:
+    """One crystal at 1000 frames/s: the playback thread writes 20 frames ahead of what plays,
+    the capture period arrives when its last frame is taken; each side may run late, and
+    xruns move one side's count against the other for good."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+        self.lost = 0  # capture frames lost to overruns
+        self.silence = 0  # frames the device played that were never written (underruns)
+
+    def step(self, a: Aligner, *, play_late: float = 0, capture_late: float = 0) -> int:
+        self.t += 0.02
+        written_at = self.t - 0.01 + play_late  # the last write: due 10 ms ago
+        written = round((written_at - play_late) * 1000) + 20 - self.silence
+        captured = round(self.t * 1000) - self.lost
+        return a.update(written, written_at, captured, self.t + capture_late)
+
+
+def test_aligner_ignores_either_side_running_late() -> None:
+    a = Aligner(rate=1000, window=4, tolerance=10)
+    card = Card()
+    first = card.step(a)
+    offsets = [
+        card.step(a, play_late=0.03 * (i % 2), capture_late=0.03 * (i % 3 == 0)) for i in range(40)
+    ]
+    assert set(offsets) == {first} and a.changes == 0
+    # read as one figure (written minus captured), the late playback writes would have moved it
+
+
+def test_aligner_follows_lost_capture_frames_and_underruns_past_its_slack() -> None:
+    a = Aligner(rate=1000, window=4, tolerance=10, slack=100)
+    card = Card()
+    start = card.step(a)
+    for _ in range(7):
+        card.step(a)
+    card.lost += 20  # an overrun: 20 frames never reached us; the echo nears its reference
+    after = [card.step(a, play_late=0.02 * (i == 1)) for i in range(12)]
+    assert after[-1] == start + 20 and a.changes == 1  # the same capture frame, 20 ms later
+    assert len(set(after[8:])) == 1
+    card.silence += 60  # an underrun: the echo comes 60 ms later; AEC3 follows that
+    later = [card.step(a) for _ in range(12)]
+    assert set(later) == {start + 20} and a.changes == 1
+    card.silence += 60  # 120 in all: past the slack
+    later = [card.step(a) for _ in range(12)]
+    assert later[-1] == start + 20 - 120 and a.changes == 2
+
+
+def test_aligner_stays_when_a_whole_window_runs_late() -> None:
+    a = Aligner(rate=1000, window=4, tolerance=10, slack=100)
+    card = Card()
+    start = card.step(a)
+    late = [card.step(a, capture_late=0.05 * (i < 4), play_late=0.04) for i in range(16)]
+    assert set(late) == {start} and a.changes == 0
 
 
 def echo_path(far: np.ndarray, rate: int, delay_ms: float, gain: float) -> np.ndarray:

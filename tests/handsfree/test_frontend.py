@@ -37,7 +37,8 @@ def room(
     mic += np.pad(user, (0, n - user.size)) * 0.5
     mic += np.random.default_rng(3).normal(0, 15, n)
     mic16 = np.clip(mic, -32768, 32767).astype(np.int16)
-    tap = ReferenceTap(RATE, 2)
+    now = [0.0]  # the simulated card's clock: the capture period just taken ends now
+    tap = ReferenceTap(RATE, 2, clock=lambda: now[0])
     events: list[tuple[float, GateEvent]] = []
     front = Frontend(
         AudioSettings(echo_cancel=echo_cancel),
@@ -45,10 +46,12 @@ def room(
         tap=tap,
         period_frames=CAPTURE,
         on_event=lambda e: events.append((pos / RATE, e)),
+        clock=lambda: now[0],
     )
     sent: list[np.ndarray] = []
     written = 0
     for pos in range(0, n - CAPTURE + 1, CAPTURE):
+        now[0] = (pos + CAPTURE) / RATE
         # the playback thread keeps the device two periods ahead of what is heard
         while written < pos + CAPTURE + 2 * PLAYBACK and written + PLAYBACK <= n:
             block = far[written : written + PLAYBACK]
