@@ -45,6 +45,7 @@ async def room(tmp_path: Path) -> AsyncIterator[Room]:
 
 
 def report(**figures: object) -> None:
+    figures["load_avg_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(figures))
     if str(FIGURES) != "/dev/null":
         with FIGURES.open("a") as f:
@@ -83,22 +84,29 @@ async def test_twenty_wake_phrases_are_answered(room: Room) -> None:
     front = app.audio.frontend
     assert front is not None and front.canceller is not None
     answered = 0
-    erle: list[float] = []
-    steady: list[float] = []
+    turns: list[dict[str, float]] = []
     for i in range(20):
         replies = await room.responses()
-        began = time.monotonic()
+        await room.speaker_log(time.monotonic())  # the room's counters, fresh
+        overruns, moves, began = room.mic_overruns, front._aligner.changes, time.monotonic()
         woke = await wake_turn(room, app, WAKE_PHRASES[i % len(WAKE_PHRASES)])
         await quiet(room, app)
         if woke and await room.responses() > replies:
             answered += 1
         if front.canceller.erle_db is not None and i >= 2:
-            erle.append(front.canceller.erle_db)  # the last window: the reply, echo only
-            overruns = room.mic_overruns
-            await room.speaker_log(began - 2.0)
-            moved = [t for t in room.last_gaps if t >= began - 2.0]
-            if not moved and room.mic_overruns == overruns:
-                steady.append(front.canceller.erle_db)  # the echo path did not move
+            await room.speaker_log(began)
+            turns.append(
+                {
+                    "erle_db": front.canceller.erle_db,  # the last window: the reply, echo only
+                    "mic_overruns": room.mic_overruns - overruns,
+                    "speaker_underruns": len(room.last_gaps),
+                    "aligner_moves": front._aligner.changes - moves,
+                }
+            )
+    erle = [t["erle_db"] for t in turns]
+    # steady state: the echo path did not move during the turn (no period lost at either end
+    # of the card, nothing the aligner had to follow)
+    steady = [t["erle_db"] for t in turns if not any(v for k, v in t.items() if k != "erle_db")]
     stats = front.stats
     report(
         test="wake_phrases",
@@ -108,7 +116,7 @@ async def test_twenty_wake_phrases_are_answered(room: Room) -> None:
         erle_db_median=float(np.median(erle)),
         erle_db_min=min(erle),
         erle_db_steady=steady,
-        speaker_gaps=len(room.last_gaps),
+        turns=turns,
         mic_overruns=room.mic_overruns,
         aligner_moves=front._aligner.changes,
         echo_delay_ms=front.canceller.delay_ms,
