@@ -61,13 +61,18 @@ def echo(far: np.ndarray, delay_ms: float = 45, gain: float = 0.5) -> np.ndarray
 def make_frontend(
     events: list[tuple[int, GateEvent]], pos: list[int]
 ) -> tuple[Frontend, ReferenceTap]:
-    tap = ReferenceTap(RATE, 2)
+    # the card's clock is the audio's (fed faster than real time): the period just taken ends
+    def clock() -> float:
+        return (pos[0] + PERIOD) / RATE
+
+    tap = ReferenceTap(RATE, 2, clock=clock)
     front = Frontend(
         AudioSettings(echo_cancel=True, noise_suppression=True),
         WakeSettings(enabled=True, model="hey_jarvis"),
         tap=tap,
         period_frames=PERIOD,
         on_event=lambda e: events.append((pos[0], e)),
+        clock=clock,
     )
     return front, tap
 

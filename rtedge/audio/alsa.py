@@ -674,7 +674,8 @@ class PlaybackWorker(_Worker):
                 queued = buffer_frames - avail if 0 <= avail <= buffer_frames else 0
                 pcm.drop()
                 self._drop_queued(queued)
-                pacer.reset()
+                if queued:  # a sink that held nothing (null, file) keeps its clock: a reset
+                    pacer.reset()  # let one more buffer through per flush, latency for good
             avail = pcm.avail()
             # avail < 0: xrun or not prepared, and the next write recovers
             queued = 0 if avail < 0 else max(0, buffer_frames - avail)

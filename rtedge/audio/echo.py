@@ -16,7 +16,13 @@ from rtedge.audio.dsp import Int16Array
 #: Far-end blocks quieter than this (RMS, 0..1) carry no echo worth measuring ERLE on.
 FAR_ACTIVE_RMS = 0.003
 #: Longest echo path the delay estimate looks for.
-MAX_DELAY_S = 0.3
+MAX_DELAY_S = 0.5
+#: Echo lags behind its reference that AEC3 cancels well: a reference that comes after its
+#: echo cannot be used at all, and far ahead of it the canceller's delay search is at its end.
+GOOD_DELAY_MS = (5.0, 180.0)
+#: Where the echo is put behind its reference when it is moved (the acoustic path's own
+#: delay changes later only by xruns, which the aligner follows).
+TARGET_DELAY_MS = 60.0
 #: Far-active 10 ms blocks per ERLE reading (half a second of echo).
 ERLE_BLOCKS = 50
 
@@ -130,6 +136,7 @@ class Aligner:
         self._n = 0
         self._pending: int | None = None  # the last window's estimate, when out of the band
         self.changes = 0
+        self.moved_by = 0  # frames, all moves added up (for the figures)
 
     def update(self, written: int, written_at: float, captured: int, captured_at: float) -> int:
         """``written``: playback position after the last write, at ``written_at``;
@@ -162,7 +169,9 @@ class Aligner:
         prev, self._pending = self._pending, best
         if prev is not None and (prev - self.offset) * side > 0:
             # two windows agree: move to the nearer of the two (the other may be jitter)
-            self.offset = min(prev, best) if side > 0 else max(prev, best)
+            to = min(prev, best) if side > 0 else max(prev, best)
+            self.moved_by += to - self.offset
+            self.offset = to
             self._pending = None
             self.changes += 1
 
@@ -198,12 +207,16 @@ class EchoCanceller:
         self._out_energy = 0.0
         self._active_blocks = 0
         self.erle_db: float | None = None
+        self.erle_readings = 0
         # delay: cross-correlation of the far end with the raw mic every few seconds
         self._hist_far: list[Int16Array] = []
         self._hist_near: list[Int16Array] = []
         self._hist_blocks = int(1.0 * 100)
         self._since_delay = 0
         self.delay_ms: float | None = None
+        #: The echo's lag behind its reference, when out of the range AEC3 cancels well
+        #: (see ``GOOD_DELAY_MS``): the front end moves the reference and clears it.
+        self.realign_ms: float | None = None
 
     def set_output_delay(self, ms: int) -> None:
         """The device's measured output delay: AEC3's delay hint."""
@@ -233,6 +246,7 @@ class EchoCanceller:
             self._out_energy += float(ox.dot(ox))
             self._active_blocks += 1
             if self._active_blocks >= ERLE_BLOCKS:
+                self.erle_readings += 1
                 if self._near_energy > 0:
                     self.erle_db = round(
                         10 * math.log10(self._near_energy / max(self._out_energy, 1.0)), 1
@@ -252,23 +266,41 @@ class EchoCanceller:
                 self.delay_ms = estimate_delay_ms(
                     np.concatenate(self._hist_near), np.concatenate(self._hist_far), self.rate
                 )
+                lo, hi = GOOD_DELAY_MS
+                if self.delay_ms is not None and not lo <= self.delay_ms <= hi:
+                    self.realign_ms = self.delay_ms
+
+    def forget_delay(self) -> None:
+        """The reference moved: what the history says about the delay is stale."""
+        self._hist_far.clear()
+        self._hist_near.clear()
+        self._since_delay = 0
+        self.realign_ms = None
 
 
 def estimate_delay_ms(near: Int16Array, far: Int16Array, rate: int) -> float | None:
-    """Lag of ``far`` in ``near`` (0..MAX_DELAY_S) by FFT cross-correlation, at a third of the
-    rate (speech's echo is mostly below 8 kHz); None when nothing correlates."""
+    """Lag of ``far`` in ``near`` (-MAX_DELAY_S..MAX_DELAY_S: negative when the echo comes
+    before its reference) by FFT cross-correlation, at a third of the rate (speech's echo is
+    mostly below 8 kHz); None when nothing correlates."""
     step = 3 if rate >= 32000 else 1
     n = near[::step].astype(np.float64)
     f = far[::step].astype(np.float64)
     size = 1 << int(math.ceil(math.log2(n.size + f.size)))
     corr = np.fft.irfft(np.fft.rfft(n, size) * np.conj(np.fft.rfft(f, size)), size)
     max_lag = int(MAX_DELAY_S * rate / step)
-    window = corr[: max_lag + 1]
-    lag = int(np.argmax(window))
+    window = np.concatenate((corr[size - max_lag :], corr[: max_lag + 1]))
+    i = int(np.argmax(window))
     norm = float(np.linalg.norm(n) * np.linalg.norm(f))
-    if norm <= 0 or window[lag] / norm < 0.1:
+    if norm <= 0 or window[i] / norm < 0.1:
         return None
-    return round(lag * step * 1000 / rate, 1)
+    return round((i - max_lag) * step * 1000 / rate, 1)
 
 
-__all__ = ["Aligner", "EchoCanceller", "ReferenceTap", "estimate_delay_ms"]
+__all__ = [
+    "GOOD_DELAY_MS",
+    "TARGET_DELAY_MS",
+    "Aligner",
+    "EchoCanceller",
+    "ReferenceTap",
+    "estimate_delay_ms",
+]

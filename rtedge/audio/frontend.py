@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rtedge.audio.dsp import WEBRTC_RATE, Converter, Int16Array, Rechunker, rms
-from rtedge.audio.echo import Aligner, EchoCanceller, ReferenceTap
+from rtedge.audio.echo import TARGET_DELAY_MS, Aligner, EchoCanceller, ReferenceTap
 from rtedge.audio.handsfree_gate import GateConfig, GateEvent, WakeGate
 from rtedge.audio.linear_aec import LinearEchoCanceller
 from rtedge.audio.wake import BLOCK as WAKE_BLOCK
@@ -31,6 +31,8 @@ VAD_FRAME = WAKE_RATE // 50  # 20 ms at 16 kHz
 #: Capture periods sent ahead of a turn that speech (not the wake word) opened, so its first
 #: syllable is not lost to the onset detection. The mic track queues 5 packets at most.
 PREROLL_PERIODS = 4
+#: Periods per window in which a reference read past what was written moves it back.
+BEYOND_WINDOW = 25
 #: The echo reference is read this far behind the playback thread's earliest writes: a
 #: playback thread this late has still written what the capture period needs.
 REFERENCE_MARGIN_S = 0.02
@@ -88,6 +90,10 @@ class Frontend:
             )
         self.tap = tap if audio.echo_cancel else None
         self._aligner = Aligner(tap.rate if tap is not None else rate)
+        self._realigned = 0  # frames the echo's own measured delay moved the reference by
+        self.read_behind = 0
+        self._beyond, self._beyond_n = 1 << 62, 0  # least read past written, in a window
+        self.realigns = 0
         self._clock = clock
         self._captured = 0  # capture frames, counted at the playback rate
         self._ref_converter: Converter | None = None
@@ -127,6 +133,7 @@ class Frontend:
             clean = self.canceller.process(
                 samples, samples if far is None else far, measure=not self.gate_open
             )
+            self._realign(self.canceller)
         out = [clean]
         if self.gate is not None and self.wake is not None:
             heard = self._to16.convert(clean)
@@ -163,6 +170,34 @@ class Frontend:
             return np.zeros(0, dtype=np.int16)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def _realign(self, canceller: EchoCanceller) -> None:
+        """The echo measured where AEC3 cannot use it well (see ``GOOD_DELAY_MS``): whatever
+        the clocks said, the reference moves so that the echo lags it by the target. Reading
+        newer positions puts the reference further ahead of its echo."""
+        lag = canceller.realign_ms
+        if lag is None or self.tap is None:
+            return
+        self._realigned += round((TARGET_DELAY_MS - lag) * self.tap.rate / 1000)
+        self.realigns += 1
+        canceller.forget_delay()
+        log.info("echo reference moved: the echo lagged it by %.0f ms", lag)
+
+    def _past_written(self, beyond: int, margin: int) -> None:
+        """A reference read past what the playback thread has written is silence: AEC3 then
+        cancels nothing. Late writes do that for a while; writes that fell behind the clock
+        for good (the pacer of a sink that never blocks re-anchoring, a stalled thread) do it
+        for every period, and then the reference moves back, at once after a window."""
+        self._beyond = min(self._beyond, beyond)
+        self._beyond_n += 1
+        if self._beyond_n < BEYOND_WINDOW:
+            return
+        if self._beyond > 0:
+            self._realigned -= self._beyond + margin
+            self.realigns += 1
+            if self.canceller is not None:
+                self.canceller.forget_delay()
+        self._beyond, self._beyond_n = 1 << 62, 0
+
     def _reference(self, n: int) -> Int16Array:
         """What the speaker was handed for the period just captured: aligned on the capture
         timeline (see ``Aligner``), so the echo in the mic always comes after it, and
@@ -175,7 +210,10 @@ class Frontend:
         written, written_at = tap.position()
         offset = self._aligner.update(written, written_at, self._captured, self._clock())
         margin = int(REFERENCE_MARGIN_S * tap.rate)
-        far = tap.read(self._captured + offset - margin, want)
+        end = self._captured + offset + self._realigned - margin
+        self.read_behind = written - end  # frames: the reference's distance to the newest
+        self._past_written(end - written, margin)
+        far = tap.read(end, want)
         if self.canceller is not None:
             self.canceller.set_output_delay(tap.queued * 1000 // tap.rate)
         if self._ref_converter is not None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rtedge.audio.echo import Aligner, EchoCanceller, ReferenceTap, estimate_delay_ms
-from tests.handsfree.speech import speech
+from tests.handsfree.speech import NEGATIVE_SENTENCES, speech
 
 pytest.importorskip("pywebrtc_audio")
 
@@ -132,3 +132,12 @@ def test_delay_estimate_none_without_correlation() -> None:
     a = rng.normal(0, 3000, 16000).astype(np.int16)
     b = rng.normal(0, 3000, 16000).astype(np.int16)
     assert estimate_delay_ms(a, b, 16000) is None
+
+
+def test_the_delay_estimate_sees_an_echo_before_its_reference() -> None:
+    far = speech(NEGATIVE_SENTENCES[0]).astype(np.float64)
+    late_reference = np.concatenate([np.zeros(int(0.1 * 48000)), far])[: far.size]
+    near = echo_path(far, 48000, 30, 0.5).astype(np.int16)
+    assert estimate_delay_ms(near, late_reference.astype(np.int16), 48000) == pytest.approx(
+        -70, abs=2
+    )

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("pywebrtc_audio")
 pytest.importorskip("pymicro_wakeword")
 
-from rtedge.audio.echo import ReferenceTap  # noqa: E402
+from rtedge.audio.echo import GOOD_DELAY_MS, ReferenceTap  # noqa: E402
 from rtedge.audio.frontend import Frontend  # noqa: E402
 from rtedge.audio.handsfree_gate import GateEvent  # noqa: E402
 from rtedge.settings import AudioSettings  # noqa: E402
@@ -27,13 +27,23 @@ def gap(seconds: float) -> np.ndarray:
 
 
 def room(
-    far: np.ndarray, user: np.ndarray, *, echo_cancel: bool, delay_ms: float = 40
+    far: np.ndarray,
+    user: np.ndarray,
+    *,
+    echo_cancel: bool,
+    delay_ms: float = 40,
+    stall_ms: float = 0,
 ) -> tuple[list[tuple[float, GateEvent]], Frontend, list[np.ndarray]]:
     """Plays ``far`` at the speaker while ``user`` talks; returns the gate events with their
-    audio time, the front end, and the periods it would send."""
+    audio time, the front end, and the periods it would send. ``stall_ms``: the speaker stalls
+    that long without saying so (a sink with a buffer of its own that the count cannot see)."""
     n = max(far.size, user.size)
     far = np.pad(far, (0, n - far.size))
-    mic = echo_path(far.astype(np.float64), RATE, delay_ms, 0.6)
+    played = far
+    if stall_ms:  # from 2 s on the sink plays ``stall_ms`` later than before, unseen
+        at, stall = 2 * RATE, int(stall_ms * RATE / 1000)
+        played = np.concatenate([far[:at], np.zeros(stall, far.dtype), far[at : n - stall]])
+    mic = echo_path(played.astype(np.float64), RATE, delay_ms, 0.6)
     mic += np.pad(user, (0, n - user.size)) * 0.5
     mic += np.random.default_rng(3).normal(0, 15, n)
     mic16 = np.clip(mic, -32768, 32767).astype(np.int16)
@@ -105,3 +115,15 @@ def test_the_user_wakes_it_while_the_assistant_talks() -> None:
     for at, spoken in zip(wakes, user_phrases, strict=True):
         assert spoken < at < spoken + 2.0
     assert sent  # each opened turn streams
+
+
+def test_an_echo_before_its_reference_is_found_and_the_reference_moved() -> None:
+    # the speaker stalls 300 ms unseen by either clock: the echo comes 300 ms later after its
+    # reference, past what AEC3 searches; the echo's own measured lag moves the reference
+    far = np.concatenate([speech(s) for s in NEGATIVE_SENTENCES[:4]])
+    events, front, _ = room(far, gap(0), echo_cancel=True, stall_ms=300)
+    assert front.realigns >= 1 and events == []
+    assert front.canceller is not None and front.canceller.erle_db is not None
+    assert front.canceller.erle_db >= 30, front.canceller.erle_db
+    lo, hi = GOOD_DELAY_MS
+    assert front.canceller.delay_ms is not None and lo <= front.canceller.delay_ms <= hi

@@ -89,32 +89,40 @@ async def test_twenty_wake_phrases_are_answered(room: Room) -> None:
         replies = await room.responses()
         await room.speaker_log(time.monotonic())  # the room's counters, fresh
         overruns, moves, began = room.mic_overruns, front._aligner.changes, time.monotonic()
+        moved, realigns = front._aligner.moved_by, front.realigns
+        readings = front.canceller.erle_readings
         woke = await wake_turn(room, app, WAKE_PHRASES[i % len(WAKE_PHRASES)])
         await quiet(room, app)
         if woke and await room.responses() > replies:
             answered += 1
-        if front.canceller.erle_db is not None and i >= 2:
+        if i >= 2:
             await room.speaker_log(began)
             turns.append(
                 {
                     "erle_db": front.canceller.erle_db,  # the last window: the reply, echo only
+                    "erle_readings": front.canceller.erle_readings - readings,
                     "mic_overruns": room.mic_overruns - overruns,
                     "speaker_underruns": len(room.last_gaps),
                     "aligner_moves": front._aligner.changes - moves,
+                    "aligner_moved_ms": (front._aligner.moved_by - moved) / 48,
+                    "realigns": front.realigns - realigns,
+                    "delay_ms": front.canceller.delay_ms or 0,
+                    "read_behind_ms": front.read_behind / 48,
                 }
             )
     erle = [t["erle_db"] for t in turns]
     # steady state: the echo path did not move during the turn (no period lost at either end
     # of the card, nothing the aligner had to follow)
-    steady = [t["erle_db"] for t in turns if not any(v for k, v in t.items() if k != "erle_db")]
+    moved = ("mic_overruns", "speaker_underruns", "aligner_moves", "realigns")
+    steady = [t["erle_db"] for t in turns if t["erle_readings"] and not any(t[k] for k in moved)]
     stats = front.stats
     report(
         test="wake_phrases",
         answered=answered,
         wakes=stats.wakes,
         false_wakes=stats.false_wakes,
-        erle_db_median=float(np.median(erle)),
-        erle_db_min=min(erle),
+        erle_db_median=float(np.median(erle)) if erle else None,
+        erle_db_min=min(erle, default=None),
         erle_db_steady=steady,
         turns=turns,
         mic_overruns=room.mic_overruns,
