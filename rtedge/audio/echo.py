@@ -20,6 +20,8 @@ MAX_DELAY_S = 0.5
 #: Echo lags behind its reference that AEC3 cancels well: a reference that comes after its
 #: echo cannot be used at all, and far ahead of it the canceller's delay search is at its end.
 GOOD_DELAY_MS = (5.0, 180.0)
+#: Two delay estimates this close are the same echo.
+AGREE_MS = 20.0
 #: Where the echo is put behind its reference when it is moved (the acoustic path's own
 #: delay changes later only by xruns, which the aligner follows).
 TARGET_DELAY_MS = 60.0
@@ -214,6 +216,7 @@ class EchoCanceller:
         self._hist_blocks = int(1.0 * 100)
         self._since_delay = 0
         self.delay_ms: float | None = None
+        self._last_delay: float | None = None
         #: The echo's lag behind its reference, when out of the range AEC3 cancels well
         #: (see ``GOOD_DELAY_MS``): the front end moves the reference and clears it.
         self.realign_ms: float | None = None
@@ -267,14 +270,25 @@ class EchoCanceller:
                     np.concatenate(self._hist_near), np.concatenate(self._hist_far), self.rate
                 )
                 lo, hi = GOOD_DELAY_MS
-                if self.delay_ms is not None and not lo <= self.delay_ms <= hi:
-                    self.realign_ms = self.delay_ms
+                last, now = self._last_delay, self.delay_ms
+                self._last_delay = now
+                # two estimates in a row must agree: speech correlates with itself at other
+                # lags too (a reply that repeats the question), and a wrong move costs AEC3
+                # its lock
+                if (
+                    now is not None
+                    and not lo <= now <= hi
+                    and last is not None
+                    and abs(last - now) <= AGREE_MS
+                ):
+                    self.realign_ms = now
 
     def forget_delay(self) -> None:
         """The reference moved: what the history says about the delay is stale."""
         self._hist_far.clear()
         self._hist_near.clear()
         self._since_delay = 0
+        self._last_delay = None
         self.realign_ms = None
 
 

@@ -111,10 +111,16 @@ async def test_twenty_wake_phrases_are_answered(room: Room) -> None:
                 }
             )
     erle = [t["erle_db"] for t in turns]
-    # steady state: the echo path did not move during the turn (no period lost at either end
-    # of the card, nothing the aligner had to follow)
+    # steady state: the echo path did not move during the turn nor the one before it (AEC3
+    # has found it again by then): no period lost at either end of the card, the reference
+    # not moved; and the canceller measured the turn's reply
     moved = ("mic_overruns", "speaker_underruns", "aligner_moves", "realigns")
-    steady = [t["erle_db"] for t in turns if t["erle_readings"] and not any(t[k] for k in moved)]
+    calm = [not any(t[k] for k in moved) for t in turns]
+    steady = [
+        t["erle_db"]
+        for i, t in enumerate(turns)
+        if t["erle_readings"] and calm[i] and (i == 0 or calm[i - 1])
+    ]
     stats = front.stats
     report(
         test="wake_phrases",
@@ -133,10 +139,10 @@ async def test_twenty_wake_phrases_are_answered(room: Room) -> None:
     assert answered >= 19, answered
     assert stats.wakes == answered  # no wake from anything else: the replies, the earcons
     assert stats.false_wakes == 0
-    # ERLE in this room is reported, not asserted: on the shared 2-core test machine (load
-    # 5-8) it starts at 30-46 dB and then falls as the room's timing wanders (see the report
-    # in bench-results/handsfree-room.jsonl); AEC3's 30 dB is asserted on a sample-exact echo
-    # path in test_echo.py and test_frontend.py.
+    # ERLE at least 30 dB in steady state, under whatever load the machine is under (the
+    # figures in bench-results/handsfree-room.jsonl carry the load average of each run)
+    assert len(steady) >= 3, turns
+    assert min(steady) >= 30, turns
     # the wake word itself never went to the service: the replies (our sent audio, played
     # back by the echo peer) do not contain it
     played = room.speaker_audio()
