@@ -20,6 +20,8 @@ MAX_DELAY_S = 0.5
 #: Echo lags behind its reference that AEC3 cancels well: a reference that comes after its
 #: echo cannot be used at all, and far ahead of it the canceller's delay search is at its end.
 GOOD_DELAY_MS = (5.0, 180.0)
+#: The reference is moved by the echo's measured lag only while AEC3 removes less than this.
+REALIGN_BELOW_DB = 20.0
 #: Two delay estimates this close are the same echo.
 AGREE_MS = 20.0
 #: Where the echo is put behind its reference when it is moved (the acoustic path's own
@@ -272,11 +274,12 @@ class EchoCanceller:
                 lo, hi = GOOD_DELAY_MS
                 last, now = self._last_delay, self.delay_ms
                 self._last_delay = now
-                # two estimates in a row must agree: speech correlates with itself at other
-                # lags too (a reply that repeats the question), and a wrong move costs AEC3
-                # its lock
+                # Only what is broken is fixed, and on two estimates in a row that agree:
+                # speech correlates with itself at other lags too (a reply that repeats the
+                # question), and a wrong move costs AEC3 its lock.
                 if (
-                    now is not None
+                    (self.erle_db is None or self.erle_db < REALIGN_BELOW_DB)
+                    and now is not None
                     and not lo <= now <= hi
                     and last is not None
                     and abs(last - now) <= AGREE_MS
