@@ -110,7 +110,6 @@ class Appliance:
                 self.live_usage,
                 log_transcripts=rt.log_transcripts,
                 run_tool=DeviceTools(self.state),
-                display=self.display,
             )
         else:
             self.session = build_session(rt, want_images=self.display is not None)

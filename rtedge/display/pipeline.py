@@ -110,6 +110,9 @@ class DisplayPipeline:
         self._anon = 0  # frames without a response id share a timeline until its done event
         self._turn = Turn.IDLE
         self._speaking_since: float | None = None
+        # The turn comes from State, as the LED's does: the conversation only writes it there.
+        self._followed = state.turn
+        state.subscribe(self._on_state)
         self._avatar = (
             LocalAvatar(load_art(settings.avatar_dir, avatar_size))
             if settings.local_avatar
@@ -162,9 +165,15 @@ class DisplayPipeline:
         if isinstance(self.sink, MjpegSink):
             self.sink.add_routes(app)
 
+    def _on_state(self, state: State) -> None:
+        if state.turn is not self._followed:  # listeners hear every update; act on a new turn
+            self._followed = state.turn
+            self.set_turn(state.turn)
+
     def set_turn(self, turn: Turn) -> None:
-        """The conversation's turn: the local avatar's look; and LISTENING (the user pressed to
-        talk, or barged in) ends every response's pending frames, as its audio was flushed."""
+        """The conversation's turn (followed from State): the local avatar's look; and LISTENING
+        (the user pressed to talk, or barged in) ends every response's pending frames, as its
+        audio was flushed."""
         if turn is Turn.SPEAKING and self._turn is not Turn.SPEAKING:
             # output_audio_buffer.started: a response's audio begins to arrive now.
             self._speaking_since = self._clock()
