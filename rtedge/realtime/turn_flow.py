@@ -189,7 +189,7 @@ class TurnFlow(TurnKeeper):
             self._set_turn(Turn.IDLE)
             return
         self._set_turn(Turn.THINKING)
-        self._commit_handle = self._timers.call_later(COMMIT_DELAY_S, self._commit)
+        self._commit_handle = self.timers.call_later(COMMIT_DELAY_S, self._commit)
 
     def abandon(self) -> None:
         """The press is not a turn (a long press to forget): nothing is committed."""
@@ -215,7 +215,7 @@ class TurnFlow(TurnKeeper):
         commit = client.commit_input()
         self._emit(commit)
         self._commit_id = commit["event_id"]
-        self._ack_handle = self._timers.call_later(COMMIT_ACK_S, self._committed)
+        self._ack_handle = self.timers.call_later(COMMIT_ACK_S, self._committed)
 
     def _committed(self) -> None:
         """The commit took (or was never going to be acknowledged): ask for the reply."""

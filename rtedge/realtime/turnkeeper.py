@@ -25,9 +25,9 @@ class TurnKeeper:
     def __init__(self, state: State, earcons: Earcons, timers: Timers | None) -> None:
         self._state = state
         self._earcons = earcons
-        self._timers: Timers = timers if timers is not None else LoopTimers()
+        self.timers: Timers = timers if timers is not None else LoopTimers()
         self.held = False
-        self.turn_since = self._timers.time()
+        self.turn_since = self.timers.time()
 
     def _button(self, held: bool) -> bool:
         """The button went down (``held``) or up: False when it already was (no edge)."""
@@ -40,7 +40,7 @@ class TurnKeeper:
 
     def _set_turn(self, turn: Turn) -> None:
         if self._state.turn is not turn:
-            self.turn_since = self._timers.time()
+            self.turn_since = self.timers.time()
             self._state.update(turn=turn)
             value = turn.value
             log_event(self._log, logging.INFO, "turn_state", "turn: %s", value, turn=value)
