@@ -168,9 +168,9 @@ class DisplayPipeline:
     def _on_state(self, state: State) -> None:
         if state.turn is not self._followed:  # listeners hear every update; act on a new turn
             self._followed = state.turn
-            self.set_turn(state.turn)
+            self._follow_turn(state.turn)
 
-    def set_turn(self, turn: Turn) -> None:
+    def _follow_turn(self, turn: Turn) -> None:
         """The conversation's turn (followed from State): the local avatar's look; and LISTENING
         (the user pressed to talk, or barged in) ends every response's pending frames, as its
         audio was flushed."""
