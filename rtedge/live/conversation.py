@@ -224,17 +224,8 @@ class LiveConversation(TurnKeeper):
         command = self.pending.pop(eid, None) if eid else None
         self.delegation.on_error(eid)
         code = lev.text(event, "error", "code") or "unknown"
-        message = (lev.text(event, "error", "message") or "")[:200]
-        log_event(
-            log,
-            logging.WARNING,
-            "service_error",
-            "service error %s%s: %s",
-            code,
-            f" (to {command})" if command else "",
-            message,
-            code=code,
-        )
+        message = lev.text(event, "error", "message")
+        self._log_service_error(code, f" (to {command})" if command else "", message)
 
     def _on_delegation(self, event: ServerEvent) -> None:
         self.delegation.on_created(event)

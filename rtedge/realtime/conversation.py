@@ -222,16 +222,7 @@ class Conversation(TurnFlow):
             log.debug("the service's own turn detection answered first: %s", code)
             return
         refused = self._sent.get(err.event_id or "")
-        log_event(
-            log,
-            logging.WARNING,
-            "service_error",
-            "service error %s%s: %s",
-            code,
-            f" answering {refused}" if refused else "",
-            (err.message or "")[:200],
-            code=code,
-        )
+        self._log_service_error(code, f" answering {refused}" if refused else "", err.message)
         self._state.events_bad[f"error:{code}" if code in KNOWN_ERRORS else "error:other"] += 1
         if code == "session_expired" and self._on_session_expired is not None:
             self._on_session_expired()

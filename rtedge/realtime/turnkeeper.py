@@ -38,6 +38,19 @@ class TurnKeeper:
         self._earcons.earcon("press" if held else "release")
         return True
 
+    def _log_service_error(self, code: str | None, about: str, message: str | None) -> None:
+        """The service's ``error``, one line: its code, what of ours it answers, its message."""
+        log_event(
+            self._log,
+            logging.WARNING,
+            "service_error",
+            "service error %s%s: %s",
+            code,
+            about,
+            (message or "")[:200],
+            code=code,
+        )
+
     def _set_turn(self, turn: Turn) -> None:
         if self._state.turn is not turn:
             self.turn_since = self.timers.time()
