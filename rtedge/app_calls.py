@@ -1,5 +1,7 @@
-"""How the appliance makes each call for the supervisor: a Realtime or a GPT-Live call on one
-HTTP client, its audio to the speaker, and bad events counted with their log lines rate-limited."""
+"""The supervisor's call factory: a Realtime or GPT-Live call, its audio, its bad events counted.
+
+Every call shares one HTTP client; a bad event is counted and its log line rate-limited per kind.
+"""
 
 from __future__ import annotations
 

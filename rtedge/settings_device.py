@@ -1,5 +1,4 @@
-"""The device's configuration sections: audio, push-to-talk, display, health endpoint, reconnect
-backoff, conversation memory and logging."""
+"""The device's configuration sections: audio, ptt, display, health, reconnect, memory, logging."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""A Realtime conversation: how the service's events move the turn (rtedge.realtime.turn_flow
-sends it), the reply's transcript and usage, avatar frames to the display, errors and refusals.
-The turn is written to ``State`` only: the LED, the display and captions follow it there.
+"""A Realtime conversation: how the service's events move the turn, and what else they carry.
+
+rtedge.realtime.turn_flow sends the turn; here are the replies, their transcript and usage, avatar
+frames to the display, errors and refusals. The turn is written to ``State`` only: the LED, the
+display and captions follow it there.
 """
 
 from __future__ import annotations

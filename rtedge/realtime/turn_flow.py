@@ -1,10 +1,11 @@
-"""Push-to-talk turns on the Realtime data channel (PROTOCOL.md §3): what a press, a release and
-the commit wait send, on an injected clock, and what is remembered of what was sent.
+"""Push-to-talk turns on the Realtime data channel: press, commit, reply asked for, barge-in.
 
-Push-to-talk with turn detection off: press clears the input buffer and, when the assistant is
-answering, cancels the response and clears the output buffer (barge-in, with our own playback
-flushed at once); while held the mic track carries the mic; release commits and asks for a
-response. Hands-free mode leaves turns to the service's ``server_vad``.
+What a press, a release and the commit waits send (PROTOCOL.md §3), on an injected clock
+(rtedge.timers), and what is remembered of what was sent. Push-to-talk with turn detection off:
+press clears the input buffer and, when the assistant is answering, cancels the response and
+clears the output buffer (barge-in, with our own playback flushed at once); while held the mic
+track carries the mic; release commits and asks for a response. Hands-free mode leaves turns to
+the service's ``server_vad``.
 """
 
 from __future__ import annotations
