@@ -1,4 +1,6 @@
-"""rtedge's configuration: one TOML file, overridden by ``RTEDGE_<SECTION>__<KEY>`` environment
+"""The whole configuration: its sources, loading, and every section re-exported.
+
+rtedge's configuration: one TOML file, overridden by ``RTEDGE_<SECTION>__<KEY>`` environment
 variables, overridden in turn by systemd credentials for secrets.
 
 Precedence, lowest first: field defaults, the TOML file (``--config``; ``/etc/rtedge/rtedge.toml``

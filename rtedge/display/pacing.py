@@ -1,4 +1,6 @@
-"""When a frame is due on the audio playback clock, and the wait-prepare-show step shared by the
+"""Display pacing: when each frame is due on the audio clock, and the wait-prepare-show step.
+
+When a frame is due on the audio playback clock, and the wait-prepare-show step shared by the
 service and video sources.
 
 Service frames (rtAV JPEG events): frame i of a response is due at ``anchor + i / fps``, where the

@@ -1,4 +1,6 @@
-"""The avatar display as the rest of rtedge sees it: frames in (rtAV JPEG events, an RTP video
+"""The display pipeline: frames in, the local avatar, pacing, the sink; follows the turn in State.
+
+The avatar display as the rest of rtedge sees it: frames in (rtAV JPEG events, an RTP video
 track), the local avatar when there are none, paced to the audio playback clock and shown on the
 configured sink. Everything here runs on the event loop and never blocks it: decode, scaling and
 device writes happen on the display thread (presenter.py).
