@@ -45,6 +45,7 @@ class CallMaker:
         on_event: Callable[[ServerEvent], None],
         live_memory: LiveMemory | None = None,
         on_video: TrackConsumer | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rt = settings
         self._state = state
@@ -53,6 +54,7 @@ class CallMaker:
         self._on_event = on_event
         self._live_memory = live_memory
         self._on_video = on_video
+        self._clock = clock
         self.http: aiohttp.ClientSession | None = None
         self._bad_logged: dict[str, float] = {}
 
@@ -93,8 +95,9 @@ class CallMaker:
     def bad_event(self, kind: str, detail: str) -> None:
         self._state.events_bad[kind] += 1
         # A storm of bad events must not become a storm of log lines: one per kind per 10 s.
-        now = time.monotonic()
-        if now - self._bad_logged.get(kind, 0.0) >= BAD_EVENT_LOG_S:
+        now = self._clock()
+        last = self._bad_logged.get(kind)
+        if last is None or now - last >= BAD_EVENT_LOG_S:
             self._bad_logged[kind] = now
             log_event(
                 log,
