@@ -168,7 +168,7 @@ class AudioLoopback:
     async def start(self) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
-        from rtedge.realtime.ice import use_host_addresses
+        from rtedge.rtc.ice import use_host_addresses
 
         use_host_addresses(["127.0.0.1"])
         self.a = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -14,7 +14,7 @@ from typing import Any, Final
 import av
 import numpy as np
 
-from rtedge.audio.dsp import WEBRTC_RATE, Int16Array
+from rtedge.media.dsp import WEBRTC_RATE, Int16Array
 
 FRAME_SAMPLES: Final = 960  # 20 ms at 48 kHz: one packet
 TIME_BASE: Final = fractions.Fraction(1, WEBRTC_RATE)

@@ -31,7 +31,7 @@ from rtedge.peer.record import CallRecord
 from rtedge.peer.session import Session
 from rtedge.peer.voice import Voice
 from rtedge.protocol.codec import encode
-from rtedge.realtime import jitter
+from rtedge.rtc import jitter
 
 JsonDict = dict[str, Any]
 PENDING_MAX: Final = 256  # events queued before the data channel opens

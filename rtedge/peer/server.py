@@ -34,7 +34,7 @@ from rtedge.peer.keys import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S, AuthError, Key
 from rtedge.peer.registry import Registry
 from rtedge.peer.sessionconf import SessionError
 from rtedge.peer.voice import Voice
-from rtedge.realtime.ice import use_host_addresses
+from rtedge.rtc.ice import use_host_addresses
 
 JsonDict = dict[str, Any]
 SDP_TYPE: Final = "application/sdp"

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from rtedge.audio.dsp import (
+from rtedge.media.dsp import (
     Converter,
     Rechunker,
     apply_gain,
