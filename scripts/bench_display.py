@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rtedge.display.fbdev import FramebufferSink  # noqa: E402
-from rtedge.display.frames import JpegDecoder, JpegPicture  # noqa: E402
+from rtedge.display.frames import JpegPicture  # noqa: E402
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame  # noqa: E402
+from rtedge.media.jpeg import JpegDecoder  # noqa: E402
 from rtedge.settings import DisplaySettings  # noqa: E402
 from rtedge.state import State, Turn  # noqa: E402
 

@@ -16,6 +16,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from rtedge.media.dsp import dbfs
+
 RATE: Final = 48_000
 SAMPLES_PER_MS: Final = RATE // 1000
 MIN_COMMIT_MS: Final = 100
@@ -39,14 +41,6 @@ def downmix(frame: av.AudioFrame) -> Pcm:
         samples = arr.reshape(-1, channels).astype(np.int32)
         mono = samples.mean(axis=1)
     return np.asarray(mono, dtype=np.int16)
-
-
-def dbfs(pcm: Pcm) -> float:
-    """RMS level in dB relative to full scale (-120 for digital silence)."""
-    if pcm.size == 0:
-        return -120.0
-    rms = float(np.sqrt(np.mean(np.square(pcm.astype(np.float64))))) / 32768.0
-    return max(-120.0, 20.0 * float(np.log10(rms + 1e-12)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ from typing import Any, Final
 
 import numpy as np
 
+from rtedge.media.dsp import resample
 from rtedge.peer import inbound, minimal, sessionconf, wire
-from rtedge.peer.audio_in import MIN_COMMIT_MS, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
+from rtedge.peer.audio_in import MIN_COMMIT_MS, RATE, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
 from rtedge.peer.audio_out import OutputTrack, Playout
 from rtedge.peer.avatar_stream import AvatarStream
 from rtedge.peer.config import PeerConfig
@@ -27,7 +28,7 @@ from rtedge.peer.loose import Misbehaviour, ending_details
 from rtedge.peer.record import CallRecord
 from rtedge.peer.response import ResponseRun
 from rtedge.peer.sessionconf import SessionError
-from rtedge.peer.voice import Voice, resample
+from rtedge.peer.voice import Voice
 
 JsonDict = dict[str, Any]
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
@@ -179,7 +180,7 @@ class Session:
         except (binascii.Error, ValueError):
             raise SessionError("Invalid base64 in 'audio'.", "invalid_value", "audio") from None
         pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)
-        self.input.append(resample(pcm, 24_000))
+        self.input.append(resample(pcm, 24_000, RATE))
 
     def _on_input_audio_buffer_commit(self, raw: JsonDict, event_id: str | None) -> None:
         ms = self.input.buffered_ms
@@ -241,7 +242,7 @@ class Session:
                 "Invalid base64 in 'item.content.audio'.", "invalid_value", "item.content"
             ) from None
         pcm = resample(
-            np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16), 24_000
+            np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16), 24_000, RATE
         )
         self._keep_user_audio(item_id, pcm)
 
