@@ -16,6 +16,12 @@ Int16Array = npt.NDArray[np.int16]
 WEBRTC_RATE = 48000
 """Rate of every frame handed to or taken from aiortc."""
 
+FRAME_SAMPLES = 960
+"""One WebRTC audio frame: 20 ms at ``WEBRTC_RATE``, one Opus packet."""
+
+TIME_BASE = fractions.Fraction(1, WEBRTC_RATE)
+"""The time base of audio frames and packets (one tick a sample)."""
+
 SILENCE_RMS = 1e-3
 """RMS (0..1 full scale) below which a period counts as silence (about -60 dBFS)."""
 
@@ -205,8 +211,10 @@ def earcon_samples(name: str, *, rate: int, channels: int) -> Int16Array:
 
 
 __all__ = [
+    "FRAME_SAMPLES",
     "SILENCE_DBFS",
     "SILENCE_RMS",
+    "TIME_BASE",
     "WEBRTC_RATE",
     "Converter",
     "Int16Array",

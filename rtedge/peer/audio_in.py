@@ -16,9 +16,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from rtedge.media.dsp import dbfs
+from rtedge.media.dsp import WEBRTC_RATE, dbfs
 
-RATE: Final = 48_000
+RATE: Final = WEBRTC_RATE  # kept at the rate it arrives in
 SAMPLES_PER_MS: Final = RATE // 1000
 MIN_COMMIT_MS: Final = 100
 #: A received frame louder than this (-60 dBFS RMS) carries sound; Opus's digital silence is

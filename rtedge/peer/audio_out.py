@@ -12,7 +12,6 @@ has drained, which is when the session sends ``output_audio_buffer.started`` / `
 from __future__ import annotations
 
 import asyncio
-import fractions
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -24,12 +23,10 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from rtedge.peer.audio_in import Pcm
+from rtedge.media.dsp import FRAME_SAMPLES, TIME_BASE
+from rtedge.peer.audio_in import RATE, Pcm
 
-RATE: Final = 48_000
-FRAME_SAMPLES: Final = 960  # 20 ms
 FRAME_S: Final = FRAME_SAMPLES / RATE
-TIME_BASE: Final = fractions.Fraction(1, RATE)
 LIVE_MAX_FRAMES: Final = 5  # loopback jitter buffer: 100 ms, oldest dropped beyond
 #: A frame sent this much after its due time counts as late: three frames, more than a receiver's
 #: jitter buffer absorbs without a gap. (Smaller delays are scheduling noise, caught up at once.)

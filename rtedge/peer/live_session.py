@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from rtedge.peer import brain, inbound, wire
-from rtedge.peer.audio_in import SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
-from rtedge.peer.audio_out import RATE, OutputTrack, Playout
+from rtedge.peer.audio_in import RATE, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
+from rtedge.peer.audio_out import OutputTrack, Playout
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.live_tools import Delegations
 from rtedge.peer.loose import Misbehaviour
