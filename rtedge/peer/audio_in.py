@@ -117,6 +117,14 @@ class InputAudio:
             return None
         return int((t - self._offset_s) * 1000)
 
+    def idle_start(self, ended_at: float, received_ms: int) -> int:
+        """Where an idle timer that started at local time ``ended_at`` (when ``received_ms`` of
+        input had arrived) starts on the input timeline. That can be past the audio received by
+        then (held up by a busy client, or by this process: it arrives in a burst later);
+        counting from what had arrived would fire early."""
+        at = self.position_at(ended_at)
+        return received_ms if at is None else max(received_ms, at)
+
     @property
     def buffered_ms(self) -> float:
         return self._samples / SAMPLES_PER_MS

@@ -7,12 +7,14 @@ clearing the queue takes effect on the very next frame: within 20 ms.
 
 Responses queue their audio as ``Playout``s; the track reports when a playout starts and when it
 has drained, which is when the session sends ``output_audio_buffer.started`` / ``stopped``.
+``LiveOutput`` is the GPT-Live session's track.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,3 +228,17 @@ class OutputTrack(MediaStreamTrack):
             callback(playout)
         except Exception:
             log.exception("output audio callback failed")
+
+
+class LiveOutput(OutputTrack):
+    """The outgoing track, which also notes when it last sent a voiced frame (to measure how
+    fast the peer yields to a user who speaks over it)."""
+
+    last_voiced_at: float = 0.0
+
+    def _next_pcm(self) -> Pcm:
+        before = self.voiced_frames_out
+        pcm = super()._next_pcm()
+        if self.voiced_frames_out != before:
+            self.last_voiced_at = time.monotonic()
+        return pcm

@@ -141,6 +141,18 @@ def merge(effective: JsonDict, update: JsonDict) -> JsonDict:
     return merged
 
 
+def check_voice_change(effective: JsonDict, update: JsonDict, audio_produced: bool) -> None:
+    """OpenAI refuses a new voice once the conversation holds assistant audio."""
+    new_voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
+    old_voice = (effective["audio"].get("output") or {}).get("voice")
+    if new_voice is not None and audio_produced and new_voice != old_voice:
+        raise SessionError(
+            "Cannot update a conversation's voice if assistant audio is present.",
+            "cannot_update_voice",
+            "session.audio.output.voice",
+        )
+
+
 def _merge(old: JsonDict, new: JsonDict, path: tuple[str, ...]) -> JsonDict:
     out = copy.deepcopy(old)
     for key, value in new.items():
