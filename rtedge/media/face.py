@@ -1,5 +1,4 @@
-"""The built-in avatar face, drawn with numpy (no files needed): the daemon's local avatar and the
-local peer's rtAV frames both draw it, each in its own colours.
+"""The built-in avatar face, drawn with numpy: the local avatar's and, in its colours, the peer's.
 
 Looks are named by the turn they show (``idle``, ``listening``, ``thinking``, ``speaking``: the
 values of ``rtedge.state.Turn``, a ``StrEnum``, which may be passed as they are).

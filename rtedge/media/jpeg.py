@@ -1,6 +1,4 @@
-"""Pictures as RGB pixels and JPEG: the frame header read without decoding, decode with one reused
-MJPEG codec context and encode (PyAV). Shared by the display and the local peer's avatar; not
-thread-safe per instance (one decoder or encoder per thread)."""
+"""RGB pictures and JPEG with PyAV: frame size from the header, decode, encode (display, peer)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""One session's conversation: its items in order, the user audio kept for echo mode, and the
-``conversation.item.*`` events that announce, retrieve, delete and truncate them."""
+"""One session's conversation: its items, the user audio kept for echo, and their events."""
 
 from __future__ import annotations
 

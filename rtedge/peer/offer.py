@@ -1,5 +1,4 @@
-"""The SDP offer a client POSTs, checked before aiortc sees it: aiortc parses almost any text as an
-empty offer and answers offers that can never connect."""
+"""The SDP offer a client POSTs, checked before aiortc sees it (aiortc answers almost anything)."""
 
 from __future__ import annotations
 

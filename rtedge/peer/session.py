@@ -148,13 +148,7 @@ class Session:
         self.send({"type": "session.updated", "session": self.effective})
 
     def _on_input_audio_buffer_append(self, raw: JsonDict, event_id: str | None) -> None:
-        fmt = ((self.effective["audio"].get("input") or {}).get("format") or {}).get("type")
-        if fmt not in (None, "audio/pcm"):
-            raise SessionError(
-                f"input_audio_buffer.append takes audio/pcm only here (session has {fmt}).",
-                "invalid_value",
-                "audio",
-            )
+        sessionconf.check_append_format(self.effective)
         self.input.append(pcm_from_base64(raw["audio"], "audio", "audio"))
 
     def _on_input_audio_buffer_commit(self, raw: JsonDict, event_id: str | None) -> None:

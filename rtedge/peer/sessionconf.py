@@ -153,6 +153,17 @@ def check_voice_change(effective: JsonDict, update: JsonDict, audio_produced: bo
         )
 
 
+def check_append_format(effective: JsonDict) -> None:
+    """``input_audio_buffer.append`` carries base64 ``audio/pcm``: the only input format here."""
+    fmt = ((effective["audio"].get("input") or {}).get("format") or {}).get("type")
+    if fmt not in (None, "audio/pcm"):
+        raise SessionError(
+            f"input_audio_buffer.append takes audio/pcm only here (session has {fmt}).",
+            "invalid_value",
+            "audio",
+        )
+
+
 def _merge(old: JsonDict, new: JsonDict, path: tuple[str, ...]) -> JsonDict:
     out = copy.deepcopy(old)
     for key, value in new.items():

@@ -1,2 +1,1 @@
-"""WebRTC settings and seams shared by the daemon's calls and the local peer: ICE host candidates
-and consent (``ice``), the low-latency receive buffer for Opus audio (``jitter``)."""
+"""WebRTC seams the daemon and the peer share: ICE host addresses and consent, the Opus buffer."""
