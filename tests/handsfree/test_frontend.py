@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("pywebrtc_audio")
 pytest.importorskip("pymicro_wakeword")
 
-from rtedge.audio.echo import GOOD_DELAY_MS, ReferenceTap  # noqa: E402
+from rtedge.audio.echo import ReferenceTap  # noqa: E402
 from rtedge.audio.frontend import Frontend  # noqa: E402
 from rtedge.audio.handsfree_gate import GateEvent  # noqa: E402
 from rtedge.settings import AudioSettings  # noqa: E402
@@ -119,12 +119,12 @@ def test_the_user_wakes_it_while_the_assistant_talks() -> None:
 
 def test_a_long_echo_path_that_aec3_cancels_is_left_alone() -> None:
     # the speaker stalls 300 ms unseen by either clock: the echo now lags its reference by
-    # ~340 ms, out of the usual range, but AEC3 still cancels it: nothing is moved
+    # ~340 ms, and AEC3 still cancels it: nothing is moved
     far = np.concatenate([speech(s) for s in NEGATIVE_SENTENCES[:4]])
     events, front, _ = room(far, gap(0), echo_cancel=True, stall_ms=300)
     assert events == [] and front.realigns == 0
     assert front.canceller is not None and front.canceller.delay_ms is not None
-    assert front.canceller.delay_ms > GOOD_DELAY_MS[1]
+    assert front.canceller.delay_ms >= 300
     assert front.canceller.erle_db is not None and front.canceller.erle_db >= 30
 
 
