@@ -10,7 +10,6 @@ needs no wake word; the wake word said over a reply cuts it and the model yields
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ pytest.importorskip("rtedge.peer.server", reason="needs the local peer (rtedge p
 
 from rtedge.live.conversation import LiveConversation  # noqa: E402
 from rtedge.state import Turn  # noqa: E402
-from tests.handsfree.room import Room, until, voiced  # noqa: E402
+from tests.handsfree.room import Room, until  # noqa: E402
 from tests.handsfree.speech import NEGATIVE_SENTENCES, WAKE_PHRASES  # noqa: E402
 from tests.handsfree.test_room import quiet, report, wake_turn  # noqa: E402
 from tests.support import scaled  # noqa: E402
@@ -117,18 +116,28 @@ async def test_live_follow_up_and_wake_word_barge_in(room: Room) -> None:
     await room.said_done(uid, within=60)
     await asyncio.sleep(IN_FLIGHT_S)
     assert await room.input_voiced_s() == after and front.stats.speech_turns == 1
-    # barge-in: the wake word said over a long reply cuts it, as a press does on Live
-    assert await wake_turn(
-        room, app, "Hey Jarvis, tell me a long story about the mountains and rivers of the north"
-    )
-    began = time.monotonic()
-    # a Live reply here is short ("I heard 4.2 seconds of audio."): speak as soon as it plays
-    while len(voiced(await room.speaker_log(began))) < 3:
-        assert time.monotonic() - began < 20, "the reply never played"
-        await asyncio.sleep(0.02)
-    yields = len(((await room.call()).get("live") or {}).get("yields", []))
-    uid = await room.say(WAKE_PHRASES[2])  # over the reply: double talk
-    await until(lambda: hf.barge_ins >= 1, 8, "the barge-in")
+    # barge-in: the wake word said over a reply cuts it, as a press does on Live. A Live reply
+    # here is short ("I heard 4.2 seconds of audio."): the wake word is said as soon as the
+    # device ends the question, which the model has already answered by its own silence
+    # timer; missed (the reply was over before the word was), it is said over the next one.
+    tries = 0
+    while tries < 3:
+        tries += 1
+        wakes, ended = front.stats.wakes, front.stats.turns_ended
+        await room.say(
+            "Hey Jarvis, tell me a long story about the mountains and rivers of the north"
+        )
+        await until(lambda w=wakes: front.stats.wakes > w, 10, "the wake word")
+        await until(lambda e=ended: front.stats.turns_ended > e, 20, "the end of the question")
+        yields = len(((await room.call()).get("live") or {}).get("yields", []))
+        uid = await room.say(WAKE_PHRASES[2])  # over the reply: double talk
+        try:
+            await until(lambda: hf.barge_ins >= 1, 8, "the barge-in")
+            break
+        except AssertionError:
+            await room.said_done(uid)
+            await quiet(room, app)
+    assert hf.barge_ins >= 1, "three wake words over a reply did not cut it"
     detected = hf.last_barge_in
     assert detected is not None
     done = await room.said_done(uid)
@@ -140,6 +149,7 @@ async def test_live_follow_up_and_wake_word_barge_in(room: Room) -> None:
     report(
         test="live_barge_in",
         speaker_stop_after_detection_ms=round((stopped - detected) * 1000, 1),
+        attempts=tries,
     )
     # one playback period after the loop heard of it (and the loop's dispatch)
     assert stopped - detected <= 0.01 + scaled(0.03), stopped - detected
