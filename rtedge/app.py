@@ -135,6 +135,8 @@ class Appliance:
             self.hands_free = HandsFree(
                 wake, self.audio, turns, self.state, service_vad=rt.hands_free
             )
+            if isinstance(turns, LiveTurns):
+                turns.on_answer = self.hands_free.answered_during_turn
             on_press, on_release = self.hands_free.press, self.hands_free.release
         self._on_press = on_press
         self.ptt = PushToTalk(

@@ -123,6 +123,14 @@ class HandsFree:
             if self.settings.follow_up_s > 0:
                 gate.follow_up_request = self.settings.follow_up_s
 
+    def answered_during_turn(self) -> None:
+        """The service answered while the turn was still open (GPT-Live's model ends the
+        user's turn by its own VAD): the turn ends now, as at the device's own silence."""
+        if not self.in_turn or self.conversation.held:
+            return
+        self.gate.close_request = True
+        self.on_gate_event(GateEvent.END)
+
     # ---- the button beside it ---------------------------------------------------------------
 
     def press(self) -> None:

@@ -10,6 +10,8 @@ is quiet, and the model yields when it hears the user)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rtedge.live.conversation import LiveConversation
 
 
@@ -19,6 +21,15 @@ class LiveTurns:
     def __init__(self, conversation: LiveConversation) -> None:
         self.conversation = conversation
         self._button = False
+        #: Set by the hands-free controller: the model answered while the turn was open.
+        self.on_answer: Callable[[], None] | None = None
+        conversation.on_answer_in_turn = self._answered
+
+    def _answered(self) -> None:
+        # Live's model takes its turn by its own VAD: once it answers, the user's turn is
+        # over, and a microphone left open would send the answer's residual echo back to it
+        if self.on_answer is not None:
+            self.on_answer()
 
     @property
     def held(self) -> bool:

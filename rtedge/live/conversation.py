@@ -68,6 +68,9 @@ class LiveConversation(TurnKeeper):
         self._assistant_text: list[str] = []
         self.tools_pending = 0
         self._reply_open = False
+        self._hands_free_turn = False
+        #: Called when the model's answer is heard while a hands-free turn is still open.
+        self.on_answer_in_turn: Callable[[], None] | None = None
         audio.talking = False
 
     # -- call attachment (the supervisor) ---------------------------------------------------
@@ -122,6 +125,7 @@ class LiveConversation(TurnKeeper):
             return
         else:
             self.held = True
+        self._hands_free_turn = not button
         if self.voice:
             log_event(log, logging.INFO, "barge_in", "barge-in: reply cut by a press")
         # What is audible stops now. The button holds what is in flight until release and
@@ -178,6 +182,8 @@ class LiveConversation(TurnKeeper):
     def on_voice(self, speaking: bool) -> None:
         self.voice = speaking
         if self.held:
+            if speaking and self._hands_free_turn and self.on_answer_in_turn is not None:
+                self.on_answer_in_turn()  # the model took its turn: the user's is over
             return
         if speaking:
             self._set_turn(Turn.SPEAKING)

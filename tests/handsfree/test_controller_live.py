@@ -58,16 +58,22 @@ async def test_a_false_wake_mutes_and_goes_back_to_idle() -> None:
     assert sent == [UNMUTE, MUTE] and state.turn is Turn.IDLE
 
 
-async def test_the_answer_that_starts_before_the_devices_silence_plays() -> None:
+async def test_the_answer_that_starts_before_the_devices_silence_plays_and_ends_the_turn() -> None:
     # Live's model ends the user's turn by its own VAD, often before the device's
-    # end_silence_ms: its reply must not be held back as a pressed button's would be
+    # end_silence_ms: its reply must not be held back as a pressed button's would be, and the
+    # microphone closes (else the reply's residual echo goes back to the model)
     hf, conv, state, audio, sent = setup()
+    turns = hf.conversation
+    assert isinstance(turns, LiveTurns)
+    turns.on_answer = hf.answered_during_turn
     hf.on_gate_event(GateEvent.WAKE)
     assert audio._output_held is False
     conv.on_voice(True)  # the reply is audible while the turn is still open
-    assert state.turn is Turn.LISTENING
-    hf.on_gate_event(GateEvent.END)
-    assert state.turn is Turn.SPEAKING and audio._output_held is False
+    assert sent == [UNMUTE, MUTE] and state.turn is Turn.SPEAKING
+    assert hf.gate.close_request and not hf.in_turn and audio._output_held is False
+    hf.on_gate_event(GateEvent.END)  # the gate's own end, later: nothing more to do
+    conv.on_voice(False)
+    assert state.turn is Turn.IDLE and sent == [UNMUTE, MUTE]
 
 
 async def test_the_wake_word_over_a_reply_cuts_it_as_a_press_does() -> None:
