@@ -61,6 +61,7 @@ class WakeGate:
         self.answering = False  # the reply playing answers a hands-free turn
         self.suspended = False  # the button is held: push-to-talk owns the microphone
         self.close_request = False
+        self.end_request = False  # the service answered: end the open turn now (GPT-Live)
 
     @property
     def follow_up_left(self) -> float:
@@ -73,6 +74,11 @@ class WakeGate:
             self.follow_up_request = None
             self._follow_up_left = request
         self._voiced_run = self._voiced_run + 1 if voice else 0
+        if self.end_request:
+            self.end_request = False
+            if self.open and not self.suspended:
+                self._close()
+                return GateEvent.END
         if self.close_request or self.suspended:
             self.close_request = False
             self._close()

@@ -126,10 +126,8 @@ class HandsFree:
     def answered_during_turn(self) -> None:
         """The service answered while the turn was still open (GPT-Live's model ends the
         user's turn by its own VAD): the turn ends now, as at the device's own silence."""
-        if not self.in_turn or self.conversation.held:
-            return
-        self.gate.close_request = True
-        self.on_gate_event(GateEvent.END)
+        if self.in_turn and not self.conversation.held:
+            self.gate.end_request = True  # the capture thread closes it and reports END
 
     # ---- the button beside it ---------------------------------------------------------------
 

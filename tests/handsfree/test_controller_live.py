@@ -66,12 +66,16 @@ async def test_the_answer_that_starts_before_the_devices_silence_plays_and_ends_
     turns = hf.conversation
     assert isinstance(turns, LiveTurns)
     turns.on_answer = hf.answered_during_turn
+    hf.gate._begin(GateEvent.WAKE, heard=False)  # the capture thread opened it
     hf.on_gate_event(GateEvent.WAKE)
     assert audio._output_held is False
     conv.on_voice(True)  # the reply is audible while the turn is still open
+    assert hf.gate.end_request and sent == [UNMUTE]
+    assert hf.gate.step(wake=False, voice=True) is GateEvent.END  # the next capture period
+    assert not hf.gate.open
+    hf.on_gate_event(GateEvent.END)
     assert sent == [UNMUTE, MUTE] and state.turn is Turn.SPEAKING
-    assert hf.gate.close_request and not hf.in_turn and audio._output_held is False
-    hf.on_gate_event(GateEvent.END)  # the gate's own end, later: nothing more to do
+    assert not hf.in_turn and audio._output_held is False
     conv.on_voice(False)
     assert state.turn is Turn.IDLE and sent == [UNMUTE, MUTE]
 
