@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtedge import __version__
+from rtedge.footprint import defer_mime_tables, drop_source_lines
 from rtedge.settings import (
     ConfigError,
     Settings,
@@ -224,12 +225,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    defer_mime_tables()  # before the parser imports aiohttp.web (rtedge.footprint says why)
     args = build_parser().parse_args(argv)
     if args.command == "run":
         # A config error is reported before the heavy imports.
         settings = _load(args.config, for_service=True)
         from rtedge.app import run
 
+        drop_source_lines()  # every module is in now; pydantic left their sources cached
         return run(settings)
     if args.command == "peer":
         from rtedge.peer.cli import run as run_peer
