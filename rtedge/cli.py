@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtedge import __version__
-from rtedge.footprint import defer_mime_tables, drop_source_lines
+from rtedge.footprint import defer_mime_tables
 from rtedge.settings import (
     ConfigError,
     Settings,
@@ -232,7 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _load(args.config, for_service=True)
         from rtedge.app import run
 
-        drop_source_lines()  # every module is in now; pydantic left their sources cached
         return run(settings)
     if args.command == "peer":
         from rtedge.peer.cli import run as run_peer

@@ -1,15 +1,13 @@
-"""Tables that libraries build at start-up for paths the daemon never takes, left unbuilt or let go.
+"""Tables that libraries build at import for paths the daemon never takes, left unbuilt.
 
 A Pi Zero 2 W has 512 MB for the system, the browser of a kiosk and rtedge; issue 12 asks the
-daemon to stay within 1.15x the RSS of a bare aiortc client. Each step here keeps a library's
-behaviour (the table is built, or re-read, the first time anyone asks for it); only memory that
-nothing reads is not held. Measured in a call (``scripts/bench_protocol.py``): about 0.4 MB for
-the MIME tables and 0.2 MB for the cached source lines.
+daemon to stay within 1.15x the RSS of a bare aiortc client. What is deferred here keeps the
+library's behaviour: the table is built the first time anyone asks for it. Measured (issue 12,
+``scripts/bench_protocol.py`` and the README): about 0.4 MB for the MIME tables.
 """
 
 from __future__ import annotations
 
-import linecache
 import mimetypes
 
 
@@ -23,19 +21,3 @@ def defer_mime_tables() -> None:
     they check for the missing database, not the flag."""
     if mimetypes._db is None and not mimetypes.inited:  # type: ignore[attr-defined]
         mimetypes.inited = True
-
-
-def drop_source_lines() -> int:
-    """Forget cached source lines of files on disk; returns how many files were dropped.
-
-    pydantic reads the settings models' source to take field docstrings as descriptions
-    (``use_attribute_docstrings``) and leaves each whole file in ``linecache`` (about 0.2 MB of
-    strings). A traceback reads a file again when it needs it. Entries with no file behind them
-    (code generated at run time, e.g. by attrs, registered with no mtime) stay: they could not be
-    read again."""
-    dropped = 0
-    for name, entry in list(linecache.cache.items()):
-        if len(entry) == 4 and entry[1] is not None:
-            del linecache.cache[name]
-            dropped += 1
-    return dropped

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.support import base_env
 
@@ -96,22 +95,3 @@ def test_gpio_uses_a_gpiozero_that_is_already_fully_imported() -> None:
         "print(json.dumps({'same': gpio_class('input_devices', 'Button') is gpiozero.Button}))"
     )
     assert r["same"] is True
-
-
-def test_only_source_lines_of_files_are_dropped(tmp_path: Path) -> None:
-    import linecache
-
-    from rtedge.footprint import drop_source_lines
-
-    path = tmp_path / "mod.py"
-    path.write_text("x = 1\n")
-    assert linecache.getline(str(path), 1) == "x = 1\n"
-    generated = "<generated code for the test>"
-    linecache.cache[generated] = (6, None, ["y = 2\n"], generated)
-    try:
-        assert drop_source_lines() >= 1
-        assert str(path) not in linecache.cache
-        assert linecache.getline(generated, 1) == "y = 2\n"  # could not be read again: kept
-        assert linecache.getline(str(path), 1) == "x = 1\n"  # read again when asked
-    finally:
-        linecache.cache.pop(generated, None)
