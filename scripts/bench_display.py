@@ -230,7 +230,7 @@ async def bench_sustained(tmp: Path, jpegs: list[bytes], seconds: float) -> dict
     out: dict[str, Any] = {}
 
     # Phase 0: the audio call alone (display idle, avatar not drawing): the CPU baseline.
-    p.set_turn(Turn.IDLE)
+    p.state.update(turn=Turn.IDLE)
     audio0, cpu0, w0 = audio.frames, time.process_time(), clock()
     await asyncio.sleep(seconds / 2)
     wall = clock() - w0
@@ -268,7 +268,7 @@ async def bench_sustained(tmp: Path, jpegs: list[bytes], seconds: float) -> dict
     onset[0] = None
     p.on_response_done("bench")
     await asyncio.sleep(0.7)  # avatar_resume_s passes
-    p.set_turn(Turn.SPEAKING)
+    p.state.update(turn=Turn.SPEAKING)
     onset[0] = clock()
     start = len(shown)
     audio0, cpu0, w0 = audio.frames, time.process_time(), clock()

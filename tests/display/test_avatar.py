@@ -74,10 +74,10 @@ async def test_mouth_follows_the_played_level(tmp_path: Path) -> None:
     sound = speech_like(2.6)
     onset = ac.play()
     ac.level_fn = level_of(sound, onset)
-    p.set_turn(Turn.SPEAKING)
+    p.state.update(turn=Turn.SPEAKING)
     await asyncio.sleep(2.4)
     ac.silence()
-    p.set_turn(Turn.IDLE)
+    p.state.update(turn=Turn.IDLE)
     await asyncio.sleep(0.4)
     await p.stop()
 
@@ -115,7 +115,7 @@ async def test_looks_are_distinct_on_the_display(tmp_path: Path) -> None:
     await p.start()
     pictures = {}
     for turn in (Turn.IDLE, Turn.LISTENING, Turn.THINKING):
-        p.set_turn(turn)
+        p.state.update(turn=turn)
         await asyncio.sleep(0.25)
         rgb = fb.rgb()
         ring = rgb[180, 180 + int(0.46 * 360)]
@@ -134,12 +134,12 @@ async def test_only_changes_are_drawn_outside_speech(tmp_path: Path) -> None:
     shown: list[ShownFrame] = []
     p = pipeline(fb, ac, shown)
     await p.start()
-    p.set_turn(Turn.LISTENING)
+    p.state.update(turn=Turn.LISTENING)
     await asyncio.sleep(0.3)
     n = len(shown)
     await asyncio.sleep(1.0)
     assert len(shown) - n <= 1  # static look: at most a blink
-    p.set_turn(Turn.THINKING)
+    p.state.update(turn=Turn.THINKING)
     n = len(shown)
     await asyncio.sleep(1.0)
     assert 2 <= len(shown) - n <= 5  # the thinking dots step about 3x a second
@@ -152,13 +152,13 @@ async def test_avatar_yields_to_service_frames(tmp_path: Path) -> None:
     shown: list[ShownFrame] = []
     p = pipeline(fb, ac, shown)
     await p.start()
-    p.set_turn(Turn.SPEAKING)
+    p.state.update(turn=Turn.SPEAKING)
     ac.play()
     ac.level_fn = lambda t: 0.2
     await until(lambda: len(shown) >= 5)
     ac.silence()
-    p.set_turn(Turn.IDLE)
-    p.set_turn(Turn.SPEAKING)  # the next answer, with frames
+    p.state.update(turn=Turn.IDLE)
+    p.state.update(turn=Turn.SPEAKING)  # the next answer, with frames
     for i in range(10):
         p.on_image_delta(numbered_jpeg(i), "r")
     cut = len(shown)
