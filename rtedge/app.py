@@ -39,9 +39,9 @@ from rtedge.protocol.server import ServerEvent
 from rtedge.realtime.continuity import Continuity
 from rtedge.realtime.conversation import Conversation
 from rtedge.realtime.history import History
-from rtedge.realtime.ice import tune_consent, use_host_addresses
 from rtedge.realtime.session_shape import build_session
 from rtedge.realtime.supervisor import Supervisor
+from rtedge.rtc.ice import tune_consent, use_host_addresses
 from rtedge.settings import Settings, is_loopback_host
 from rtedge.state import Connection, State
 from rtedge.systemd import Notifier

@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rtedge.display.fbdev import FramebufferSink  # noqa: E402
-from rtedge.display.frames import JpegDecoder, JpegPicture  # noqa: E402
+from rtedge.display.frames import JpegPicture  # noqa: E402
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame  # noqa: E402
+from rtedge.media.jpeg import JpegDecoder  # noqa: E402
 from rtedge.settings import DisplaySettings  # noqa: E402
 from rtedge.state import State, Turn  # noqa: E402
 
@@ -168,7 +169,7 @@ class AudioLoopback:
     async def start(self) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
-        from rtedge.realtime.ice import use_host_addresses
+        from rtedge.rtc.ice import use_host_addresses
 
         use_host_addresses(["127.0.0.1"])
         self.a = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -12,7 +12,8 @@ import pytest
 
 from rtedge.display.avatar import MouthFollower, look_for
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
-from rtedge.display.sprites import MOUTH, RING, BuiltinFace, SpriteSet, load_art
+from rtedge.display.sprites import SpriteSet, load_art
+from rtedge.media.face import MOUTH, RING, BuiltinFace
 from rtedge.state import State, Turn
 from tests.display.helpers import AudioClock, FakeFb, encode_png, make_fb, numbered_jpeg, until
 
@@ -167,17 +168,6 @@ async def test_avatar_yields_to_service_frames(tmp_path: Path) -> None:
     await asyncio.sleep(0.3)
     await p.stop()
     assert all(f.source == "service" for f in shown[cut + 1 :])
-
-
-def test_builtin_face_mouth_and_keys() -> None:
-    face = BuiltinFace(360)
-    closed = face.render(Turn.SPEAKING, 0.0, 1.0)
-    wide = face.render(Turn.SPEAKING, 1.0, 1.0)
-    assert mouth_height(closed.astype(np.int32), 180) < 12
-    assert mouth_height(wide.astype(np.int32), 180) > 70
-    assert face.key(Turn.SPEAKING, 0.5, 1.0) != face.key(Turn.SPEAKING, 0.6, 1.0)
-    assert face.key(Turn.IDLE, 0.9, 1.0) == face.key(Turn.IDLE, 0.0, 1.0)  # idle ignores level
-    assert face.key(Turn.IDLE, 0.0, 1.0) != face.key(Turn.IDLE, 0.0, 4.05)  # blink
 
 
 def test_mouth_follower() -> None:
