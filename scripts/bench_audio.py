@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import resource
@@ -602,17 +603,26 @@ class Mic:
         return self.times[k] + r / RATE if k < len(self.times) else None
 
 
+def filedevices() -> Any:
+    """``rtedge/audio/filedevices.py`` of this checkout, loaded by path: the test devices are the
+    same for every role, whichever rtedge is measured (``--before`` may name one without it)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_filedevices", ROOT / "rtedge" / "audio" / "filedevices.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def alsa_devices(capture_channels: int) -> tuple[Path, Path, Path]:
     work = Path(tempfile.mkdtemp(prefix="rtedge-bench-"))
     mic_fifo, spk_fifo = work / "mic.fifo", work / "spk.fifo"
     os.mkfifo(mic_fifo)
     os.mkfifo(spk_fifo)
-    conf = work / "asound.conf"
-    conf.write_text(
-        f'pcm.rtmic {{ type file slave.pcm {{ type null }} file "/dev/null" infile "{mic_fifo}"'
-        ' format "raw" }\n'
-        f'pcm.rtspk {{ type file slave.pcm {{ type null }} file "{spk_fifo}" format "raw" }}\n'
-        "ctl.!default { type null }\n"
+    fd = filedevices()
+    conf = fd.write_asound_conf(
+        work / "asound.conf", fd.capture_pcm("rtmic", mic_fifo), fd.playback_pcm("rtspk", spk_fifo)
     )
     os.environ["ALSA_CONFIG_PATH"] = str(conf)
     return work, mic_fifo, spk_fifo
