@@ -1,7 +1,7 @@
-"""Devices made of files, for running with nothing attached: ALSA file-plugin PCMs (a FIFO mic
-fed in real time, a file speaker) and a file framebuffer.
+"""Devices made of files, for running with nothing attached (``rtedge demo``, tests, benches).
 
-What ``rtedge demo`` and ``rtedge check`` set up; the tests and benchmarks build theirs from the
+ALSA file-plugin PCMs (a FIFO mic fed in real time, a file speaker) and a file framebuffer:
+what ``rtedge demo`` and ``rtedge check`` set up; the tests and benchmarks build theirs from the
 same parts. Standard library and numpy only: ``scripts/bench_audio.py`` loads this file from its
 own checkout whichever rtedge it measures.
 """

@@ -1,5 +1,7 @@
-"""The speaker thread: writes the playout buffer to the device a period at a time, or to a
-virtual sink at wall-clock pace while the device is missing."""
+"""The speaker thread: the playout buffer to the device a period at a time (a thin loop).
+
+While the device is missing, a virtual sink takes its place at wall-clock pace.
+"""
 
 from __future__ import annotations
 
