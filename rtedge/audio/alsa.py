@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rtedge.audio.dsp import Int16Array
+from rtedge.media.dsp import Int16Array
 
 
 class Pcm(Protocol):

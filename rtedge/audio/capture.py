@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 
 from rtedge.audio.alsa import DeviceError, OpenPcm, Pcm, PcmParams, poller
-from rtedge.audio.dsp import Converter, Int16Array, Rechunker, rms
 from rtedge.audio.worker import DeviceWorker, Pacer, StatusCallback
+from rtedge.media.dsp import Converter, Int16Array, Rechunker, rms
 
 
 class CaptureWorker(DeviceWorker):

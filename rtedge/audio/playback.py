@@ -11,11 +11,11 @@ import threading
 import time
 
 from rtedge.audio.alsa import DeviceError, OpenPcm, Pcm, PcmParams, poller
-from rtedge.audio.dsp import Int16Array
 from rtedge.audio.echo import ReferenceTap
 from rtedge.audio.playclock import PlaybackClock, Span
 from rtedge.audio.playout import SKIP_SILENCE_AFTER_S, PlayoutBuffer
 from rtedge.audio.worker import DeviceWorker, Pacer, StatusCallback
+from rtedge.media.dsp import Int16Array
 
 #: The virtual sink (speaker missing) keeps its schedule across open attempts unless it fell
 #: behind by more than this: then the thread itself was held up, and it starts afresh.

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rtedge.audio.dsp import SILENCE_RMS
+from rtedge.media.dsp import SILENCE_RMS
 
 
 @dataclass

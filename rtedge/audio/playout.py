@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from rtedge.audio.dsp import SILENCE_RMS, Int16Array, apply_gain, rms
+from rtedge.media.dsp import SILENCE_RMS, Int16Array, apply_gain, rms
 
 SKIP_SILENCE_AFTER_S = 0.2
 """Silence that long is a pause between utterances (pauses inside speech are shorter)."""

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 
 from rtedge.audio.alsa import OpenPcm, Pcm, PcmParams, describe_error, open_alsa_pcm
-from rtedge.audio.dsp import Int16Array
 from rtedge.backoff import Backoff
 from rtedge.logs import event as log_event
+from rtedge.media.dsp import Int16Array
 from rtedge.rtsched import try_realtime
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from rtedge.peer import PeerConfig
-from rtedge.peer.call import InvalidOffer, check_offer
+from rtedge.peer.offer import InvalidOffer, check_offer
 from tests.peer.conftest import PeerHandle
 
 
