@@ -110,7 +110,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if _names_demo_devices(settings):
             # They exist only while `rtedge demo` runs (its own asound.conf); a copy of its own
             # lets the check open them, and never touches a running demo's files.
-            from rtedge.demo import demo_devices
+            from rtedge.audio.filedevices import demo_devices
 
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="rtedge-check-"))
             os.environ["ALSA_CONFIG_PATH"] = str(stack.enter_context(demo_devices(Path(scratch))))
@@ -122,7 +122,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _names_demo_devices(settings: Settings) -> bool:
-    from rtedge.demo import ASOUND_MARK, DEMO_MIC, DEMO_SPEAKER
+    from rtedge.audio.filedevices import ASOUND_MARK, DEMO_MIC, DEMO_SPEAKER
 
     audio = settings.audio
     if not {audio.capture_device, audio.playback_device} <= {DEMO_MIC, DEMO_SPEAKER}:
