@@ -266,7 +266,9 @@ class EchoCanceller:
             del self._hist_far[0], self._hist_near[0]
         if far_e > (FAR_ACTIVE_RMS * 32768) ** 2:
             full = len(self._hist_far) == self._hist_blocks
-            if full and self._since_delay >= 3 * self._hist_blocks:
+            # every 3 s of echo; every second while AEC3 is not cancelling it (at start-up)
+            poor = self.erle_db is None or self.erle_db < REALIGN_BELOW_DB
+            if full and self._since_delay >= (1 if poor else 3) * self._hist_blocks:
                 self._since_delay = 0
                 self.delay_ms = estimate_delay_ms(
                     np.concatenate(self._hist_near), np.concatenate(self._hist_far), self.rate
