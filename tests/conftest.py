@@ -8,8 +8,25 @@ import pytest
 
 from tests.support import TIME_SCALE, Daemon, Peer
 
+# scripts/test runs the suite on pytest-xdist workers with ``--dist loadgroup``: the tests of one
+# xdist_group run one after another on one worker, never beside each other. A group holds tests
+# that would load the machine together far beyond the rest (each Chromium is a few processes and
+# ~300 MB; the room rig runs piper, AEC3 and the wake word in real time). Everything else is
+# parallel-safe by construction: free ports from tests.ports, files under tmp_path, processes
+# killed by the handle that started them.
+GROUP_BY_MARKER = {"browser": "chromium"}
 
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker, group in GROUP_BY_MARKER.items():
+            if item.get_closest_marker(marker) and not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group(group))
+    scale_timeouts(config, items)
+
+
+def scale_timeouts(config: pytest.Config, items: list[pytest.Item]) -> None:
     """pytest-timeout's limit, the ini default or a test's own mark, scaled like every bound."""
     if TIME_SCALE == 1:
         return

@@ -19,7 +19,7 @@ from rtedge.httpguard import GuardPolicy
 from rtedge.kiosk import KioskPage
 from rtedge.settings import Settings
 from rtedge.state import Connection, State
-from tests.audio.alsa_rig import eventually
+from tests.poll import until
 from tests.support import free_port, recorder
 from tests.test_httpguard_chromium import CHROMIUM, Reports, chromium_args, start_site
 
@@ -104,7 +104,7 @@ async def test_foreign_pages_cannot_read_or_frame_the_kiosk_page(tmp_path: Path)
         opened_during_attack = kiosk.streams_opened
         refused = dict(health.guard.refused)
         # The control: the same browser on the daemon's own origin gets the stream.
-        await eventually(lambda: kiosk.streams_opened > opened_during_attack, within=20)
+        await until(lambda: kiosk.streams_opened > opened_during_attack, within=20)
     finally:
         proc.kill()
         await proc.wait()

@@ -10,29 +10,16 @@ ends already held open, so alsa-lib never blocks opening them while holding the 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from tests.support import scaled
-
 Int16 = npt.NDArray[np.int16]
-
-
-async def eventually(cond: Callable[[], object], within: float = 5.0) -> None:
-    """Wait until ``cond()`` is truthy, polling every 20 ms; fail after ``within`` seconds."""
-    deadline = time.monotonic() + scaled(within)
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> Int16:

@@ -20,7 +20,8 @@ from rtedge.display.mjpeg import BOUNDARY, MjpegSink
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.settings import DisplaySettings
 from rtedge.state import State
-from tests.display.helpers import AudioClock, encode_jpeg, until
+from tests.display.helpers import AudioClock, encode_jpeg
+from tests.poll import until
 
 
 @dataclass

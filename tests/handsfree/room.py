@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,10 @@ from rtedge.app import Appliance
 from rtedge.settings import Settings
 from rtedge.state import Connection
 from tests.handsfree.speech import CACHE, speech
+from tests.poll import until
 from tests.support import ROOT, Peer, base_env, free_port, scaled
 
 RATE = 48000
-
-
-async def until(cond: Callable[[], object], within: float, what: str) -> None:
-    deadline = time.monotonic() + scaled(within)
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Room:

@@ -25,14 +25,18 @@ from rtedge.app import Appliance  # noqa: E402
 from rtedge.audio.wake import WakeWord  # noqa: E402
 from rtedge.settings_handsfree import WakeSettings  # noqa: E402
 from rtedge.state import Turn  # noqa: E402
-from tests.handsfree.room import Room, until, voiced  # noqa: E402
+from tests.handsfree.room import Room, voiced  # noqa: E402
 from tests.handsfree.speech import NEGATIVE_SENTENCES, WAKE_PHRASES, speech  # noqa: E402
 from tests.handsfree.test_wake import feed  # noqa: E402
+from tests.poll import until  # noqa: E402
 from tests.support import scaled  # noqa: E402
 
 #: Length of the room-talk soak; scripts/soak-handsfree sets 600 (10 minutes).
 SOAK_S = float(os.environ.get("RTEDGE_HANDSFREE_SOAK_S") or 75)
 FIGURES = Path(os.environ.get("RTEDGE_HANDSFREE_FIGURES") or "/dev/null")
+# The room rig runs piper, AEC3 and the wake word in real time: under xdist these tests run one
+# after another on one worker (tests/conftest.py), never two rooms at once.
+pytestmark = pytest.mark.xdist_group("room")
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ import pytest
 from aiohttp import web
 
 from rtedge.peer import PeerConfig
-from tests.peer.conftest import PeerHandle, free_port
+from tests.peer.conftest import PeerHandle
+from tests.ports import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

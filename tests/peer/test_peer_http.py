@@ -14,7 +14,8 @@ from openai.types.realtime.client_secret_create_response import ClientSecretCrea
 
 from rtedge.peer import PeerConfig
 from rtedge.peer.server import PEER
-from tests.peer.conftest import PeerHandle, start_peer, until
+from tests.peer.conftest import PeerHandle, start_peer
+from tests.poll import until
 
 
 async def offer_sdp() -> str:
@@ -346,7 +347,9 @@ async def test_hangup_ends_the_call(peer: PeerHandle) -> None:
         f"{peer.url}/v1/realtime/calls/{c.call_id}/hangup", headers={"Authorization": "Bearer k"}
     )
     assert status == 200
-    await until(lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set())
+    await until(
+        lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set(), within=10
+    )
     record = await peer.call_record(c.call_id)
     assert not record["active"] and record["end_reason"] == "hangup"
     status, _, body = await post(
@@ -472,7 +475,7 @@ async def test_admin_routes_refuse_non_loopback() -> None:
     from aiohttp import web
 
     from rtedge.peer import create_app
-    from tests.peer.conftest import free_port
+    from tests.ports import free_port
 
     runner = web.AppRunner(create_app(PeerConfig()), access_log=None)
     await runner.setup()
@@ -506,6 +509,8 @@ async def test_app_cleanup_ends_active_calls() -> None:
     await runner.cleanup()
     assert len(registry.active) == 0
     assert registry.ended[-1].end_reason == "server_shutdown"
-    await until(lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set())
+    await until(
+        lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set(), within=10
+    )
     await c.close()
     await asyncio.sleep(0)

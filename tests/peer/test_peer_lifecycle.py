@@ -15,7 +15,8 @@ from rtedge.peer import PeerConfig
 from rtedge.peer.audio_out import OutputTrack
 from rtedge.peer.server import PEER
 from tests.peer.client import Client
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.conftest import PeerHandle
+from tests.poll import until
 
 PTT = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
 
@@ -82,7 +83,7 @@ async def test_ended_calls_release_tasks_threads_and_tracks(peer: PeerHandle) ->
     await warm.wait_for("output_audio_buffer.stopped", within=15)
     await warm.close()
     registry = peer.app[PEER].registry
-    await until(lambda: not registry.active)
+    await until(lambda: not registry.active, within=10)
     await asyncio.sleep(0.3)
     tasks0 = len(asyncio.all_tasks())
     threads0 = {t.name for t in threading.enumerate()}

@@ -12,8 +12,9 @@ import pytest
 
 from rtedge.peer import PeerConfig
 from tests.peer.client import silence, tone
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.conftest import PeerHandle
 from tests.peer.test_peer_turns import user_text
+from tests.poll import until
 
 PTT_UPDATE = {
     "type": "session.update",

@@ -15,7 +15,8 @@ import pytest
 
 from rtedge.peer import PeerConfig
 from tests.peer.client import RATE, Client, rms, silence, tone
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.conftest import PeerHandle
+from tests.poll import until
 
 PTT = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
 LONG_TEXT = (
@@ -167,7 +168,7 @@ async def test_push_to_talk_turn(peer: PeerHandle) -> None:
     assert c.mic is not None
     await c.request({"type": "input_audio_buffer.clear"}, "input_audio_buffer.cleared")
     c.mic.play(tone(1.0, 300))
-    await until(lambda: c.mic is not None and c.mic.queued_s == 0)
+    await until(lambda: c.mic is not None and c.mic.queued_s == 0, within=10)
     await asyncio.sleep(0.15)
     committed = await c.request(
         {"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed"
@@ -469,7 +470,7 @@ async def test_echo_mode_plays_back_the_committed_audio(peer: PeerHandle) -> Non
         [tone(0.3, 400), silence(0.2), tone(0.3, 900), silence(0.2), tone(0.3, 1500)]
     )
     c.mic.play(signal)
-    await until(lambda: c.mic is not None and c.mic.queued_s == 0)
+    await until(lambda: c.mic is not None and c.mic.queued_s == 0, within=10)
     # The last frames are still in flight (jitter buffers on the way): let them reach the peer.
     await asyncio.sleep(0.4)
     await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")
