@@ -23,22 +23,29 @@ def scaled(seconds: float) -> float:
     return seconds * TIME_SCALE
 
 
+def _checker(predicate: Callable[[], Any], within: float, what: str) -> Callable[[], Any]:
+    """``predicate``'s value when truthy, else a falsy value until the bound has passed, then an
+    AssertionError naming ``what`` and the last value seen."""
+    bound = scaled(within)
+    deadline = time.monotonic() + bound
+
+    def check() -> Any:
+        last = predicate()
+        if last or time.monotonic() < deadline:
+            return last
+        raise AssertionError(f"timed out after {bound:.1f}s waiting for {what} (last: {last!r})")
+
+    return check
+
+
 def wait_for(
     predicate: Callable[[], Any], timeout: float, what: str = "condition", step: float = 0.05
 ) -> Any:
     """Poll until ``predicate()`` is truthy and return it; ``timeout`` is the native bound."""
-    timeout = scaled(timeout)
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.1f}s waiting for {what} (last: {last!r})"
-            )
+    check = _checker(predicate, timeout, what)
+    while not (found := check()):
         time.sleep(step)
+    return found
 
 
 async def until(
@@ -46,14 +53,7 @@ async def until(
 ) -> Any:
     """``wait_for`` for a coroutine: poll without blocking the event loop, for a condition that
     no event announces (counters, files, status fields)."""
-    bound = scaled(within)
-    deadline = time.monotonic() + bound
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {bound:.1f}s waiting for {what} (last: {last!r})"
-            )
+    check = _checker(predicate, within, what)
+    while not (found := check()):  # noqa: ASYNC110  (nothing announces it: it is polled)
         await asyncio.sleep(step)
+    return found

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support import ROOT, Daemon, Peer, wait_for
+from tests.support import ROOT, Daemon, Peer, scaled, wait_for
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from proc_sample import sample  # noqa: E402
@@ -137,12 +137,15 @@ class HealthWatch:
         self.log: list[tuple[float, int, Any]] = []
         self._stop = threading.Event()
         self.paused = threading.Event()
+        self.idle = threading.Event()  # set by the thread once paused with no request open
         self._thread = threading.Thread(target=self._run, daemon=True, name="health-watch")
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self.paused.is_set():
+            if self.paused.is_set():
+                self.idle.set()
+            else:
                 code, body = self.daemon.healthz()
                 self.log.append((time.monotonic(), code, body))
             self._stop.wait(0.05)
@@ -232,8 +235,9 @@ class FaultDaemon:
         """``resources()`` with the health watcher paused, so no HTTP connection of ours is
         counted among the daemon's fds."""
         if self.watch is not None:
+            self.watch.idle.clear()
             self.watch.paused.set()
-            time.sleep(0.15)
+            assert self.watch.idle.wait(scaled(10)), "the health watch did not pause"
         try:
             return self.resources()
         finally:
