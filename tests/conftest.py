@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import TIME_SCALE, Daemon, Peer
+from tests.support import PROFILES, TIME_SCALE, Daemon, Peer
 
 # scripts/test runs the suite on pytest-xdist workers with ``--dist loadgroup``: the tests of one
 # xdist_group run one after another on one worker, never beside each other. A group holds tests
@@ -72,3 +72,9 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         daemon.alsa.stop()
         if daemon.proc is not None:
             daemon.proc.kill()
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """Each service shape the daemon's end-to-end tests run against (tests.support.PROFILES)."""
+    return str(request.param)

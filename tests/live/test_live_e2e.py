@@ -4,14 +4,11 @@ real processes, over real WebRTC on loopback, with ALSA file devices and push-to
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from rtedge.demo import speech_pcm
+from tests.e2e import DaemonFactory, PeerFactory
 from tests.support import Daemon, Peer, scaled, turn_states, voiced_seconds, wait_for
-
-PeerFactory = Callable[..., Peer]
-DaemonFactory = Callable[..., Daemon]
 
 
 def live_service(

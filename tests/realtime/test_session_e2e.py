@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pytest
 
 from rtedge.demo import speech_pcm
+from tests.e2e import DaemonFactory, PeerFactory, service
 from tests.support import (
-    PROFILES,
     Daemon,
     Peer,
-    daemon_config,
     http,
     peer_args,
     scaled,
@@ -26,29 +23,11 @@ from tests.support import (
     wait_for,
 )
 
-PeerFactory = Callable[..., Peer]
-DaemonFactory = Callable[..., Daemon]
-
 
 def client_events(peer: Peer) -> list[str]:
     call = peer.active_call()
     assert call is not None
     return list(call["client_events"])
-
-
-@pytest.fixture(params=PROFILES)
-def profile(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def service(
-    profile: str,
-    peer_factory: PeerFactory,
-    daemon_factory: DaemonFactory,
-    config: dict[str, dict[str, Any]] | None = None,
-) -> tuple[Peer, Daemon]:
-    peer = peer_factory(*peer_args(profile))
-    return peer, daemon_factory(peer.calls_url, config=daemon_config(profile, config))
 
 
 def replies(peer: Peer) -> list[dict[str, Any]]:
