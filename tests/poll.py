@@ -8,6 +8,7 @@ quiet one. The bound is a native-machine figure that ``scaled()`` stretches for 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -23,37 +24,44 @@ def scaled(seconds: float) -> float:
     return seconds * TIME_SCALE
 
 
-def _checker(predicate: Callable[[], Any], within: float, what: str) -> Callable[[], Any]:
-    """``predicate``'s value when truthy, else a falsy value until the bound has passed, then an
-    AssertionError naming ``what`` and the last value seen."""
-    bound = scaled(within)
-    deadline = time.monotonic() + bound
+class _Bound:
+    """A native time bound, scaled, that fails naming what was awaited and the last value."""
 
-    def check() -> Any:
-        last = predicate()
-        if last or time.monotonic() < deadline:
-            return last
-        raise AssertionError(f"timed out after {bound:.1f}s waiting for {what} (last: {last!r})")
+    def __init__(self, within: float, what: str) -> None:
+        self.seconds = scaled(within)
+        self.deadline = time.monotonic() + self.seconds
+        self.what = what
 
-    return check
+    def check(self, last: Any) -> None:
+        if time.monotonic() >= self.deadline:
+            raise AssertionError(
+                f"timed out after {self.seconds:.1f}s waiting for {self.what} (last: {last!r})"
+            )
 
 
 def wait_for(
     predicate: Callable[[], Any], timeout: float, what: str = "condition", step: float = 0.05
 ) -> Any:
     """Poll until ``predicate()`` is truthy and return it; ``timeout`` is the native bound."""
-    check = _checker(predicate, timeout, what)
-    while not (found := check()):
+    bound = _Bound(timeout, what)
+    while not (last := predicate()):
+        bound.check(last)
         time.sleep(step)
-    return found
+    return last
 
 
 async def until(
     predicate: Callable[[], Any], within: float = 5.0, what: str = "condition", step: float = 0.02
 ) -> Any:
     """``wait_for`` for a coroutine: poll without blocking the event loop, for a condition that
-    no event announces (counters, files, status fields)."""
-    check = _checker(predicate, within, what)
-    while not (found := check()):  # noqa: ASYNC110  (nothing announces it: it is polled)
+    no event announces (counters, files, status fields, a page's state). ``predicate`` may
+    return an awaitable (an async query): its result is what counts."""
+    bound = _Bound(within, what)
+    while True:
+        last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        bound.check(last)
         await asyncio.sleep(step)
-    return found

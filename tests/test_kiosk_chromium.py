@@ -17,7 +17,7 @@ pytest.importorskip("rtedge.peer.server", reason="needs the local peer (rtedge p
 
 from rtedge.app import Appliance  # noqa: E402
 from rtedge.state import State, Turn  # noqa: E402
-from tests.audio.alsa_rig import sine  # noqa: E402
+from tests.audio.alsa_rig import feed_mic, sine  # noqa: E402
 from tests.cdp import CHROMIUM, Page, chromium_page  # noqa: E402
 from tests.display.kiosk_rig import (  # noqa: E402
     RATE,
@@ -48,19 +48,19 @@ WATCH_TEXT = """(() => {
 async def page_until(page: Page, expression: str, within: float = 15) -> object:
     """Poll a page expression until it is truthy (the page's own state, not a fixed wait). While
     the page is still loading (no body yet) an error means "not yet"."""
-    last: object = None
+    errors: list[RuntimeError] = []
+
+    async def value() -> object:
+        try:
+            return await page.evaluate(expression)
+        except RuntimeError as exc:
+            errors[:] = [exc]
+            return None
+
     try:
-        async with asyncio.timeout(scaled(within)):
-            while True:
-                try:
-                    value = await page.evaluate(expression)
-                except RuntimeError as exc:
-                    value, last = None, exc
-                if value:
-                    return value
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"page never showed {expression} (last error: {last})") from None
+        return await until(value, within, f"the page to show {expression}", step=0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} (last error: {errors[-1] if errors else None})") from None
 
 
 def record_transcripts(state: State) -> list[tuple[float, str]]:
@@ -130,8 +130,8 @@ async def conversation_through_the_page(
     await page.touch("#talk", "touchStart")
     await until(lambda: app.state.turn is Turn.LISTENING, within=5)
     assert await page.evaluate("talk.getAttribute('aria-pressed')") == "true"
-    rig.feeder.play(sine(300, 0.8, RATE, 0.3))
-    await asyncio.sleep(1.0)  # held while speaking
+    await feed_mic(rig.feeder, sine(300, 0.8, RATE, 0.3))  # held while speaking
+    await asyncio.sleep(0.2)  # and a moment past it: the test's input
     await page.touch("#talk", "touchEnd")
     await until(lambda: app.state.turn is Turn.SPEAKING, within=15)
     await page_until(page, f"assistant.textContent === {REPLY!r}", within=20)

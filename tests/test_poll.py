@@ -24,3 +24,12 @@ async def test_until_returns_the_value_or_names_what_it_waited_for() -> None:
     assert await until(lambda: next(counter) >= 3, 5, "the fourth poll", step=0.001) is True
     with pytest.raises(AssertionError, match="waiting for nothing"):
         await until(lambda: None, 0.05, "nothing")
+
+
+async def test_until_awaits_an_async_query() -> None:
+    answers = iter([None, "", "shown"])
+
+    async def query() -> str | None:
+        return next(answers)
+
+    assert await until(query, 5, "the page", step=0.001) == "shown"

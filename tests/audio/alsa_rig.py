@@ -14,10 +14,14 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from tests.poll import until
 
 Int16 = npt.NDArray[np.int16]
 
@@ -92,6 +96,20 @@ class MicFeeder:
             self._thread.join(2)
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+
+def feed_mic(feeder: MicFeeder, pcm: Int16) -> Coroutine[Any, Any, Any]:
+    """Play ``pcm`` into the mic now; the result, awaited, waits until its last period is
+    written: at the mic's pace, which a loaded machine slows (the feeder drops time rather than
+    bursting), so a fixed sleep of the sound's length may let go of the button too early."""
+    periods = -(-pcm.size // (feeder.period_frames * feeder.channels))
+    start = feeder.periods_written
+    feeder.play(pcm)
+    return until(
+        lambda: feeder.periods_written - start > periods,
+        pcm.size / feeder.channels / feeder.rate + 10,
+        "the sound fed into the mic",
+    )
 
 
 class FifoDrain:

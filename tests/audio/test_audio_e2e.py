@@ -24,7 +24,7 @@ from rtedge.app import Appliance  # noqa: E402
 from rtedge.demo import speech_pcm  # noqa: E402
 from rtedge.settings import Settings  # noqa: E402
 from rtedge.state import Connection, Turn  # noqa: E402
-from tests.audio.alsa_rig import AlsaRig, FifoDrain, MicFeeder, sine  # noqa: E402
+from tests.audio.alsa_rig import AlsaRig, FifoDrain, MicFeeder, feed_mic, sine  # noqa: E402
 from tests.poll import until  # noqa: E402
 from tests.support import Peer, free_port  # noqa: E402
 
@@ -200,8 +200,8 @@ async def say(rig: Rig, app: Appliance, pcm: np.ndarray, hold_after: float = 0.2
     pin: Any = rig.pin_factory.pin(PIN)
     pin.drive_low()
     await until(lambda: app.state.turn is Turn.LISTENING, within=2)
-    rig.feeder.play(pcm)
-    await asyncio.sleep(pcm.size / RATE + hold_after)
+    await feed_mic(rig.feeder, pcm)
+    await asyncio.sleep(hold_after)  # held a moment past the speech: the test's input
     pin.drive_high()
 
 
@@ -209,8 +209,7 @@ async def test_held_speech_is_echoed_and_released_audio_is_not_sent(
     rig: Rig, app: Appliance
 ) -> None:
     # a loud tone while the button is up: it must never reach the service
-    rig.feeder.play(sine(600, 1.0, RATE, 0.5))
-    await asyncio.sleep(1.1)
+    await feed_mic(rig.feeder, sine(600, 1.0, RATE, 0.5))
     speech = await synth("Testing the microphone, one two three.")
     start = rig.speaker().size
     await say(rig, app, speech)
@@ -238,15 +237,16 @@ async def test_press_during_reply_cuts_the_speaker_within_one_period(
     await say(rig, app, speech)
     await until(lambda: app.state.turn is Turn.SPEAKING, within=10)
     await until(lambda: app.audio.speaker_level() > 0.01, within=5)
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(0.8)  # into the reply: the test's input
     pin: Any = rig.pin_factory.pin(PIN)
     pin.drive_low()  # barge in
     await until(lambda: app.state.turn is Turn.LISTENING, within=2)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # held through what would have been the reply: the test's input
     pin.drive_high()
-    await asyncio.sleep(0.3)
     assert rig.flushes, "the press did not flush the speaker"
     at = round(rig.flushes[-1] * RATE) - app.audio.playback.device_origin
+    end = at + PERIOD + int(0.8 * RATE)
+    await until(lambda: rig.speaker().size >= end, 5, "0.8 s at the speaker after the cut")
     out = rig.speaker()
     assert voiced_periods(out[at - 10 * PERIOD : at]) >= 5  # it was speaking
     after = out[at + PERIOD : at + PERIOD + int(0.8 * RATE)]
@@ -267,7 +267,7 @@ async def test_capture_failing_mid_call_is_reopened_and_the_call_survives(
     rig.drain.close()
     await until(lambda: not app.state.devices["capture"].ok, within=3)
     assert any("capture unavailable" in p for p in app.state.problems())
-    await asyncio.sleep(2.0)  # the call stays up meanwhile (RTP keeps flowing: silence)
+    await asyncio.sleep(2.0)  # a window: the call stays up meanwhile (RTP flows: silence)
     assert app.state.connection is Connection.CONNECTED and app.state.call_id == call_id
     rig.feeder.stop()
     rig.feeder, rig.drain = rig.alsa.make_mic(capture_copy=True)  # plugged back in

@@ -253,8 +253,8 @@ async def test_unread_track_drops_oldest_and_counts(rig: AlsaRig) -> None:
     try:
         assert isinstance(track, MicTrack)
         await collect(track, 3)  # the sender started reading...
-        await asyncio.sleep(0.4)  # ...then stalled for 20 periods: the queue keeps 5
-        assert state.queue_drops["mic"] >= 10
+        # ...then stalls (reads nothing): the queue keeps 5, the older periods are dropped
+        await until(lambda: state.queue_drops["mic"] >= 10, 5, "ten periods dropped")
         await collect(track, 5)
     finally:
         await pipe.stop()
@@ -287,7 +287,7 @@ async def test_heartbeats_move_and_survive_a_state_snapshot(rig: AlsaRig) -> Non
     await pipe.start()
     try:
         first = {name: beat() for name, beat in beats.items()}
-        await asyncio.sleep(0.7)  # both devices missing: the retry loops still beat
-        assert all(beats[name]() > first[name] for name in beats)
+        # both devices missing: the retry loops still beat
+        await until(lambda: all(beats[n]() > first[n] for n in beats), 5, "both beats moved")
     finally:
         await pipe.stop()

@@ -23,7 +23,7 @@ from rtedge.display.caption_layer import DrawnCaption  # noqa: E402
 from rtedge.display.caption_render import CaptionRenderer  # noqa: E402
 from rtedge.display.captions import spoken_weight  # noqa: E402
 from rtedge.state import Turn  # noqa: E402
-from tests.audio.alsa_rig import sine  # noqa: E402
+from tests.audio.alsa_rig import feed_mic, sine  # noqa: E402
 from tests.display.helpers import encode_png, make_fb  # noqa: E402
 from tests.display.kiosk_rig import (  # noqa: E402
     PIN,
@@ -67,8 +67,8 @@ async def test_caption_pixels_follow_the_voice_after_a_push_to_talk_turn(
             pin: Any = rig.pins.pin(PIN)
             pin.drive_low()
             await until(lambda: app.state.turn is Turn.LISTENING, within=5)
-            rig.feeder.play(sine(300, 0.8, RATE, 0.3))
-            await asyncio.sleep(1.0)  # the user holds the button while speaking
+            await feed_mic(rig.feeder, sine(300, 0.8, RATE, 0.3))  # held while speaking
+            await asyncio.sleep(0.2)  # and a moment past it: the test's input
             pin.drive_high()
             await until(lambda: app.state.turn is Turn.SPEAKING, within=15)
             await until(lambda: app.state.turn is Turn.IDLE, within=20)

@@ -26,7 +26,7 @@ from rtedge.app import Appliance  # noqa: E402
 from rtedge.display.pipeline import ShownFrame  # noqa: E402
 from rtedge.settings import Settings  # noqa: E402
 from rtedge.state import Connection, Turn  # noqa: E402
-from tests.audio.alsa_rig import AlsaRig, MicFeeder, sine  # noqa: E402
+from tests.audio.alsa_rig import AlsaRig, MicFeeder, feed_mic, sine  # noqa: E402
 from tests.display.helpers import FakeFb, make_fb  # noqa: E402
 from tests.poll import until  # noqa: E402
 from tests.support import Peer, free_port  # noqa: E402
@@ -153,14 +153,15 @@ async def turn(rig: Rig, app: Appliance, pcm: np.ndarray, lead_in_s: float) -> s
     ``lead_in_s`` of silence before the sound: the answer opens with it too."""
     pin: Any = rig.pins.pin(PIN)
     if lead_in_s == 0:
-        rig.feeder.play(pcm)  # sound from the first captured period: no lead-in
+        sound = feed_mic(rig.feeder, pcm)  # sound from the first captured period: no lead-in
         pin.drive_low()
     else:
         pin.drive_low()
         await until(lambda: app.state.turn is Turn.LISTENING, within=2)
-        await asyncio.sleep(lead_in_s)
-        rig.feeder.play(pcm)
-    await asyncio.sleep(pcm.size / RATE + 0.1)
+        await asyncio.sleep(lead_in_s)  # the silence before the sound: the test's input
+        sound = feed_mic(rig.feeder, pcm)
+    await sound
+    await asyncio.sleep(0.1)  # held a moment past the sound: the test's input
     pin.drive_high()
     await until(lambda: app.state.turn is Turn.SPEAKING, within=10)
     await until(lambda: app.state.turn is Turn.IDLE, within=15)
