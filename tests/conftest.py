@@ -9,12 +9,13 @@ import pytest
 from tests.support import PROFILES, TIME_SCALE, Daemon, Peer
 
 # scripts/test runs the suite on pytest-xdist workers with ``--dist loadgroup``: the tests of one
-# xdist_group run one after another on one worker, never beside each other. A group holds tests
-# that would load the machine together far beyond the rest (each Chromium is a few processes and
-# ~300 MB; the room rig runs piper, AEC3 and the wake word in real time). Everything else is
-# parallel-safe by construction: free ports from tests.ports, files under tmp_path, processes
-# killed by the handle that started them.
-GROUP_BY_MARKER = {"browser": "chromium"}
+# xdist_group run one after another on one worker, never beside each other. The "heavy" group
+# holds what would load the machine together far beyond the rest and starve the real-time tests
+# beside it: each Chromium is a few processes and ~300 MB; the room rig runs piper, AEC3 and the
+# wake word in real time; the floods keep two processes at full CPU. Everything else is
+# parallel-safe by construction: free ports from tests.ports (a slice per worker), files under
+# tmp_path, processes killed by the handle that started them.
+GROUP_BY_MARKER = {"browser": "heavy", "heavy": "heavy"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.faults.rig import CONNECT_SLACK_S, FaultDaemon, backoff_window
 from tests.support import Peer, base_env, free_port, http, wait_for
 
@@ -116,6 +118,8 @@ def check_one(out: str, code: int, key: str, secret: str | None = None) -> str |
     return None
 
 
+# 27 daemons started four at a time (tests/conftest.py: heavy)
+@pytest.mark.heavy
 def test_config_with_every_kind_of_bad_value(tmp_path: Path) -> None:
     empty = tmp_path / "empty.key"
     empty.write_text("\n")

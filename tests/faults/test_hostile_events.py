@@ -84,6 +84,8 @@ def test_deeply_nested_event_is_counted_and_the_call_kept(
     daemon.assert_no_leak(before)
 
 
+# 26.7 MB over SCTP at full speed: both processes at full CPU (tests/conftest.py: heavy)
+@pytest.mark.heavy
 def test_huge_event_is_refused_while_it_arrives(live_fb: tuple[Peer, FaultDaemon]) -> None:
     peer, daemon = live_fb
     before = daemon.baseline()
@@ -128,6 +130,8 @@ def daemon_cpu_s(daemon: FaultDaemon) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# 10,000 events a second for 3 s (tests/conftest.py: heavy)
+@pytest.mark.heavy
 def test_event_flood_is_rate_limited_and_the_call_kept(live_fb: tuple[Peer, FaultDaemon]) -> None:
     peer, daemon = live_fb
     before = daemon.baseline()

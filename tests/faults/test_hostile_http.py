@@ -41,6 +41,8 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+# hundreds of connections opened as fast as they go (tests/conftest.py: heavy)
+@pytest.mark.heavy
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) missing")
 def test_slowloris_flood_leaves_the_call_and_fds(live: tuple[Peer, FaultDaemon]) -> None:
     peer, daemon = live

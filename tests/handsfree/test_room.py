@@ -34,9 +34,8 @@ from tests.support import scaled  # noqa: E402
 #: Length of the room-talk soak; scripts/soak-handsfree sets 600 (10 minutes).
 SOAK_S = float(os.environ.get("RTEDGE_HANDSFREE_SOAK_S") or 75)
 FIGURES = Path(os.environ.get("RTEDGE_HANDSFREE_FIGURES") or "/dev/null")
-# The room rig runs piper, AEC3 and the wake word in real time: under xdist these tests run one
-# after another on one worker (tests/conftest.py), never two rooms at once.
-pytestmark = pytest.mark.xdist_group("room")
+# The room rig runs piper, AEC3 and the wake word in real time (tests/conftest.py: heavy).
+pytestmark = pytest.mark.heavy
 
 
 @pytest.fixture
