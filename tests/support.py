@@ -266,10 +266,9 @@ class Daemon:
         """Hold push-to-talk while ``pcm`` plays into the mic, then release."""
         self.press()
         wait_for(lambda: self.status()["turn"] == "listening", 2, "press confirmed")
-        self.alsa.feeder.say(pcm)
-        time.sleep(0.05)
+        self.alsa.feeder.say(pcm)  # sets ``speaking`` at once; cleared after the last chunk
         wait_for(lambda: not self.alsa.feeder.speaking.is_set(), 30, "speech fed")
-        time.sleep(hold_after)
+        time.sleep(hold_after)  # held a moment past the speech: the caller's input
         self.release()
 
     def wait_turn(self, turn: str, timeout: float = 20) -> None:

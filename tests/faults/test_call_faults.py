@@ -240,7 +240,7 @@ def test_malformed_json_is_counted_and_survived(live: tuple[Peer, FaultDaemon]) 
     for _ in range(5):
         peer.fault(call="malformed_event")
     wait_for(lambda: daemon.status()["events_bad"].get("invalid_json", 0) - bad0 == 5, 5, "counted")
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window in which /healthz must stay 200
     assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
     assert daemon.call_id() == call_id
     one_turn(daemon)
@@ -275,7 +275,7 @@ def test_unknown_and_oversized_events(live: tuple[Peer, FaultDaemon]) -> None:
         5,
         "oversized events handled",
     )
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window in which /healthz must stay 200
     assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
     assert daemon.call_id() == call_id
     print(f"EVENTS_BAD {daemon.status()['events_bad']}")
@@ -388,7 +388,7 @@ def test_service_gone_while_idle_and_silent(
         peer.fault(call="stop_rtp")
     else:
         one_turn(daemon)  # a minimal server is silent between replies by itself
-    time.sleep(LIVENESS_S)
+    time.sleep(LIVENESS_S)  # silent for a liveness timeout and still healthy: the input
     assert daemon.healthz()[0] == 200
     t_kill = time.monotonic()
     peer.kill()  # the service (or the route to it) is gone

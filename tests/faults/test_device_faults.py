@@ -159,7 +159,7 @@ def test_capture_device_vanishes_and_returns(
     problems = daemon.healthz()[1]["problems"]
     assert any(p.startswith("capture unavailable") for p in problems), problems
     # Gone for a while (a window, the test's input): the reopen delay grows to its max.
-    time.sleep(2 * REOPEN_MAX_S)
+    time.sleep(2 * REOPEN_MAX_S)  # the test's input
     assert daemon.alive() and daemon.call_id() == call_id  # the call does not need the mic
     t_back = time.monotonic()
     devices.plug_mic()
@@ -281,7 +281,7 @@ def test_button_chatter(peer_factory: PeerFactory, fault_daemon: FaultDaemonFact
     for _ in range(50):
         daemon.press()
         daemon.release()
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window for a late edge to act (none may)
     status = daemon.status()
     assert status["turn"] == "idle" and not status["ptt_held"], status
     assert client_events(peer) == sent0, "chatter reached the service"

@@ -76,7 +76,7 @@ def test_deeply_nested_event_is_counted_and_the_call_kept(
         result = peer.fault(call="deep_json_event")["applied"][0]["result"]
         assert result.startswith("sent"), result
     wait_for(lambda: bad_total(daemon) - bad0 == 3, 10, "three deep events counted")
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window in which /healthz must stay 200
     assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
     assert daemon.call_id() == call_id
     figures("deep_json depth 2000", before, daemon, f", bad {daemon.status()['events_bad']}")
