@@ -9,23 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 from openai.types.realtime.client_secret_create_response import ClientSecretCreateResponse
 
 from rtedge.peer import PeerConfig
 from rtedge.peer.server import PEER
+from tests.peer.client import offer_sdp
 from tests.peer.conftest import PeerHandle, start_peer
 from tests.poll import until
-
-
-async def offer_sdp() -> str:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.createDataChannel("oai-events")
-    pc.addTransceiver("audio")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = str(pc.localDescription.sdp)
-    await pc.close()
-    return sdp
 
 
 async def post(

@@ -8,13 +8,12 @@ import base64
 import json
 import re
 import time
-from typing import Any
 
 import numpy as np
 import pytest
 
 from rtedge.peer import PeerConfig
-from tests.peer.client import RATE, Client, rms, silence, tone
+from tests.peer.client import RATE, Client, rms, silence, tone, user_text
 from tests.peer.conftest import PeerHandle
 from tests.poll import until
 
@@ -24,17 +23,6 @@ LONG_TEXT = (
     "figs, grapes, honeydew melons"
 )
 VOICED_RMS = 0.01  # about -40 dBFS; decoded Opus silence is far below
-
-
-def user_text(text: str) -> dict[str, Any]:
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        },
-    }
 
 
 def voiced_s(frames: list[np.ndarray]) -> float:
