@@ -6,15 +6,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
-from aiortc import MediaStreamTrack
 
 from rtedge import __version__
+from rtedge.app_calls import CallMaker
 from rtedge.audio import speaking
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
@@ -28,25 +27,21 @@ from rtedge.httpguard import GuardPolicy
 from rtedge.httpserver import install_loop_exception_handler
 from rtedge.identity import Identity
 from rtedge.kiosk import KioskPage
-from rtedge.live.call import LiveCall
 from rtedge.live.conversation import LiveConversation
 from rtedge.live.delegation import DeviceTools, tool_schemas
 from rtedge.live.memory import LiveMemory
-from rtedge.live.signaling import LiveSignaling
 from rtedge.live.signaling import build_session as build_live_session
 from rtedge.live.usage import LiveUsage
 from rtedge.logs import event as log_event
 from rtedge.logs import setup_logging
 from rtedge.protocol.deprecations import model_warnings, shutdown_timestamp
 from rtedge.protocol.server import ServerEvent
-from rtedge.realtime.call import Call
 from rtedge.realtime.continuity import Continuity
 from rtedge.realtime.conversation import Conversation
 from rtedge.realtime.history import History
-from rtedge.realtime.ice import tune_consent, use_host_addresses
 from rtedge.realtime.session_shape import build_session
-from rtedge.realtime.signaling import Signaling
 from rtedge.realtime.supervisor import Supervisor
+from rtedge.rtc.ice import tune_consent, use_host_addresses
 from rtedge.settings import Settings, is_loopback_host
 from rtedge.state import Connection, State
 from rtedge.systemd import Notifier
@@ -110,7 +105,6 @@ class Appliance:
                 self.live_usage,
                 log_transcripts=rt.log_transcripts,
                 run_tool=DeviceTools(self.state),
-                display=self.display,
             )
         else:
             self.session = build_session(rt, want_images=self.display is not None)
@@ -181,8 +175,15 @@ class Appliance:
             header_timeout_s=settings.health.header_timeout_s,
         )
         self.health.add_metrics(self._register_metrics)
-        self._http: aiohttp.ClientSession | None = None
-        self._bad_logged: dict[str, float] = {}
+        self.calls = CallMaker(
+            rt,
+            self.state,
+            self.audio,
+            session=self.session,
+            on_event=self._on_event,
+            live_memory=self.live_memory,
+            on_video=self.display.consume_video if self.display is not None else None,
+        )
         self.supervisor: Supervisor | None = None
 
     def _register_metrics(self, registry: CollectorRegistry) -> None:
@@ -244,59 +245,6 @@ class Appliance:
             self.live_memory.on_event(event)
         self.conversation.on_event(event)
 
-    def _make_call(self) -> Call:
-        assert self._http is not None
-        rt = self.settings.realtime
-        on_video = None
-        if self.display is not None and rt.provider == "rtav":
-            on_video = self.display.consume_video
-        if rt.provider == "live":
-            return LiveCall(
-                rt,
-                LiveSignaling(rt, self._http),
-                mic=self.audio.mic_track(),
-                # a new session takes the conversation so far at creation (session.input)
-                session=build_live_session(
-                    rt, self.live_memory.session_input(), tools=tool_schemas(rt.live.tools)
-                )
-                if self.live_memory is not None
-                else self.session,
-                on_event=self._on_event,
-                on_bad_event=self._bad_event,
-                on_audio=self._play,
-                live_settings=rt.live,
-            )
-        return Call(
-            rt,
-            Signaling(rt, self._http),
-            mic=self.audio.mic_track(),
-            session=self.session,
-            on_event=self._on_event,
-            on_bad_event=self._bad_event,
-            on_audio=self._play,
-            on_video=on_video,
-        )
-
-    async def _play(self, track: MediaStreamTrack) -> None:
-        await self.audio.play(track)
-
-    def _bad_event(self, kind: str, detail: str) -> None:
-        self.state.events_bad[kind] += 1
-        # A storm of bad events must not become a storm of log lines: one per kind per 10 s.
-        now = time.monotonic()
-        if now - self._bad_logged.get(kind, 0.0) >= 10.0:
-            self._bad_logged[kind] = now
-            log_event(
-                log,
-                logging.WARNING,
-                "bad_event",
-                "bad event from the service (%s): %s [%d so far]",
-                kind,
-                detail[:200],
-                self.state.events_bad[kind],
-                kind=kind,
-            )
-
     async def run(self, stop: asyncio.Event) -> None:
         rt = self.settings.realtime
         from urllib.parse import urlsplit
@@ -314,9 +262,9 @@ class Appliance:
             raise StartError(
                 describe_bind_error("health.listen", listen, exc, in_use_hint=hint)
             ) from None
-        self._http = aiohttp.ClientSession()
+        self.calls.http = aiohttp.ClientSession()
         self.supervisor = Supervisor(
-            self._make_call,
+            self.calls.make,
             self.conversation,
             self.state,
             self.settings.reconnect,
@@ -380,8 +328,7 @@ class Appliance:
                 await asyncio.wait_for(step, timeout=SHUTDOWN_BUDGET_S / len(steps))
             except Exception as exc:  # shutdown goes on whatever one part does
                 log_event(log, logging.WARNING, "shutdown_error", "shutdown step failed: %r", exc)
-        if self._http is not None:
-            await self._http.close()
+        await self.calls.aclose()
 
 
 async def _main(settings: Settings) -> int:

@@ -1,5 +1,6 @@
-"""One readable line for a listening socket that cannot be opened, shared by the daemon's health
-endpoint and the peer: which setting or flag, the address, and what usually causes it."""
+"""Listening sockets, shared by the daemon's endpoints, the relay and the peer: ``HOST:PORT``
+parsing, and one readable line for a socket that cannot be opened (which setting or flag, the
+address, and what usually causes it)."""
 
 from __future__ import annotations
 
@@ -26,4 +27,12 @@ def describe_bind_error(setting: str, address: str, exc: OSError, *, in_use_hint
     return f"{setting} {address}: {reason}" + (f" ({hint})" if hint else "")
 
 
-__all__ = ["describe_bind_error"]
+def split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8788`` too) as (host, port); ValueError names the flag."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+__all__ = ["describe_bind_error", "split_listen"]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from rtedge.binderr import split_listen
 from rtedge.httpguard import GuardPolicy
 from rtedge.logs import setup_logging
-from rtedge.peer.cli import split_listen
 from rtedge.relay import TokenBook, create_app
 from rtedge.secretfile import FileProblem, read_secret
 

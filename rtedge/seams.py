@@ -20,7 +20,7 @@ CHECKED: Final[dict[str, tuple[str, ...]]] = {
 SEAMS: Final = (
     (
         "aiortc",
-        "rtedge/realtime/jitter.py",
+        "rtedge/rtc/jitter.py",
         "RTCRtpReceiver's name-mangled __jitter_buffer and __kind (swapped for our buffer)",
     ),
     (
@@ -31,7 +31,7 @@ SEAMS: Final = (
     ),
     (
         "aioice",
-        "rtedge/realtime/ice.py",
+        "rtedge/rtc/ice.py",
         "aioice.ice.get_host_addresses (module global) and Connection.query_consent with its "
         "_nominated, _query_consent_task, build_request, _emit_event (consent by the clock)",
     ),

@@ -1,8 +1,8 @@
 """The one shared picture of the daemon's health, read by /healthz, /status, sd_notify and the LED.
 
 Parts write their own fields on the event loop thread; readers take ``snapshot()``. Listeners are
-told after every ``update()`` (LED patterns, STATUS= lines). Threads must not write here: they
-cross into the loop with ``call_soon_threadsafe`` first.
+told after every ``update()`` (LED patterns, the display's turn, captions, STATUS= lines). Threads
+must not write here: they cross into the loop with ``call_soon_threadsafe`` first.
 """
 
 from __future__ import annotations

@@ -306,7 +306,7 @@ def install_aiortc_hooks(trace: Trace) -> None:
 
     hook_jitter_buffer(jitterbuffer.JitterBuffer, trace)
     try:
-        from rtedge.realtime import jitter
+        from rtedge.rtc import jitter
     except ImportError:  # an rtedge from before it had its own
         return
     hook_jitter_buffer(jitter.AudioJitterBuffer, trace)
@@ -774,7 +774,7 @@ async def connect_bare(calls_url: str, sender: Any, on_track: Callable[[Any], No
     from aiortc import RTCConfiguration, RTCPeerConnection
     from bare_call import offer_and_answer
 
-    from rtedge.realtime.ice import use_host_addresses
+    from rtedge.rtc.ice import use_host_addresses
 
     use_host_addresses(["127.0.0.1"])
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -126,7 +126,6 @@ async def phase(
         p.captions.on_drawn = drawn.append
     await p.start()
     await until(lambda: "display" in state.devices and state.devices["display"].ok)
-    p.set_turn(Turn.SPEAKING)
     state.update(turn=Turn.SPEAKING, transcript_user="what is the weather like")
     voice[0] = clock()
     await asyncio.sleep(0.5)  # warm up: first drawings, first avatar frames
@@ -179,7 +178,7 @@ async def latency(tmp: Path, audio: AudioLoopback, events: int) -> dict[str, Any
     p.captions.on_drawn = drawn.append
     await p.start()
     await until(lambda: "display" in state.devices and state.devices["display"].ok)
-    p.set_turn(Turn.SPEAKING)  # the avatar keeps drawing at 25 fps meanwhile
+    state.update(turn=Turn.SPEAKING)  # the avatar keeps drawing at 25 fps meanwhile
     await until(lambda: bool(drawn))
     fb = np.memmap(device, dtype=np.uint8, mode="r").reshape(H, W, 4)
     renderer = CaptionRenderer(

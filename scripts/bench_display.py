@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rtedge.display.fbdev import FramebufferSink  # noqa: E402
-from rtedge.display.frames import JpegDecoder, JpegPicture  # noqa: E402
+from rtedge.display.frames import JpegPicture  # noqa: E402
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame  # noqa: E402
+from rtedge.media.jpeg import JpegDecoder  # noqa: E402
 from rtedge.settings import DisplaySettings  # noqa: E402
 from rtedge.state import State, Turn  # noqa: E402
 
@@ -168,7 +169,7 @@ class AudioLoopback:
     async def start(self) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
-        from rtedge.realtime.ice import use_host_addresses
+        from rtedge.rtc.ice import use_host_addresses
 
         use_host_addresses(["127.0.0.1"])
         self.a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -230,7 +231,7 @@ async def bench_sustained(tmp: Path, jpegs: list[bytes], seconds: float) -> dict
     out: dict[str, Any] = {}
 
     # Phase 0: the audio call alone (display idle, avatar not drawing): the CPU baseline.
-    p.set_turn(Turn.IDLE)
+    p.state.update(turn=Turn.IDLE)
     audio0, cpu0, w0 = audio.frames, time.process_time(), clock()
     await asyncio.sleep(seconds / 2)
     wall = clock() - w0
@@ -268,7 +269,7 @@ async def bench_sustained(tmp: Path, jpegs: list[bytes], seconds: float) -> dict
     onset[0] = None
     p.on_response_done("bench")
     await asyncio.sleep(0.7)  # avatar_resume_s passes
-    p.set_turn(Turn.SPEAKING)
+    p.state.update(turn=Turn.SPEAKING)
     onset[0] = clock()
     start = len(shown)
     audio0, cpu0, w0 = audio.frames, time.process_time(), clock()

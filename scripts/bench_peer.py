@@ -62,7 +62,7 @@ async def worker_main(url: str) -> None:
     from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 
-    from rtedge.realtime.ice import use_host_addresses
+    from rtedge.rtc.ice import use_host_addresses
 
     use_host_addresses(["127.0.0.1"])
     t = np.arange(RATE) / RATE

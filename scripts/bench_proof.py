@@ -92,7 +92,7 @@ async def bare_connect(calls_url: str) -> float:
 async def bare_main(calls_url: str, cycles: int, every: int) -> dict[str, Any]:
     import os
 
-    from rtedge.realtime.ice import use_host_addresses
+    from rtedge.rtc.ice import use_host_addresses
 
     use_host_addresses(["127.0.0.1"])
     times: list[float] = []

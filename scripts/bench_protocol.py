@@ -85,7 +85,7 @@ async def bare_main(calls_url: str, seconds: float) -> dict[str, Any]:
     from aiortc.mediastreams import AudioStreamTrack
     from bare_call import offer_and_answer
 
-    from rtedge.realtime.ice import use_host_addresses
+    from rtedge.rtc.ice import use_host_addresses
 
     use_host_addresses(["127.0.0.1"])
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -30,7 +30,7 @@ def test_every_library_with_a_seam_is_listed() -> None:
 async def test_the_aiortc_receiver_still_has_the_attributes_the_jitter_seam_swaps() -> None:
     from aiortc.jitterbuffer import JitterBuffer
 
-    from rtedge.realtime import jitter
+    from rtedge.rtc import jitter
 
     pc = RTCPeerConnection()
     try:

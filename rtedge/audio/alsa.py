@@ -24,10 +24,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rtedge.audio.dsp import SILENCE_RMS, Converter, Int16Array, Rechunker, apply_gain, rms
 from rtedge.audio.echo import ReferenceTap
 from rtedge.backoff import Backoff
 from rtedge.logs import event as log_event
+from rtedge.media.dsp import SILENCE_RMS, Converter, Int16Array, Rechunker, apply_gain, rms
 from rtedge.systemd import try_realtime
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from rtedge.audio.dsp import Int16Array
+from rtedge.media.dsp import Int16Array
 
 #: Far-end blocks quieter than this (RMS, 0..1) carry no echo worth measuring ERLE on.
 FAR_ACTIVE_RMS = 0.003

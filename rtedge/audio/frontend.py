@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from rtedge.audio.dsp import WEBRTC_RATE, Converter, Int16Array, Rechunker, rms
 from rtedge.audio.echo import Aligner, EchoCanceller, ReferenceTap
 from rtedge.audio.handsfree_gate import GateConfig, GateEvent, WakeGate
 from rtedge.audio.linear_aec import LinearEchoCanceller
 from rtedge.audio.wake import BLOCK as WAKE_BLOCK
 from rtedge.audio.wake import WAKE_RATE, WakeWord
+from rtedge.media.dsp import WEBRTC_RATE, Converter, Int16Array, Rechunker, rms
 from rtedge.settings import AudioSettings
 from rtedge.settings_handsfree import WakeSettings
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from rtedge.audio.dsp import Int16Array
+from rtedge.media.dsp import Int16Array
 
 Complex = npt.NDArray[np.complex128]
 Float = npt.NDArray[np.float64]

@@ -8,16 +8,12 @@ mic track hands aiortc finished packets, which its sender only packetizes.
 
 from __future__ import annotations
 
-import fractions
-from typing import Any, Final
+from typing import Any
 
 import av
 import numpy as np
 
-from rtedge.audio.dsp import WEBRTC_RATE, Int16Array
-
-FRAME_SAMPLES: Final = 960  # 20 ms at 48 kHz: one packet
-TIME_BASE: Final = fractions.Fraction(1, WEBRTC_RATE)
+from rtedge.media.dsp import FRAME_SAMPLES, TIME_BASE, WEBRTC_RATE, Int16Array
 
 
 class MicEncoder:

@@ -12,8 +12,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from rtedge.audio.dsp import SILENCE_RMS, WEBRTC_RATE, Converter, rms
-from rtedge.audio.opus import FRAME_SAMPLES, TIME_BASE
+from rtedge.media.dsp import FRAME_SAMPLES, SILENCE_RMS, TIME_BASE, WEBRTC_RATE, Converter, rms
 
 log = logging.getLogger(__name__)
 

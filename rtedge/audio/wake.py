@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rtedge.audio.dsp import Int16Array
+from rtedge.media.dsp import Int16Array
 from rtedge.settings_handsfree import BUNDLED_WAKE_MODELS, WakeSettings
 
 WAKE_RATE = 16000

@@ -1,4 +1,6 @@
-"""Hands-free turns on the event loop: what the capture thread's gate events do to the
+"""Hands-free turns: what the capture thread's gate events do to the conversation.
+
+Hands-free turns on the event loop: what the capture thread's gate events do to the
 conversation (start a turn, send it, drop a false wake, barge in), the follow-up window after
 a reply, the button beside it, and the front end's figures for ``/status`` and ``/metrics``."""
 

@@ -1,7 +1,8 @@
 """Push-to-talk: a gpiozero ``Button`` (and the HTTP press/release) -> asyncio callbacks.
 
 Edges from the button arrive on gpiozero's thread (on mock pins: the caller's thread) and
-cross into the event loop with ``call_soon_threadsafe``; everything else runs on the loop.
+cross into the event loop with ``call_soon_threadsafe``; everything else runs on the loop. Its
+timers run on ``timers`` (the loop's; unit tests inject synthetic time, rtedge.timers).
 
 A press counts once the button has been down ``min_press_ms`` without a break: taps, noise and
 chatter (say 50 presses in a second) never reach ``on_press``. Once a press counted, contact
@@ -28,6 +29,7 @@ from typing import Any
 
 from rtedge.settings import PttSettings
 from rtedge.state import State
+from rtedge.timers import LoopTimers, Timer, Timers
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +45,24 @@ class PushToTalk:
         pin_factory: Any = None,
         state: State | None = None,
         on_long_press: Callable[[], None] | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.settings = settings
         self._state = state  # where a missing button shows (/healthz), when given
         self._on_press = on_press
         self._on_release = on_release
         self._loop = loop
+        self._timers: Timers = timers if timers is not None else LoopTimers()
         self._pin_factory = pin_factory
         self.button: Any = None
         self._down = False  # raw (debounced by us) contact state
-        self._confirm: asyncio.TimerHandle | None = None
-        self._release: asyncio.TimerHandle | None = None
+        self._confirm: Timer | None = None
+        self._release: Timer | None = None
         self._held = False  # a counted press is in effect (hold) / talking (toggle)
         self._latched = False  # toggle: this physical press already toggled
-        self._expire: asyncio.TimerHandle | None = None
+        self._expire: Timer | None = None
         self._on_long_press = on_long_press
-        self._long: asyncio.TimerHandle | None = None
+        self._long: Timer | None = None
         self.long_presses = 0
         self._via_http = False  # the press in effect came over HTTP (it has no long press)
         self.presses = 0
@@ -171,11 +175,11 @@ class PushToTalk:
     def _turn(self) -> str | None:
         return self._state.turn.value if self._state is not None else None
 
-    def _edge_down(self, *_: Any) -> None:  # gpiozero thread
-        self._post(self._down_edge)
+    def _edge_down(self, *_: Any) -> None:  # gpiozero thread (mock pins: the caller's)
+        self._dispatch(self._down_edge)
 
-    def _edge_up(self, *_: Any) -> None:  # gpiozero thread
-        self._post(self._up_edge)
+    def _edge_up(self, *_: Any) -> None:  # gpiozero thread (mock pins: the caller's)
+        self._dispatch(self._up_edge)
 
     def _post(self, fn: Callable[[], None]) -> None:
         loop = self._loop
@@ -210,9 +214,7 @@ class PushToTalk:
             self._release.cancel()
             self._release = None
             return
-        loop = self._loop
-        assert loop is not None
-        self._confirm = loop.call_later(self.settings.min_press_ms / 1000, self._confirmed)
+        self._confirm = self._timers.call_later(self.settings.min_press_ms / 1000, self._confirmed)
 
     def _up_edge(self, bounce: bool = True) -> None:
         if not self._down:
@@ -228,13 +230,11 @@ class PushToTalk:
             self.ignored += 1
             return
         if self._held or self._latched:
-            loop = self._loop
-            assert loop is not None
             delay = self.settings.bounce_ms / 1000 if bounce else 0.0
             if delay <= 0:
                 self._released()
             else:
-                self._release = loop.call_later(delay, self._released)
+                self._release = self._timers.call_later(delay, self._released)
 
     def _confirmed(self) -> None:
         self._confirm = None
@@ -243,10 +243,8 @@ class PushToTalk:
         self.presses += 1
         long_s = self.settings.forget_press_s
         if long_s is not None and self._on_long_press is not None and not self._via_http:
-            loop = self._loop
-            assert loop is not None
             after = max(0.0, long_s - self.settings.min_press_ms / 1000)
-            self._long = loop.call_later(after, self._long_pressed)
+            self._long = self._timers.call_later(after, self._long_pressed)
         if self.settings.mode == "toggle":
             self._latched = True
             if self._held:
@@ -291,9 +289,7 @@ class PushToTalk:
     def _arm_expiry(self) -> None:
         if self._expire is not None:
             self._expire.cancel()
-        loop = self._loop
-        assert loop is not None
-        self._expire = loop.call_later(self.settings.max_hold_s, self._expired)
+        self._expire = self._timers.call_later(self.settings.max_hold_s, self._expired)
 
     def _expired(self) -> None:
         self._expire = None

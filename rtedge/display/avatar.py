@@ -12,6 +12,7 @@ import math
 from collections.abc import Hashable
 
 from rtedge.display.sprites import Art
+from rtedge.media.dsp import level_dbfs
 from rtedge.state import Turn
 
 
@@ -37,7 +38,7 @@ class MouthFollower:
     def target(self, level: float) -> float:
         if level <= 0.0 or not math.isfinite(level):
             return 0.0
-        db = 20.0 * math.log10(level)
+        db = level_dbfs(level)
         return min(max((db - self.floor_db) / (self.full_db - self.floor_db), 0.0), 1.0)
 
     def update(self, level: float) -> float:

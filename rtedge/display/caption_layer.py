@@ -13,9 +13,9 @@ from typing import Protocol
 
 from rtedge.display.caption_render import CaptionRenderer
 from rtedge.display.captions import CaptionPacer, CaptionView
-from rtedge.display.frames import Pixels
 from rtedge.display.geometry import DisplayError, FbGeometry
 from rtedge.display.presenter import Presenter
+from rtedge.media.jpeg import Pixels
 from rtedge.settings import DisplaySettings
 from rtedge.state import State, Turn
 

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont, features
 
 from rtedge.display import palette
 from rtedge.display.captions import CaptionView
-from rtedge.display.frames import Pixels
+from rtedge.media.jpeg import Pixels
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from rtedge.display.frames import (
-    JpegDecoder,
-    JpegPicture,
-    Picture,
-    Pixels,
-    RgbPicture,
-    Scaler,
-    to_frame,
-)
+from rtedge.display.frames import JpegPicture, Picture, RgbPicture, Scaler, to_frame
 from rtedge.display.geometry import DisplayError, FbGeometry, Rect, read_geometry
+from rtedge.media.jpeg import JpegDecoder, Pixels
 
 # Black in each layout. The 32 bpp X byte is set like the scaler sets alpha, so bars and picture
 # agree on drivers that do honour it.

@@ -24,13 +24,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from rtedge.display.frames import (
-    JpegDecoder,
-    JpegEncoder,
-    JpegPicture,
-    Picture,
-    to_frame,
-)
+from rtedge.display.frames import JpegPicture, Picture, to_frame
+from rtedge.media.jpeg import JpegDecoder, JpegEncoder
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""When a frame is due on the audio playback clock, and the wait-prepare-show step shared by the
+"""Display pacing: when each frame is due on the audio clock, and the wait-prepare-show step.
+
+When a frame is due on the audio playback clock, and the wait-prepare-show step shared by the
 service and video sources.
 
 Service frames (rtAV JPEG events): frame i of a response is due at ``anchor + i / fps``, where the
@@ -31,15 +33,14 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 import av
 
 from rtedge.display.frames import Picture
-from rtedge.display.presenter import Presenter
 
 RTP_VIDEO_TIME_BASE = Fraction(1, 90000)
 
@@ -250,8 +251,16 @@ class Outcome(StrEnum):
 DueFn = Callable[[], Due]
 
 
+class Shows(Protocol):
+    """The display thread's two steps (rtedge.display.presenter.Presenter)."""
+
+    async def prepare(self, pic: Picture) -> tuple[bool, Any]: ...
+
+    async def show(self, prepared: Any) -> bool: ...
+
+
 async def present_paced(
-    presenter: Presenter,
+    presenter: Shows,
     pic: Picture,
     due_fn: DueFn,
     clock: Callable[[], float],
@@ -259,13 +268,15 @@ async def present_paced(
     period: float,
     lead_s: float = 0.06,
     poll_s: float = 0.01,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> tuple[Outcome, float | None, float | None]:
     """Wait until the frame is nearly due (``due_fn`` None means not anchored yet), prepare it
     on the display thread, wait until due, show it. Early frames wait; a frame more than one
     ``period`` behind is dropped. Returns (outcome, due, clock when shown).
 
     Waits are sliced to ``poll_s``: the anchor may move while waiting (an audio underrun), and the
-    audio clock need not run at exactly the loop clock's rate.
+    audio clock need not run at exactly the loop clock's rate. ``clock`` and ``sleep`` are the
+    audio clock and the loop's sleep; unit tests give a synthetic pair.
     """
     prepared: Any = None
     have = False
@@ -275,7 +286,7 @@ async def present_paced(
         if isinstance(due, Ended):
             return Outcome.ENDED, None, None
         if due is None:
-            await asyncio.sleep(poll_s)
+            await sleep(poll_s)
             continue
         if now - due > period:
             return Outcome.LATE, due, None
@@ -287,7 +298,7 @@ async def present_paced(
             continue  # preparing took time: look at the clock again
         if have and now >= due - 0.0005:
             break
-        await asyncio.sleep(min(max(due - now - (lead_s if not have else 0.0), 0.0), poll_s))
+        await sleep(min(max(due - now - (lead_s if not have else 0.0), 0.0), poll_s))
     if not await presenter.show(prepared):
         return Outcome.DOWN, due, None
     return Outcome.SHOWN, due, clock()

@@ -1,4 +1,6 @@
-"""The avatar display as the rest of rtedge sees it: frames in (rtAV JPEG events, an RTP video
+"""The display pipeline: frames in, the local avatar, pacing, the sink; follows the turn in State.
+
+The avatar display as the rest of rtedge sees it: frames in (rtAV JPEG events, an RTP video
 track), the local avatar when there are none, paced to the audio playback clock and shown on the
 configured sink. Everything here runs on the event loop and never blocks it: decode, scaling and
 device writes happen on the display thread (presenter.py).
@@ -110,6 +112,9 @@ class DisplayPipeline:
         self._anon = 0  # frames without a response id share a timeline until its done event
         self._turn = Turn.IDLE
         self._speaking_since: float | None = None
+        # The turn comes from State, as the LED's does: the conversation only writes it there.
+        self._followed = state.turn
+        state.subscribe(self._on_state)
         self._avatar = (
             LocalAvatar(load_art(settings.avatar_dir, avatar_size))
             if settings.local_avatar
@@ -162,9 +167,15 @@ class DisplayPipeline:
         if isinstance(self.sink, MjpegSink):
             self.sink.add_routes(app)
 
-    def set_turn(self, turn: Turn) -> None:
-        """The conversation's turn: the local avatar's look; and LISTENING (the user pressed to
-        talk, or barged in) ends every response's pending frames, as its audio was flushed."""
+    def _on_state(self, state: State) -> None:
+        if state.turn is not self._followed:  # listeners hear every update; act on a new turn
+            self._followed = state.turn
+            self._follow_turn(state.turn)
+
+    def _follow_turn(self, turn: Turn) -> None:
+        """The conversation's turn (followed from State): the local avatar's look; and LISTENING
+        (the user pressed to talk, or barged in) ends every response's pending frames, as its
+        audio was flushed."""
         if turn is Turn.SPEAKING and self._turn is not Turn.SPEAKING:
             # output_audio_buffer.started: a response's audio begins to arrive now.
             self._speaking_since = self._clock()

@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rtedge.backoff import Backoff
-from rtedge.display.frames import BadFrame, Picture
+from rtedge.display.frames import Picture
 from rtedge.display.geometry import DisplayError
 from rtedge.display.sinks import Sink
+from rtedge.media.jpeg import BadFrame
 from rtedge.state import State
 
 log = logging.getLogger(__name__)

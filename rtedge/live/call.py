@@ -1,4 +1,6 @@
-"""One GPT-Live call: the Realtime call's WebRTC parts, plus the Live session's life: wait for
+"""One GPT-Live call: the Realtime call's WebRTC parts plus the Live session's life.
+
+One GPT-Live call: the Realtime call's WebRTC parts, plus the Live session's life: wait for
 ``session.started`` (startup timeout), note ``expires_at`` (the supervisor rotates ahead of it:
 rtedge.realtime.handover), end with ``session.close`` and wait for ``session.closed``, and sort
 every close reason the service gives."""

@@ -11,7 +11,6 @@ rtedge.live.delegation.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
@@ -20,7 +19,9 @@ from rtedge.live.delegation import LiveDelegation, ToolRunner
 from rtedge.live.usage import LiveUsage
 from rtedge.logs import event as log_event
 from rtedge.protocol.server import ServerEvent
+from rtedge.realtime.turnkeeper import TurnKeeper
 from rtedge.state import State, Turn
+from rtedge.timers import Timers
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,9 @@ class LiveAudio(Protocol):
     def earcon(self, name: Literal["press", "release"]) -> None: ...
 
 
-class TurnSink(Protocol):
-    def set_turn(self, turn: Turn) -> None: ...
+class LiveConversation(TurnKeeper):
+    _log = log
 
-
-class LiveConversation:
     def __init__(
         self,
         state: State,
@@ -51,25 +50,22 @@ class LiveConversation:
         *,
         log_transcripts: bool = True,
         run_tool: ToolRunner | None = None,
-        display: TurnSink | None = None,
         on_reply_end: Callable[[], None] | None = None,
+        timers: Timers | None = None,
     ) -> None:
-        self._display = display
+        super().__init__(state, audio, timers)
         self.on_reply_end = on_reply_end  # the conversation memory records the turn
-        self._state = state
         self._audio = audio
         self.usage = usage
         self._log_transcripts = log_transcripts
         self.delegation = LiveDelegation(state, self._command, run_tool)
         self._send: Sender | None = None
         self._seq = 0
-        self.held = False
         self.voice = False
         self.muted: bool | None = None  # as acknowledged by the service
         self.pending: dict[str, str] = {}  # client_event_id -> command type, until acked
         self._user_text: list[str] = []
         self._assistant_text: list[str] = []
-        self.turn_since = time.monotonic()
         self.tools_pending = 0
         self._reply_open = False
         audio.talking = False
@@ -117,11 +113,8 @@ class LiveConversation:
 
     # -- push-to-talk ------------------------------------------------------------------------
     def press(self) -> None:
-        if self.held:
+        if not self._button(True):
             return
-        self.held = True
-        self._state.update(ptt_held=True)
-        self._audio.earcon("press")
         if self.voice:
             log_event(log, logging.INFO, "barge_in", "barge-in: reply cut by a press")
         # What is audible stops now; what is in flight is held until release and quiet.
@@ -136,11 +129,8 @@ class LiveConversation:
             log.warning("push-to-talk pressed while not connected: speech will not be sent")
 
     def release(self) -> None:
-        if not self.held:
+        if not self._button(False):
             return
-        self.held = False
-        self._state.update(ptt_held=False)
-        self._audio.earcon("release")
         self._audio.talking = False
         self._audio.hold_output(False)
         self._set_mute(True)
@@ -234,31 +224,14 @@ class LiveConversation:
         command = self.pending.pop(eid, None) if eid else None
         self.delegation.on_error(eid)
         code = lev.text(event, "error", "code") or "unknown"
-        message = (lev.text(event, "error", "message") or "")[:200]
-        log_event(
-            log,
-            logging.WARNING,
-            "service_error",
-            "service error %s%s: %s",
-            code,
-            f" (to {command})" if command else "",
-            message,
-            code=code,
-        )
+        message = lev.text(event, "error", "message")
+        self._log_service_error(code, f" (to {command})" if command else "", message)
 
     def _on_delegation(self, event: ServerEvent) -> None:
         self.delegation.on_created(event)
 
     def _on_response_event(self, event: ServerEvent) -> None:
         self.delegation.on_response_event(event)
-
-    def _set_turn(self, turn: Turn) -> None:
-        if self._state.turn is not turn:
-            self.turn_since = time.monotonic()
-            self._state.update(turn=turn)
-            log_event(log, logging.INFO, "turn_state", "turn: %s", turn.value, turn=turn.value)
-            if self._display is not None:
-                self._display.set_turn(turn)
 
 
 _HANDLERS: dict[str, Callable[[LiveConversation, ServerEvent], None]] = {

@@ -1,5 +1,7 @@
-"""Tolerant decoding of what a GPT-Live service sends: the type, the id, and the fields rtedge
-acts on when they are well-formed (anything else about an event is ignored)."""
+"""Tolerant decoding of GPT-Live events: the type, the id and the fields rtedge acts on.
+
+A field is taken when it is well-formed; anything else about an event is ignored.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""GPT-Live's side of the conversation memory: its transcript deltas made into finished turns of
+"""GPT-Live's side of the conversation memory: transcript deltas made into turns, and back.
+
+GPT-Live's side of the conversation memory: its transcript deltas made into finished turns of
 the shared History, and the history handed to each new session as ``session.input``.
 
 Live has no done events and no response ids, so the turn boundaries are the device's own: a

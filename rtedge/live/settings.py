@@ -1,5 +1,7 @@
-"""``[realtime.live]``: the settings only GPT-Live has, and which ``[realtime]`` settings do not
-apply to it (``rtedge check`` names them and exits 78)."""
+"""``[realtime.live]``: the settings only GPT-Live has, and the ones that do not apply to it.
+
+``rtedge check`` names the ``[realtime]`` settings that do not apply to GPT-Live and exits 78.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""GPT-Live signaling: the JSON create request (``POST /v1/live/sessions``, project key only, 201
+"""GPT-Live signaling: the JSON create request and its answer.
+
+GPT-Live signaling: the JSON create request (``POST /v1/live/sessions``, project key only, 201
 JSON answer) and what it carries. Failures are sorted as for the Realtime API (signaling.py)."""
 
 from __future__ import annotations

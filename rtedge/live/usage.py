@@ -1,5 +1,8 @@
-"""What a GPT-Live session costs, from ``session.usage.updated`` (cumulative snapshots: the
-latest wins), exported to /metrics for a fleet owner (collector: ``rtedge.live.usage_metrics``)."""
+"""What a GPT-Live session costs, from ``session.usage.updated``.
+
+Cumulative snapshots (the latest wins), exported to /metrics for a fleet owner (collector:
+``rtedge.live.usage_metrics``).
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-RATE: Final = 48_000
+from rtedge.media.dsp import WEBRTC_RATE, dbfs
+
+RATE: Final = WEBRTC_RATE  # kept at the rate it arrives in
 SAMPLES_PER_MS: Final = RATE // 1000
 MIN_COMMIT_MS: Final = 100
 #: A received frame louder than this (-60 dBFS RMS) carries sound; Opus's digital silence is
@@ -39,14 +41,6 @@ def downmix(frame: av.AudioFrame) -> Pcm:
         samples = arr.reshape(-1, channels).astype(np.int32)
         mono = samples.mean(axis=1)
     return np.asarray(mono, dtype=np.int16)
-
-
-def dbfs(pcm: Pcm) -> float:
-    """RMS level in dB relative to full scale (-120 for digital silence)."""
-    if pcm.size == 0:
-        return -120.0
-    rms = float(np.sqrt(np.mean(np.square(pcm.astype(np.float64))))) / 32768.0
-    return max(-120.0, 20.0 * float(np.log10(rms + 1e-12)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +116,14 @@ class InputAudio:
         if self._offset_s is None:
             return None
         return int((t - self._offset_s) * 1000)
+
+    def idle_start(self, ended_at: float, received_ms: int) -> int:
+        """Where an idle timer that started at local time ``ended_at`` (when ``received_ms`` of
+        input had arrived) starts on the input timeline. That can be past the audio received by
+        then (held up by a busy client, or by this process: it arrives in a burst later);
+        counting from what had arrived would fire early."""
+        at = self.position_at(ended_at)
+        return received_ms if at is None else max(received_ms, at)
 
     @property
     def buffered_ms(self) -> float:

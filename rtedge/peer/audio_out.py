@@ -7,13 +7,14 @@ clearing the queue takes effect on the very next frame: within 20 ms.
 
 Responses queue their audio as ``Playout``s; the track reports when a playout starts and when it
 has drained, which is when the session sends ``output_audio_buffer.started`` / ``stopped``.
+``LiveOutput`` is the GPT-Live session's track.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,12 +25,10 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from rtedge.peer.audio_in import Pcm
+from rtedge.media.dsp import FRAME_SAMPLES, TIME_BASE
+from rtedge.peer.audio_in import RATE, Pcm
 
-RATE: Final = 48_000
-FRAME_SAMPLES: Final = 960  # 20 ms
 FRAME_S: Final = FRAME_SAMPLES / RATE
-TIME_BASE: Final = fractions.Fraction(1, RATE)
 LIVE_MAX_FRAMES: Final = 5  # loopback jitter buffer: 100 ms, oldest dropped beyond
 #: A frame sent this much after its due time counts as late: three frames, more than a receiver's
 #: jitter buffer absorbs without a gap. (Smaller delays are scheduling noise, caught up at once.)
@@ -229,3 +228,17 @@ class OutputTrack(MediaStreamTrack):
             callback(playout)
         except Exception:
             log.exception("output audio callback failed")
+
+
+class LiveOutput(OutputTrack):
+    """The outgoing track, which also notes when it last sent a voiced frame (to measure how
+    fast the peer yields to a user who speaks over it)."""
+
+    last_voiced_at: float = 0.0
+
+    def _next_pcm(self) -> Pcm:
+        before = self.voiced_frames_out
+        pcm = super()._next_pcm()
+        if self.voiced_frames_out != before:
+            self.last_voiced_at = time.monotonic()
+        return pcm

@@ -1,5 +1,5 @@
-"""rtAV-style avatar frames: a drawn face whose mouth opens with the loudness of the audio being
-sent, encoded as JPEG with PyAV's mjpeg encoder.
+"""rtAV-style avatar frames: the built-in face (rtedge.media.face, in the peer's own colours) whose
+mouth opens with the loudness of the audio being sent, encoded as JPEG (rtedge.media.jpeg).
 
 A frame depends only on (mouth opening, eyes open), and the opening is quantized to
 ``MOUTH_LEVELS`` steps, so each distinct frame is encoded once per process and then reused: the
@@ -9,30 +9,28 @@ event loop never spends more than one small encode per new level, however many c
 from __future__ import annotations
 
 import base64
-import fractions
-import math
 from typing import Final
 
-import av
-import numpy as np
-import numpy.typing as npt
+from rtedge.media.dsp import level_dbfs
+from rtedge.media.face import SPEAKING, BuiltinFace, Palette
+from rtedge.media.jpeg import JpegEncoder, rgb_frame
 
 MOUTH_LEVELS: Final = 16
 SILENT_DB: Final = -50.0  # at or below: mouth closed
 LOUD_DB: Final = -12.0  # at or above: mouth fully open
-_SKIN: Final = (236, 196, 160)
-_BACKGROUND: Final = (40, 70, 110)
-_DARK: Final = (25, 10, 10)
+#: A service's face, told apart from the device's own avatar at a glance: a blue background, and
+#: a dark mouth (what tests count as "mouth" pixels in the peer's frames).
+PALETTE: Final = Palette(background=(40, 70, 110), pupil=(25, 10, 10), mouth=(25, 10, 10))
 
 
 def mouth_level(rms: float) -> int:
     """Quantized mouth opening 0..MOUTH_LEVELS-1 for an RMS level (0..1 of full scale)."""
-    db = 20.0 * math.log10(rms + 1e-9)
-    frac = (db - SILENT_DB) / (LOUD_DB - SILENT_DB)
+    frac = (level_dbfs(rms) - SILENT_DB) / (LOUD_DB - SILENT_DB)
     return int(round(min(1.0, max(0.0, frac)) * (MOUTH_LEVELS - 1)))
 
 
 _cache: dict[tuple[int, int, bool], str] = {}
+_faces: dict[int, BuiltinFace] = {}
 
 
 def cached_frame(size: int, level: int, eyes_open: bool = True) -> str | None:
@@ -45,44 +43,17 @@ def render_frame(size: int, level: int, eyes_open: bool = True) -> str:
     key = (size, _clamp(level), eyes_open)
     found = _cache.get(key)
     if found is None:
-        rgb = draw_face(size, key[1] / (MOUTH_LEVELS - 1), eyes_open)
-        found = base64.b64encode(encode_jpeg(rgb)).decode("ascii")
+        face = _faces.get(size)
+        if face is None:  # two executor threads may both build one: the same, and harmless
+            face = _faces.setdefault(size, BuiltinFace(size, PALETTE))
+        rgb = face.draw(SPEAKING, key[1] / (MOUTH_LEVELS - 1), blink=not eyes_open)
+        # An encoder per frame: executor threads may encode at once, and a codec context is not
+        # thread-safe; frames are encoded once per process anyway.
+        jpeg = JpegEncoder(quality=5).encode(rgb_frame(rgb))
+        found = base64.b64encode(jpeg).decode("ascii")
         _cache[key] = found  # bounded: sizes x MOUTH_LEVELS x 2 entries
     return found
 
 
 def _clamp(level: int) -> int:
     return max(0, min(MOUTH_LEVELS - 1, level))
-
-
-def draw_face(size: int, opening: float, eyes_open: bool) -> npt.NDArray[np.uint8]:
-    """RGB image: round face, two eyes, a dark mouth ``opening`` (0..1) of its full height."""
-    img = np.empty((size, size, 3), dtype=np.uint8)
-    img[:] = _BACKGROUND
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    face = (xx - 0.5) ** 2 + (yy - 0.5) ** 2 <= 0.42**2
-    img[face] = _SKIN
-    for ex in (0.36, 0.64):
-        if eyes_open:
-            eye = ((xx - ex) / 0.05) ** 2 + ((yy - 0.4) / 0.06) ** 2 <= 1.0
-        else:
-            eye = (np.abs(xx - ex) <= 0.05) & (np.abs(yy - 0.4) <= 0.008)
-        img[eye] = _DARK
-    half_h = 0.01 + 0.11 * opening  # a closed mouth is a thin line
-    mouth = ((xx - 0.5) / 0.14) ** 2 + ((yy - 0.68) / half_h) ** 2 <= 1.0
-    img[mouth] = _DARK
-    return img
-
-
-def encode_jpeg(rgb: npt.NDArray[np.uint8], quality: int = 5) -> bytes:
-    """One JPEG via PyAV's mjpeg encoder (``quality`` is its qscale: 2 best .. 31 worst)."""
-    height, width = rgb.shape[:2]
-    codec = av.CodecContext.create("mjpeg", "w")
-    codec.width = width
-    codec.height = height
-    codec.pix_fmt = "yuvj420p"
-    codec.time_base = fractions.Fraction(1, 25)  # required by the encoder; unused for stills
-    codec.options = {"qmin": str(quality), "qmax": str(quality)}
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
-    packets = codec.encode(frame) + codec.encode(None)
-    return b"".join(bytes(p) for p in packets)

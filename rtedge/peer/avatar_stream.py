@@ -14,6 +14,7 @@ from typing import Any
 from rtedge.peer import avatar
 
 Send = Callable[[dict[str, Any]], None]
+#: How a call starts a task it owns (cancelled when the call closes): ``Call.spawn``.
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
 BLINK_EVERY_S = 3.0

@@ -15,7 +15,7 @@ from typing import Final
 
 from aiohttp import web
 
-from rtedge.binderr import describe_bind_error
+from rtedge.binderr import describe_bind_error, split_listen
 from rtedge.logs import setup_logging
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.httputil import is_loopback
@@ -104,13 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level (default INFO)",
     )
-
-
-def split_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 def config_from_args(args: argparse.Namespace) -> PeerConfig:

@@ -13,8 +13,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from rtedge.peer import sessionconf, wire
-from rtedge.peer.call import Call, InvalidOffer
+from rtedge.peer.call import Call
 from rtedge.peer.httputil import ApiError, read_json
+from rtedge.peer.offer import InvalidOffer
 from rtedge.peer.server import PEER, Peer, _auth, _http_fault
 from rtedge.protocol.strict_live import create_adapter
 

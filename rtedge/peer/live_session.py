@@ -16,13 +16,13 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from rtedge.peer import brain, inbound, wire
-from rtedge.peer.audio_in import SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
-from rtedge.peer.audio_out import RATE, OutputTrack, Playout
+from rtedge.peer.audio_in import RATE, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
+from rtedge.peer.audio_out import LiveOutput, Playout
+from rtedge.peer.avatar_stream import Spawn
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.live_tools import Delegations
 from rtedge.peer.loose import Misbehaviour
 from rtedge.peer.record import CallRecord
-from rtedge.peer.session import Spawn
 from rtedge.peer.sessionconf import SessionError
 from rtedge.peer.voice import Voice
 from rtedge.protocol.live_catalog import CLIENT_EVENT_TYPES
@@ -37,20 +37,6 @@ CLOSE_DRAIN_S: Final = 10.0  # an active reply may finish before session.closed
 _AFTER_CLOSE_OK: Final = frozenset({"session.close"})
 
 log = logging.getLogger(__name__)
-
-
-class LiveOutput(OutputTrack):
-    """The outgoing track, which also notes when it last sent a voiced frame (to measure how
-    fast the peer yields to a user who speaks over it)."""
-
-    last_voiced_at: float = 0.0
-
-    def _next_pcm(self) -> Pcm:
-        before = self.voiced_frames_out
-        pcm = super()._next_pcm()
-        if self.voiced_frames_out != before:
-            self.last_voiced_at = time.monotonic()
-        return pcm
 
 
 class LiveSession:

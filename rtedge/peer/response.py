@@ -15,21 +15,40 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from rtedge.peer import brain, sessionconf, wire
 from rtedge.peer.audio_in import RATE, Pcm
 from rtedge.peer.audio_out import Playout
-from rtedge.peer.voice import word_times
-
-if TYPE_CHECKING:
-    from rtedge.peer.session import Session
+from rtedge.peer.config import PeerConfig
+from rtedge.peer.items import Conversation
+from rtedge.peer.record import CallRecord
+from rtedge.peer.voice import Voice, word_times
 
 JsonDict = dict[str, Any]
 CHUNK_SAMPLES: Final = RATE // 10  # audio is handed to the track 100 ms at a time
 TEXT_DELTA_GAP_S: Final = 0.005  # text and argument deltas stream, they do not arrive as one
 
 log = logging.getLogger(__name__)
+
+
+class ResponseHost(Protocol):
+    """What a response needs from its session (``Session`` is one): the settings it answers
+    with, the conversation it reads and adds to, and where its events and audio go."""
+
+    @property
+    def config(self) -> PeerConfig: ...
+    @property
+    def effective(self) -> JsonDict: ...
+    @property
+    def voice(self) -> Voice: ...
+    @property
+    def record(self) -> CallRecord: ...
+    @property
+    def items(self) -> Conversation: ...
+    def send(self, event: JsonDict) -> None: ...
+    def start_playout(self, playout: Playout) -> None: ...
+    def response_finished(self, run: ResponseRun) -> None: ...
 
 
 @dataclass(slots=True)
@@ -45,7 +64,7 @@ class Plan:
 
 
 class ResponseRun:
-    def __init__(self, session: Session, params: JsonDict) -> None:
+    def __init__(self, session: ResponseHost, params: JsonDict) -> None:
         self.s = session
         self.params = params
         self.id = wire.new_id("resp")
@@ -73,26 +92,26 @@ class ResponseRun:
     def make_plan(self) -> Plan:
         """Choose the reply from the conversation (or ``response.input``) without any model."""
         s = self.s
-        context: list[JsonDict] = list(s.conversation.values()) if self.in_conversation else []
+        context: list[JsonDict] = s.items.values() if self.in_conversation else []
         context += [i for i in self.params.get("input") or [] if isinstance(i, dict)]
         last = context[-1] if context else None
-        in_text, in_audio = _input_tokens(context, s.user_audio_ms)
+        in_text, in_audio = _input_tokens(context, s.items.user_audio_ms)
         plan: Plan
         said = brain.instructed(self.params.get("instructions"))
         said = said or brain.instructed(s.effective.get("instructions"))
         kind: Literal["audio", "text"] = "text" if self.modalities == ["text"] else "audio"
         if s.config.mode == "echo" and kind == "audio" and last is not None:
-            pcm = s.user_audio.get(str(last.get("id")))
+            pcm = s.items.user_audio.get(str(last.get("id")))
             if pcm is not None:
                 return Plan("audio", "", pcm, input_audio_tokens=in_audio)
         if said:
             plan = Plan(kind, said)
         elif last is not None and last.get("type") == "function_call_output":
-            name = s.call_names.get(str(last.get("call_id")), "function")
+            name = s.items.call_names.get(str(last.get("call_id")), "function")
             plan = Plan(kind, brain.reply_to_tool_output(name, str(last.get("output", ""))))
         elif last is not None and last.get("type") == "message" and last.get("role") == "user":
             text = brain.user_text(last)
-            audio_ms = s.user_audio_ms.get(str(last.get("id")), 0)
+            audio_ms = s.items.user_audio_ms.get(str(last.get("id")), 0)
             tools = sessionconf.function_tools(
                 {"tools": self.params["tools"]} if "tools" in self.params else s.effective
             )
@@ -100,7 +119,7 @@ class ResponseRun:
             tool = brain.pick_tool(text, tools, choice) if text else None
             if tool is not None:
                 plan = Plan("tool", tool=tool, arguments=brain.tool_arguments(text, tool))
-            elif last.get("id") in s.timeout_items:
+            elif last.get("id") in s.items.timeout_items:
                 plan = Plan(kind, brain.IDLE_PROMPT)
             elif text and brain.asks_recall(text):
                 plan = Plan(kind, brain.recall(brain.earlier_user_text(context[:-1])))
@@ -154,7 +173,7 @@ class ResponseRun:
             }
         )
         if self.in_conversation:
-            self.s.add_item(item, announce_done=False)
+            self.s.items.add(item, announce_done=False)
 
     def _message_item(self) -> JsonDict:
         return {
@@ -222,7 +241,7 @@ class ResponseRun:
             "call_id": call_id,
             "arguments": "",
         }
-        self.s.call_names[call_id] = name
+        self.s.items.call_names[call_id] = name
         self._open_item(item)
         for i in range(0, len(plan.arguments), 8):
             piece = plan.arguments[i : i + 8]
@@ -289,7 +308,7 @@ class ResponseRun:
                 }
             )
             if self.in_conversation:
-                self.s.item_done(item)
+                self.s.items.done(item)
         details: JsonDict | None = None
         if status != "completed":
             details = {"type": status, "reason": reason}
@@ -315,7 +334,7 @@ class ResponseRun:
         return wire.response_object(
             self.id,
             status="in_progress" if created else self.status,
-            conversation_id=self.s.conversation_id if self.in_conversation else None,
+            conversation_id=self.s.items.id if self.in_conversation else None,
             output_modalities=self.modalities,
             voice=self.voice,
             output=[] if created or self.item is None else [self.item],

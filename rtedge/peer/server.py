@@ -18,7 +18,7 @@ from aiohttp import web
 from rtedge import httpguard
 from rtedge.httpguard import GuardPolicy
 from rtedge.peer import admin, sessionconf, wire
-from rtedge.peer.call import Call, InvalidOffer
+from rtedge.peer.call import Call
 from rtedge.peer.config import PeerConfig
 from rtedge.peer.faults import FaultBook, HttpFault
 from rtedge.peer.httputil import (
@@ -31,10 +31,11 @@ from rtedge.peer.httputil import (
     read_json,
 )
 from rtedge.peer.keys import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S, AuthError, KeyStore
+from rtedge.peer.offer import InvalidOffer
 from rtedge.peer.registry import Registry
 from rtedge.peer.sessionconf import SessionError
 from rtedge.peer.voice import Voice
-from rtedge.realtime.ice import use_host_addresses
+from rtedge.rtc.ice import use_host_addresses
 
 JsonDict = dict[str, Any]
 SDP_TYPE: Final = "application/sdp"

@@ -7,37 +7,31 @@ response, avatar frames) runs as tasks owned by the call, through ``spawn``.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Coroutine
-from typing import Any, Final
-
-import numpy as np
+from collections.abc import Callable
+from typing import Any
 
 from rtedge.peer import inbound, minimal, sessionconf, wire
 from rtedge.peer.audio_in import MIN_COMMIT_MS, SAMPLES_PER_MS, InputAudio, Pcm, VadEvent
 from rtedge.peer.audio_out import OutputTrack, Playout
-from rtedge.peer.avatar_stream import AvatarStream
+from rtedge.peer.avatar_stream import AvatarStream, Spawn
 from rtedge.peer.config import PeerConfig
+from rtedge.peer.items import Conversation, pcm_from_base64
 from rtedge.peer.loose import Misbehaviour, ending_details
 from rtedge.peer.record import CallRecord
 from rtedge.peer.response import ResponseRun
 from rtedge.peer.sessionconf import SessionError
-from rtedge.peer.voice import Voice, resample
+from rtedge.peer.voice import Voice
 
 JsonDict = dict[str, Any]
-Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
-
-USER_AUDIO_KEPT: Final = 8  # committed input audio kept for echo mode (the most recent items)
 
 log = logging.getLogger(__name__)
 
 
 class Session:
+    """One call's Realtime session, owned by its ``Call``; the ``ResponseHost`` of its replies."""
+
     def __init__(
         self,
         config: PeerConfig,
@@ -54,12 +48,7 @@ class Session:
         self.rtav = any(k in effective for k in sessionconf.RTAV_FIELDS)
         self._send_raw = send
         self._spawn = spawn
-        self.conversation_id = wire.new_id("conv")
-        self.conversation: OrderedDict[str, JsonDict] = OrderedDict()
-        self.user_audio: OrderedDict[str, Pcm] = OrderedDict()
-        self.user_audio_ms: dict[str, int] = {}
-        self.assistant_audio_ms: dict[str, int] = {}
-        self.call_names: dict[str, str] = {}
+        self.items = Conversation(self.send, record)
         self.minimal = config.profile == "minimal"
         self.own_response_pending = False  # minimal: its VAD's reply, due after the active one
         self.input = InputAudio(config.max_input_buffer_s)
@@ -75,7 +64,6 @@ class Session:
         self.vad_item_id: str | None = None
         # server_vad idle timer, from the end of a reply: (time.monotonic(), input ms) then
         self.idle_since: tuple[float, int] | None = None
-        self.timeout_items: set[str] = set()
         self.loose = Misbehaviour()  # set by fault injection only
         self.closed = False
 
@@ -150,14 +138,7 @@ class Session:
     # -- client event handlers (names follow the event types) --------------------------------
     def _on_session_update(self, raw: JsonDict, event_id: str | None) -> None:
         update = sessionconf.validate_update(raw["session"], "session", self.rtav)
-        new_voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
-        old_voice = (self.effective["audio"].get("output") or {}).get("voice")
-        if new_voice is not None and self.audio_produced and new_voice != old_voice:
-            raise SessionError(
-                "Cannot update a conversation's voice if assistant audio is present.",
-                "cannot_update_voice",
-                "session.audio.output.voice",
-            )
+        sessionconf.check_voice_change(self.effective, update, self.audio_produced)
         self.effective = sessionconf.merge(self.effective, update)
         self.rtav = self.rtav or any(k in update for k in sessionconf.RTAV_FIELDS)
         td_path = update.get("audio", {}).get("input", {})
@@ -167,19 +148,8 @@ class Session:
         self.send({"type": "session.updated", "session": self.effective})
 
     def _on_input_audio_buffer_append(self, raw: JsonDict, event_id: str | None) -> None:
-        fmt = ((self.effective["audio"].get("input") or {}).get("format") or {}).get("type")
-        if fmt not in (None, "audio/pcm"):
-            raise SessionError(
-                f"input_audio_buffer.append takes audio/pcm only here (session has {fmt}).",
-                "invalid_value",
-                "audio",
-            )
-        try:
-            data = base64.b64decode(raw["audio"], validate=True)
-        except (binascii.Error, ValueError):
-            raise SessionError("Invalid base64 in 'audio'.", "invalid_value", "audio") from None
-        pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16)
-        self.input.append(resample(pcm, 24_000))
+        sessionconf.check_append_format(self.effective)
+        self.input.append(pcm_from_base64(raw["audio"], "audio", "audio"))
 
     def _on_input_audio_buffer_commit(self, raw: JsonDict, event_id: str | None) -> None:
         ms = self.input.buffered_ms
@@ -207,67 +177,16 @@ class Session:
         self.send({"type": "input_audio_buffer.cleared"})
 
     def _on_conversation_item_create(self, raw: JsonDict, event_id: str | None) -> None:
-        item = dict(raw["item"])
-        item_id = item.get("id") or wire.new_id("item")
-        if item_id in self.conversation:
-            raise SessionError(
-                f"Item with id '{item_id}' already exists.", "invalid_value", "item.id"
-            )
-        prev = raw.get("previous_item_id")
-        if prev is not None and prev != "root" and prev not in self.conversation:
-            raise SessionError(
-                f"Previous item with id '{prev}' not found.", "invalid_value", "previous_item_id"
-            )
-        item.update(id=item_id, object="realtime.item", status="completed")
-        if item.get("type") == "message" and not self.record.responses and not self.user_audio:
-            self.record.seeded_items.append(str(item.get("role")))
-        if item.get("type") == "function_call" and item.get("call_id"):
-            self.call_names[str(item["call_id"])] = str(item.get("name"))
-        for content in item.get("content") or []:
-            if isinstance(content, dict) and content.get("type") == "input_audio":
-                self._item_audio(item_id, content)
-        self.add_item(item)
-
-    def _item_audio(self, item_id: str, content: JsonDict) -> None:
-        """An ``input_audio`` part with base64 audio (pcm 24 kHz) counts as that item's audio."""
-        audio = content.pop("audio", None)
-        content.setdefault("transcript", None)
-        if not isinstance(audio, str):
-            return
-        try:
-            data = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError):
-            raise SessionError(
-                "Invalid base64 in 'item.content.audio'.", "invalid_value", "item.content"
-            ) from None
-        pcm = resample(
-            np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.int16), 24_000
-        )
-        self._keep_user_audio(item_id, pcm)
+        self.items.create(raw)
 
     def _on_conversation_item_retrieve(self, raw: JsonDict, event_id: str | None) -> None:
-        item = self._item(raw["item_id"])
-        self.send({"type": "conversation.item.retrieved", "item": item})
+        self.items.retrieve(raw["item_id"])
 
     def _on_conversation_item_delete(self, raw: JsonDict, event_id: str | None) -> None:
-        self._item(raw["item_id"])
-        del self.conversation[raw["item_id"]]
-        self.send({"type": "conversation.item.deleted", "item_id": raw["item_id"]})
+        self.items.delete(raw["item_id"])
 
     def _on_conversation_item_truncate(self, raw: JsonDict, event_id: str | None) -> None:
-        item = self._item(raw["item_id"])
-        if item.get("role") != "assistant" or raw["content_index"] != 0:
-            raise SessionError(
-                "Only assistant audio content can be truncated.", "invalid_value", "item_id"
-            )
-        end_ms = int(raw["audio_end_ms"])
-        total_ms = self.assistant_audio_ms.get(item["id"], 0)
-        if end_ms > total_ms:
-            raise SessionError(
-                f"audio_end_ms ({end_ms}) is longer than the item's audio ({total_ms} ms).",
-                "invalid_value",
-                "audio_end_ms",
-            )
+        item, end_ms = self.items.truncation(raw)
         for playout in self.output.clear():
             if playout.item_id != item["id"]:
                 self.output.play(playout)  # only the truncated item's audio stops
@@ -276,7 +195,7 @@ class Session:
         active = self.active
         if active is not None and active.item is not None and active.item["id"] == item["id"]:
             active.finish("cancelled", "client_cancelled")  # its audio is gone: stop generating
-        self._truncate(item["id"], end_ms)
+        self.items.truncated(item["id"], end_ms)
 
     def _on_response_create(self, raw: JsonDict, event_id: str | None) -> None:
         if self.active is not None:
@@ -313,74 +232,10 @@ class Session:
         speaking = active is not None and "audio" in active.modalities
         self.stop_audio(cancel_reason="client_cancelled" if speaking else None)
 
-    # -- conversation -----------------------------------------------------------------------
-    def _item(self, item_id: str) -> JsonDict:
-        item = self.conversation.get(item_id)
-        if item is None:
-            raise SessionError(
-                f"Item with item_id not found: {item_id}", "item_not_found", "item_id"
-            )
-        return item
-
-    def _previous(self, item_id: str) -> str | None:
-        prev = None
-        for key in self.conversation:
-            if key == item_id:
-                return prev
-            prev = key
-        return prev
-
-    def add_item(self, item: JsonDict, announce_done: bool = True) -> None:
-        prev = next(reversed(self.conversation), None) if self.conversation else None
-        self.conversation[item["id"]] = item
-        self.send({"type": "conversation.item.added", "previous_item_id": prev, "item": item})
-        if announce_done:
-            self.item_done(item)
-
-    def item_done(self, item: JsonDict) -> None:
-        self.send(
-            {
-                "type": "conversation.item.done",
-                "previous_item_id": self._previous(item["id"]),
-                "item": item,
-            }
-        )
-
     def commit(self, item_id: str) -> None:
         """Commit the input buffer as a user audio item (then, maybe, transcription)."""
-        pcm = self.input.take()
-        prev = next(reversed(self.conversation), None) if self.conversation else None
-        self.send(
-            {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": prev}
-        )
-        item = {
-            "id": item_id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "completed",
-            "role": "user",
-            "content": [{"type": "input_audio", "transcript": None}],
-        }
-        self._keep_user_audio(item_id, pcm)
-        self.add_item(item)
-        if (self.effective["audio"].get("input") or {}).get("transcription"):
-            # No speech recognizer runs here: the "transcript" says what was heard, honestly.
-            seconds = pcm.size / (SAMPLES_PER_MS * 1000)
-            self.send(
-                {
-                    "type": "conversation.item.input_audio_transcription.completed",
-                    "item_id": item_id,
-                    "content_index": 0,
-                    "transcript": f"[{seconds:.1f} s of audio]",
-                    "usage": {"type": "duration", "seconds": round(seconds, 3)},
-                }
-            )
-
-    def _keep_user_audio(self, item_id: str, pcm: Pcm) -> None:
-        self.user_audio[item_id] = pcm
-        self.user_audio_ms[item_id] = pcm.size // SAMPLES_PER_MS
-        while len(self.user_audio) > USER_AUDIO_KEPT:
-            self.user_audio.popitem(last=False)
+        transcribe = bool((self.effective["audio"].get("input") or {}).get("transcription"))
+        self.items.commit(item_id, self.input.take(), transcribe)
 
     # -- responses --------------------------------------------------------------------------
     def start_response(self, params: JsonDict) -> ResponseRun:
@@ -401,7 +256,7 @@ class Session:
             self.active = None
         plan = run.plan
         if run.playout is not None:
-            self.assistant_audio_ms[run.playout.item_id] = (
+            self.items.assistant_audio_ms[run.playout.item_id] = (
                 run.playout.queued_samples // SAMPLES_PER_MS
             )
         self.record.responses.append(
@@ -427,47 +282,21 @@ class Session:
         cut (``output_audio_buffer.cleared`` + ``conversation.item.truncated``), and cancel the
         response still generating, if any."""
         dropped = self.output.clear(response_id)
-        heard: list[tuple[str, int]] = []
+        heard: list[str] = []
         for playout in dropped:
             if playout.queued_samples or playout.started:
                 self._cleared(playout)
-                heard.append((playout.item_id, playout.played_ms))
-                self.send(
-                    {
-                        "type": "conversation.item.truncated",
-                        "item_id": playout.item_id,
-                        "content_index": 0,
-                        "audio_end_ms": playout.played_ms,
-                    }
-                )
+                heard.append(playout.item_id)
+                self.items.truncated(playout.item_id, playout.played_ms, drop_transcript=False)
         if self.active is not None and cancel_reason is not None:
             self.active.finish("cancelled", cancel_reason)
-        for item_id, _ in heard:
-            self._drop_transcript(item_id)
+        for item_id in heard:  # after the response's end, which still reports what it said
+            self.items.drop_transcript(item_id)
 
     def _cleared(self, playout: Playout) -> None:
         if self.avatar.response_id == playout.response_id:
             self.avatar.stop()
         self.send({"type": "output_audio_buffer.cleared", "response_id": playout.response_id})
-
-    def _truncate(self, item_id: str, audio_end_ms: int) -> None:
-        self._drop_transcript(item_id)
-        self.send(
-            {
-                "type": "conversation.item.truncated",
-                "item_id": item_id,
-                "content_index": 0,
-                "audio_end_ms": audio_end_ms,
-            }
-        )
-
-    def _drop_transcript(self, item_id: str) -> None:
-        # OpenAI deletes the transcript of truncated audio so the context holds nothing unheard.
-        item = self.conversation.get(item_id)
-        if item is not None:
-            for content in item.get("content") or []:
-                if isinstance(content, dict) and content.get("type") == "output_audio":
-                    content["transcript"] = ""
 
     # -- outgoing track callbacks (run inside aiortc's sender loop) ---------------------------
     def _on_playout_started(self, playout: Playout) -> None:
@@ -506,24 +335,18 @@ class Session:
         committed as a turn (``input_audio_buffer.timeout_triggered``) and a response made."""
         td = self._turn_detection() or {}
         idle = td.get("idle_timeout_ms")
-        if td.get("type") != "server_vad" or not isinstance(idle, int) or self.idle_since is None:
+        busy = self.active is not None or self.output.playing is not None
+        if td.get("type") != "server_vad" or not isinstance(idle, int) or busy:
             self.idle_since = None
             return
-        if self.active is not None or self.output.playing is not None:
-            self.idle_since = None
-            return
-        # The timer runs on the input timeline, from where it stood when the reply ended. That
-        # can be past the audio received by then (held up by a busy client, or by this process:
-        # it arrives in a burst later); counting from what had arrived would fire early.
-        ended_at, received_ms = self.idle_since
-        at = self.input.position_at(ended_at)
-        since = received_ms if at is None else max(received_ms, at)
+        assert self.idle_since is not None  # push_audio calls only while it is set
+        since = self.input.idle_start(*self.idle_since)
         now = self.input.now_ms
         if now - since < idle:
             return
         self.idle_since = None
         item_id = wire.new_id("item")
-        self.timeout_items.add(item_id)
+        self.items.timeout_items.add(item_id)
         self.send(
             {
                 "type": "input_audio_buffer.timeout_triggered",

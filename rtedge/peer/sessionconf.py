@@ -141,6 +141,29 @@ def merge(effective: JsonDict, update: JsonDict) -> JsonDict:
     return merged
 
 
+def check_voice_change(effective: JsonDict, update: JsonDict, audio_produced: bool) -> None:
+    """OpenAI refuses a new voice once the conversation holds assistant audio."""
+    new_voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
+    old_voice = (effective["audio"].get("output") or {}).get("voice")
+    if new_voice is not None and audio_produced and new_voice != old_voice:
+        raise SessionError(
+            "Cannot update a conversation's voice if assistant audio is present.",
+            "cannot_update_voice",
+            "session.audio.output.voice",
+        )
+
+
+def check_append_format(effective: JsonDict) -> None:
+    """``input_audio_buffer.append`` carries base64 ``audio/pcm``: the only input format here."""
+    fmt = ((effective["audio"].get("input") or {}).get("format") or {}).get("type")
+    if fmt not in (None, "audio/pcm"):
+        raise SessionError(
+            f"input_audio_buffer.append takes audio/pcm only here (session has {fmt}).",
+            "invalid_value",
+            "audio",
+        )
+
+
 def _merge(old: JsonDict, new: JsonDict, path: tuple[str, ...]) -> JsonDict:
     out = copy.deepcopy(old)
     for key, value in new.items():

@@ -20,9 +20,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final, Literal
 
-import av
 import numpy as np
 
+from rtedge.media.dsp import resample
 from rtedge.peer.audio_in import Pcm
 
 RATE: Final = 48_000
@@ -112,18 +112,7 @@ def wav_to_48k(wav: bytes) -> Pcm:
     rate = int.from_bytes(wav[fmt + 12 : fmt + 16], "little")
     raw = wav[data + 8 :]
     samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16)
-    return resample(samples, rate)
-
-
-def resample(samples: Pcm, rate: int) -> Pcm:
-    if rate == RATE or samples.size == 0:
-        return samples.copy()
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = rate
-    out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(out).astype(np.int16) if out else np.zeros(0, dtype=np.int16)
+    return resample(samples, rate, RATE)
 
 
 def tone_voice(text: str, speed: float = 1.0) -> Pcm:

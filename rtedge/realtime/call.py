@@ -26,8 +26,9 @@ from aiortc import (
 from rtedge.protocol.codec import EventError, encode
 from rtedge.protocol.server import ServerEvent, decode_server_event
 from rtedge.ratelimit import TokenBucket
-from rtedge.realtime import jitter, sctpcap
+from rtedge.realtime import sctpcap
 from rtedge.realtime.signaling import Signaling
+from rtedge.rtc import jitter
 from rtedge.settings import RealtimeSettings
 
 log = logging.getLogger(__name__)

@@ -1,49 +1,37 @@
-"""Turn state and push-to-talk over the data channel (PROTOCOL.md §3).
+"""A Realtime conversation: how the service's events move the turn, and what else they carry.
 
-Push-to-talk with turn detection off: press clears the input buffer and, when the assistant is
-answering, cancels the response and clears the output buffer (barge-in, with our own playback
-flushed at once); while held the mic track carries the mic; release commits and asks for a
-response. Hands-free mode leaves turns to the service's ``server_vad``.
+rtedge.realtime.turn_flow sends the turn; here are the replies, their transcript and usage, avatar
+frames to the display, errors and refusals. The turn is written to ``State`` only: the LED, the
+display and captions follow it there.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from rtedge.logs import event as log_event
 from rtedge.protocol import client
 from rtedge.protocol import server as ev
 from rtedge.realtime.endings import KNOWN_ERRORS, log_early_end
-from rtedge.realtime.replies import ReplyPolicy
 from rtedge.realtime.session_shape import refused_fields
+from rtedge.realtime.turn_flow import (
+    COMMIT_ACK_S,
+    COMMIT_DELAY_S,
+    SENT_KEPT,
+    AudioControl,
+    Sender,
+    TurnFlow,
+)
 from rtedge.realtime.usage import count_usage
 from rtedge.state import State, Turn
+from rtedge.timers import Timers
 
 log = logging.getLogger(__name__)
 
-#: Mic frames still in flight when the button comes up would miss a commit sent at once.
-COMMIT_DELAY_S = 0.08
-#: ``response.create`` waits for ``input_audio_buffer.committed`` (a refused commit must not
-#: become a reply to the previous turn), but not for ever: a service that never acknowledges a
-#: commit gets its ``response.create`` after this.
-COMMIT_ACK_S = 0.5
-#: Client events remembered so an ``error`` can be matched to the one it refuses.
-SENT_KEPT = 64
 #: What ``response.done`` says when a reply ended early.
 EARLY_ENDINGS = frozenset({"failed", "incomplete", "cancelled"})
-
-
-class AudioControl(Protocol):
-    talking: bool
-
-    def flush(self) -> None: ...
-
-    def earcon(self, name: Literal["press", "release"]) -> None: ...
 
 
 class FrameSink(Protocol):
@@ -53,13 +41,8 @@ class FrameSink(Protocol):
 
     def on_response_done(self, response_id: str | None, *, cancelled: bool = False) -> None: ...
 
-    def set_turn(self, turn: Turn) -> None: ...
 
-
-Sender = Callable[[dict[str, Any]], bool]
-
-
-class Conversation:
+class Conversation(TurnFlow):
     def __init__(
         self,
         state: State,
@@ -70,206 +53,19 @@ class Conversation:
         log_transcripts: bool = True,
         on_session_expired: Callable[[], None] | None = None,
         session: dict[str, Any] | None = None,
+        timers: Timers | None = None,
     ) -> None:
-        self._state = state
-        self._audio = audio
+        super().__init__(state, audio, hands_free=hands_free, session=session, timers=timers)
         self._display = display
-        self._hands_free = hands_free
         self._log_transcripts = log_transcripts
         self._on_session_expired = on_session_expired
-        #: The session asked for: sent as ``session.update`` on every call, and what
-        #: ``session.updated`` is compared with.
-        self._session = session
-        self._session_update: dict[str, Any] | None = None
-        self._send: Sender | None = None
-        self.held = False
-        self.response_id: str | None = None  # the response in progress, if any
-        self.audio_playing = False  # between output_audio_buffer.started and stopped/cleared
-        #: Voice at the speaker, from the playout itself (rtedge.audio.speaking): the truth for
-        #: the speaking state; the service's output_audio_buffer events only refine it.
-        self.voice = False
-        self.replies = ReplyPolicy()  # one reply per press with services that run their own VAD
         self._unasked: set[str] = set()  # responses we cancelled as not asked for
-        self._tool_outputs_pending = False
         self._assistant_text: list[str] = []
-        self._commit_handle: asyncio.TimerHandle | None = None
-        #: The commit waiting for its acknowledgement before ``response.create`` goes out.
-        self._commit_id: str | None = None
-        self._ack_handle: asyncio.TimerHandle | None = None
-        #: A service's own VAD committed speech during this press (its reply was cancelled).
-        self._service_took_speech = False
-        self._sent: OrderedDict[str, str] = OrderedDict()  # event_id -> type, most recent last
         self.turns_completed = 0
-        #: When the current turn state began (monotonic): liveness is judged from here.
-        self.turn_since = time.monotonic()
-        audio.talking = hands_free
-
-    # -- call attachment -------------------------------------------------------------------
-
-    def attach(self, send: Sender) -> None:
-        """A new call is up: configure its session; a button still held from the last call
-        starts the turn afresh."""
-        self._send = send
-        self.response_id = None
-        self.audio_playing = False
-        self.replies.reset()
-        self._tool_outputs_pending = False
-        self._sent.clear()
-        if self._session is not None:
-            self._session_update = client.session_update(self._session)
-            self._emit(self._session_update)
-        if self.held and not self._hands_free:
-            self._emit(client.clear_input())
-            self._set_turn(Turn.LISTENING)
-        else:
-            self._set_turn(Turn.IDLE)
-
-    def configure(self, send: Sender) -> None:
-        """A call prepared ahead gets the session at once (turn detection off before it hears
-        anything); attach() restates it when the call takes over."""
-        if self._session is not None:
-            send(client.session_update(self._session))
-
-    def detach(self) -> None:
-        self._send = None
-        if self._commit_handle is not None:
-            self._commit_handle.cancel()
-            self._commit_handle = None
-        self._drop_commit()
-        self.response_id = None
-        if self.audio_playing:
-            self._audio.flush()
-        self.audio_playing = False
-        if not self.held:
-            self._set_turn(Turn.IDLE)
-
-    @property
-    def awaiting_response(self) -> bool:
-        return self._state.turn is Turn.THINKING
-
-    @property
-    def playing(self) -> bool:
-        """A reply is audible, or the service says it is sending one."""
-        return self.voice or self.audio_playing
-
-    @property
-    def quiet(self) -> bool:
-        """Nothing in flight: a session can be rotated now without cutting a turn."""
-        return (
-            not self.held
-            and self.response_id is None
-            and not self.audio_playing
-            and not self.voice
-            and self._commit_handle is None
-            and self._commit_id is None
-            and self._state.turn is Turn.IDLE
-        )
-
-    # -- push-to-talk ----------------------------------------------------------------------
-
-    def press(self) -> None:
-        if self.held:
-            return
-        self.held = True
-        self._state.update(ptt_held=True)
-        self._audio.earcon("press")
-        if self._hands_free:
-            return
-        self.begin_turn()
-
-    def begin_turn(self, *, open_mic: bool = True) -> None:
-        """A turn starts (a press, or a hands-free turn whose gate the capture thread opened
-        itself, ``open_mic=False``): cut what is playing, clear the input, listen."""
-        if self._commit_handle is not None:  # pressed again before the last commit went out
-            self._commit_handle.cancel()
-            self._commit_handle = None
-        self._drop_commit()
-        self._service_took_speech = False
-        self.replies.reset()
-        # Best-effort events: a service may not support them or have nothing to cancel.
-        self._emit_best_effort(client.clear_input())
-        # What is audible is cut, whatever the service said: a reply it called done may still
-        # be playing (an early response.done), so cancel whenever voice is heard too.
-        if self.response_id is not None or self.voice:
-            self._emit_best_effort(client.cancel_response())
-        if self.playing or self.response_id is not None:
-            self._emit_best_effort(client.clear_output())
-            log_event(log, logging.INFO, "barge_in", "barge-in: reply cut by a press")
-        self._audio.flush()  # our own buffer goes at once, whatever the service does
-        self.audio_playing = False
-        self.voice = False
-        if open_mic:
-            self._audio.talking = True
-        self._set_turn(Turn.LISTENING)
-        if self._send is None:
-            log.warning("push-to-talk pressed while not connected: speech will not be sent")
-
-    def release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        self._state.update(ptt_held=False)
-        self._audio.earcon("release")
-        if self._hands_free:
-            return
-        self.end_turn()
-
-    def end_turn(self) -> None:
-        """The turn is said: close the mic, commit it and ask for the reply (with the
-        service's own VAD, it commits by itself)."""
-        self._audio.talking = False
-        if self._hands_free:
-            self._set_turn(Turn.THINKING)
-            return
-        if self._send is None:
-            self._set_turn(Turn.IDLE)
-            return
-        self._set_turn(Turn.THINKING)
-        loop = asyncio.get_running_loop()
-        self._commit_handle = loop.call_later(COMMIT_DELAY_S, self._commit)
-
-    def abandon(self) -> None:
-        """The press is not a turn (a long press to forget): nothing is committed."""
-        held, self.held = self.held, False
-        self._state.update(ptt_held=False)
-        if held and not self._hands_free:
-            self.abandon_turn()
 
     def unasked(self, rid: str | None) -> bool:
         """A response cancelled here as not asked for (its text is no part of the talk)."""
         return rid in self._unasked
-
-    def abandon_turn(self) -> None:
-        """A hands-free turn heard nothing (a false wake): drop it unsent."""
-        self._audio.talking = False
-        self._emit_best_effort(client.clear_input())
-        if self._state.turn is Turn.LISTENING:
-            self._set_turn(Turn.IDLE)
-
-    def _commit(self) -> None:
-        self._commit_handle = None
-        if self._send is None:
-            self._set_turn(Turn.IDLE)
-            return
-        commit = client.commit_input()
-        self._emit(commit)
-        self._commit_id = commit["event_id"]
-        self._ack_handle = asyncio.get_running_loop().call_later(COMMIT_ACK_S, self._committed)
-
-    def _committed(self) -> None:
-        """The commit took (or was never going to be acknowledged): ask for the reply."""
-        if self._commit_id is None:
-            return
-        self._drop_commit()
-        self._emit(client.create_response())
-        self.replies.asked()
-        log_event(log, logging.INFO, "turn", "turn sent; waiting for the reply")
-
-    def _drop_commit(self) -> None:
-        self._commit_id = None
-        if self._ack_handle is not None:
-            self._ack_handle.cancel()
-            self._ack_handle = None
 
     # -- server events ---------------------------------------------------------------------
 
@@ -428,16 +224,7 @@ class Conversation:
             log.debug("the service's own turn detection answered first: %s", code)
             return
         refused = self._sent.get(err.event_id or "")
-        log_event(
-            log,
-            logging.WARNING,
-            "service_error",
-            "service error %s%s: %s",
-            code,
-            f" answering {refused}" if refused else "",
-            (err.message or "")[:200],
-            code=code,
-        )
+        self._log_service_error(code, f" answering {refused}" if refused else "", err.message)
         self._state.events_bad[f"error:{code}" if code in KNOWN_ERRORS else "error:other"] += 1
         if code == "session_expired" and self._on_session_expired is not None:
             self._on_session_expired()
@@ -479,19 +266,6 @@ class Conversation:
         if self._hands_free:
             self._set_turn(Turn.THINKING)
 
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _emit(self, event: dict[str, Any]) -> None:
-        if self._send is not None:
-            self._send(event)
-            self._sent[event["event_id"]] = event["type"]
-            while len(self._sent) > SENT_KEPT:
-                self._sent.popitem(last=False)
-
-    def _emit_best_effort(self, event: dict[str, Any]) -> None:
-        event["event_id"] = self.replies.best_effort_id()
-        self._emit(event)
-
     def _unasked_reply(self, rid: str | None) -> bool:
         """A response the service started on its own (its VAD): see rtedge.realtime.replies.
         True when it was cancelled here and must be ignored."""
@@ -499,16 +273,13 @@ class Conversation:
             held=self.held,
             # our commit sent but not yet acknowledged counts: the service's VAD took the
             # buffer first, so ours will come back empty and this reply is the turn's answer
-            commit_pending=self._commit_handle is not None or self._commit_id is not None,
+            commit_pending=self.commit_pending,
             ours_generating=self.response_id is not None or self.playing,
         )
         if verdict == "accept":
             return False
         if verdict == "take_over":  # the service answered the turn first: that is the reply
-            if self._commit_handle is not None:
-                self._commit_handle.cancel()
-                self._commit_handle = None
-            self._drop_commit()  # no response.create when an ack (or its timer) comes
+            self._cancel_commit()  # no response.create when an ack (or its timer) comes
             log_event(log, logging.INFO, "service_reply", "the service answered the turn itself")
             return False
         self._emit_best_effort(client.event("response.cancel", response_id=rid))
@@ -521,14 +292,6 @@ class Conversation:
                 self._unasked.pop()
         log_event(log, logging.INFO, "unasked_reply", "a reply nobody asked for was cancelled")
         return True
-
-    def _set_turn(self, turn: Turn) -> None:
-        if self._state.turn is not turn:
-            self.turn_since = time.monotonic()
-            self._state.update(turn=turn)
-            log_event(log, logging.INFO, "turn_state", "turn: %s", turn.value, turn=turn.value)
-            if self._display is not None:
-                self._display.set_turn(turn)
 
 
 _SERVICE_VAD_ANSWERED = frozenset(
@@ -554,3 +317,15 @@ _HANDLERS: dict[str, Callable[[Conversation, Any], None]] = {
     "input_audio_buffer.speech_stopped": Conversation._on_speech_stopped,
     "error": Conversation._on_error,
 }
+
+
+__all__ = [
+    "COMMIT_ACK_S",
+    "COMMIT_DELAY_S",
+    "EARLY_ENDINGS",
+    "SENT_KEPT",
+    "AudioControl",
+    "Conversation",
+    "FrameSink",
+    "Sender",
+]

@@ -10,7 +10,7 @@ and since when, whether a reply is audible. Three rules, each bounded by ``limit
   watched only once learnt in this idle stretch, from RTP that cannot belong to a reply (at
   least ``settle_s`` after the turn went idle, for ``learn_s``). A service that sends nothing
   between replies (OpenAI, GPT-Live, servers with DTX) is never judged by RTP while idle; its
-  vanishing is seen by ICE consent (``rtedge.realtime.ice``), whatever it streams.
+  vanishing is seen by ICE consent (``rtedge.rtc.ice``), whatever it streams.
 
 A new reply forgets what was learnt: a service may stream between some replies and not others.
 Time is passed in (``now``), so the rules are tested on a simulated clock.

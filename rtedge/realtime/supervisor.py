@@ -1,11 +1,10 @@
 """Keep one call up forever: build it, watch it, rebuild it with backoff, rotate it before the cap.
 
-Backoff is jittered exponential (``[reconnect]``), reset once a call has been healthy for
-``healthy_after_s``. A refused key waits ``auth_backoff_s`` (a person has to fix it; hammering the
-service would not), a 429 waits at least its ``Retry-After``, ``session_expired`` rebuilds at once.
-Rotation waits for a quiet moment between turns so no turn is cut; with ``make_before_break``
-the next call is prepared while the current one serves (rtedge.realtime.handover). Every new
-call is seeded with the conversation so far (``seeder``) before its first turn.
+How long to wait between calls is rtedge.realtime.reconnect's policy (unit-tested on its own);
+times are read from ``clock`` (``time.monotonic`` unless a test injects one). Rotation waits for a
+quiet moment between turns so no turn is cut; with ``make_before_break`` the next call is
+prepared while the current one serves (rtedge.realtime.handover). Every new call is seeded with
+the conversation so far (``seeder``) before its first turn.
 """
 
 from __future__ import annotations
@@ -15,13 +14,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from rtedge.backoff import Backoff
 from rtedge.live.conversation import LiveConversation
 from rtedge.logs import event as log_event
 from rtedge.realtime.call import Call
 from rtedge.realtime.conversation import Conversation
 from rtedge.realtime.handover import Handover, Seeder, rotation_due
 from rtedge.realtime.liveness import Facts, Liveness
+from rtedge.realtime.reconnect import ReconnectPolicy
 from rtedge.realtime.signaling import SignalingError
 from rtedge.settings import ReconnectSettings
 from rtedge.state import Connection, State, Turn
@@ -44,20 +43,16 @@ class Supervisor:
         rotate_after_s: float,
         seeder: Seeder | None = None,
         make_before_break: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._make_call = make_call
         self._conv = conversation
         self._state = state
-        self._settings = settings
         self._connect_timeout_s = connect_timeout_s
         self._liveness_timeout_s = liveness_timeout_s
         self._rotate_after_s = rotate_after_s
-        self.backoff = Backoff(
-            settings.initial_s,
-            settings.max_s,
-            multiplier=settings.multiplier,
-            jitter=settings.jitter,
-        )
+        self._clock = clock
+        self.policy = ReconnectPolicy(settings)
         self.call: Call | None = None
         self._wake = asyncio.Event()
         self.rotations = 0
@@ -166,13 +161,10 @@ class Supervisor:
             self.handover.retire(call, "rotation")
             self.rotations += 1
             log_event(log, logging.INFO, "rotation", "session rotated (make-before-break)")
-            self.backoff.reset()
-            return 0.0
+            return self.policy.rotated()
         if reason != "rotation" and self.handover is not None:
             self.handover.discard()
-        healthy = call.opened_at is not None and (
-            time.monotonic() - call.opened_at >= self._settings.healthy_after_s
-        )
+        ended_at = self._clock()  # closing and hanging up take time that is no part of the call
         call.mark_dead(reason)  # the hangup names why (a watch rule's reason is not set yet)
         if reason != "rotation":
             # /healthz says so now: closing and hanging up can take seconds on a dead link
@@ -184,17 +176,13 @@ class Supervisor:
         if reason == "rotation":
             self.rotations += 1
             log_event(log, logging.INFO, "rotation", "session rotated before the cap")
-            self.backoff.reset()
-            return 0.0
+            return self.policy.rotated()
         self._state.reconnects += 1
         self._state.update(last_error=reason)
+        delay = self.policy.call_ended(reason, opened_at=call.opened_at, now=ended_at)
         if reason == "session_expired":
             log_event(log, logging.WARNING, "reconnect", "session expired; rebuilding now")
-            self.backoff.reset()
-            return 0.0
-        if healthy:
-            self.backoff.reset()
-        delay = self.backoff.next_delay()
+            return delay
         log_event(
             log,
             logging.WARNING,
@@ -216,7 +204,7 @@ class Supervisor:
         self._state.update(
             connection=Connection.CONNECTED,
             call_id=call.call_id,
-            session_started=time.monotonic(),
+            session_started=self._clock(),
             last_error=None,
         )
         log_event(log, logging.INFO, "connected", "call %s up", call.call_id, call_id=call.call_id)
@@ -228,7 +216,7 @@ class Supervisor:
         dead = asyncio.ensure_future(call.wait_dead())
         liveness = Liveness(self._liveness_timeout_s)
         self._wake.clear()
-        switched_at = time.monotonic()
+        switched_at = self._clock()
         wake = asyncio.ensure_future(self._wake.wait())
         try:
             while True:
@@ -240,7 +228,7 @@ class Supervisor:
                 if wake.done():
                     self._wake.clear()
                     wake = asyncio.ensure_future(self._wake.wait())
-                now = time.monotonic()
+                now = self._clock()
                 reason = liveness.check(
                     Facts(
                         now=now,
@@ -285,6 +273,7 @@ class Supervisor:
 
     def _failed_signaling(self, exc: SignalingError) -> float:
         msg = str(exc)
+        delay = self.policy.connect_failed(exc.kind, retry_after=exc.retry_after)
         if exc.kind == "auth":
             self._state.update(connection=Connection.AUTH_FAILED, last_error=msg)
             log_event(
@@ -293,12 +282,9 @@ class Supervisor:
                 "auth_failed",
                 "service refused the key (%s); retrying in %.0fs",
                 msg,
-                self._settings.auth_backoff_s,
+                delay,
             )
-            return self._settings.auth_backoff_s
-        delay = self.backoff.next_delay()
-        if exc.kind == "rate_limited" and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
+            return delay
         self._state.update(last_error=msg)
         log_event(log, logging.WARNING, "connect_failed", "connect failed: %s", msg, kind=exc.kind)
         return delay
@@ -306,4 +292,4 @@ class Supervisor:
     def _failed(self, reason: str) -> float:
         self._state.update(last_error=reason)
         log_event(log, logging.WARNING, "connect_failed", "connect failed: %s", reason)
-        return self.backoff.next_delay()
+        return self.policy.connect_failed()

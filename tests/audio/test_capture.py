@@ -12,9 +12,9 @@ import av
 import numpy as np
 import pytest
 
-from rtedge.audio.dsp import rms
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.audio.tracks import MicTrack
+from rtedge.media.dsp import rms
 from rtedge.settings import AudioSettings
 from rtedge.state import State
 from tests.audio.alsa_rig import AlsaRig, interleave, sine

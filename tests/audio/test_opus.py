@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from rtedge.audio.dsp import rms
 from rtedge.audio.opus import FRAME_SAMPLES, MicEncoder, silence_packet
+from rtedge.media.dsp import rms
 
 
 def decoder() -> Any:

@@ -12,7 +12,8 @@ import pytest
 
 from rtedge.display.avatar import MouthFollower, look_for
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
-from rtedge.display.sprites import MOUTH, RING, BuiltinFace, SpriteSet, load_art
+from rtedge.display.sprites import SpriteSet, load_art
+from rtedge.media.face import MOUTH, RING, BuiltinFace
 from rtedge.state import State, Turn
 from tests.display.helpers import AudioClock, FakeFb, encode_png, make_fb, numbered_jpeg
 from tests.poll import until
@@ -77,10 +78,10 @@ async def test_mouth_follows_the_played_level(tmp_path: Path) -> None:
     sound = speech_like(2.6)
     onset = ac.play()
     ac.level_fn = level_of(sound, onset)
-    p.set_turn(Turn.SPEAKING)
+    p.state.update(turn=Turn.SPEAKING)
     await asyncio.sleep(2.4)
     ac.silence()
-    p.set_turn(Turn.IDLE)
+    p.state.update(turn=Turn.IDLE)
     await asyncio.sleep(0.4)
     await p.stop()
 
@@ -118,7 +119,7 @@ async def test_looks_are_distinct_on_the_display(tmp_path: Path) -> None:
     await p.start()
     pictures = {}
     for turn in (Turn.IDLE, Turn.LISTENING, Turn.THINKING):
-        p.set_turn(turn)
+        p.state.update(turn=turn)
         await asyncio.sleep(0.25)
         rgb = fb.rgb()
         ring = rgb[180, 180 + int(0.46 * 360)]
@@ -137,12 +138,12 @@ async def test_only_changes_are_drawn_outside_speech(tmp_path: Path) -> None:
     shown: list[ShownFrame] = []
     p = pipeline(fb, ac, shown)
     await p.start()
-    p.set_turn(Turn.LISTENING)
+    p.state.update(turn=Turn.LISTENING)
     await asyncio.sleep(0.3)
     n = len(shown)
     await asyncio.sleep(1.0)
     assert len(shown) - n <= 1  # static look: at most a blink
-    p.set_turn(Turn.THINKING)
+    p.state.update(turn=Turn.THINKING)
     n = len(shown)
     await asyncio.sleep(1.0)
     assert 2 <= len(shown) - n <= 5  # the thinking dots step about 3x a second
@@ -155,13 +156,13 @@ async def test_avatar_yields_to_service_frames(tmp_path: Path) -> None:
     shown: list[ShownFrame] = []
     p = pipeline(fb, ac, shown)
     await p.start()
-    p.set_turn(Turn.SPEAKING)
+    p.state.update(turn=Turn.SPEAKING)
     ac.play()
     ac.level_fn = lambda t: 0.2
     await until(lambda: len(shown) >= 5)
     ac.silence()
-    p.set_turn(Turn.IDLE)
-    p.set_turn(Turn.SPEAKING)  # the next answer, with frames
+    p.state.update(turn=Turn.IDLE)
+    p.state.update(turn=Turn.SPEAKING)  # the next answer, with frames
     for i in range(10):
         p.on_image_delta(numbered_jpeg(i), "r")
     cut = len(shown)
@@ -170,17 +171,6 @@ async def test_avatar_yields_to_service_frames(tmp_path: Path) -> None:
     await asyncio.sleep(0.3)
     await p.stop()
     assert all(f.source == "service" for f in shown[cut + 1 :])
-
-
-def test_builtin_face_mouth_and_keys() -> None:
-    face = BuiltinFace(360)
-    closed = face.render(Turn.SPEAKING, 0.0, 1.0)
-    wide = face.render(Turn.SPEAKING, 1.0, 1.0)
-    assert mouth_height(closed.astype(np.int32), 180) < 12
-    assert mouth_height(wide.astype(np.int32), 180) > 70
-    assert face.key(Turn.SPEAKING, 0.5, 1.0) != face.key(Turn.SPEAKING, 0.6, 1.0)
-    assert face.key(Turn.IDLE, 0.9, 1.0) == face.key(Turn.IDLE, 0.0, 1.0)  # idle ignores level
-    assert face.key(Turn.IDLE, 0.0, 1.0) != face.key(Turn.IDLE, 0.0, 4.05)  # blink
 
 
 def test_mouth_follower() -> None:

@@ -217,7 +217,7 @@ async def test_a_silent_lead_in_does_not_delay_the_frames(tmp_path: Path) -> Non
     ac = AudioClock()
     shown: list[ShownFrame] = []
     p = await started(make(tmp_path, ac, shown, audio_delay_s=0.08))
-    p.set_turn(Turn.SPEAKING)
+    p.state.update(turn=Turn.SPEAKING)
     start = ac.clock()
     for i in range(30):
         p.on_image_delta(JPEGS[i], "r")
@@ -237,7 +237,7 @@ async def test_pressing_to_talk_ends_pending_frames(tmp_path: Path) -> None:
         p.on_image_delta(JPEGS[i], "r")
     onset = ac.play()
     await at_clock(ac, onset + 0.3)
-    p.set_turn(Turn.LISTENING)  # barge-in: the playback was flushed
+    p.state.update(turn=Turn.LISTENING)  # barge-in: the playback was flushed
     await until(lambda: len(shown) + p.stats.dropped["service.ended"] == 40, within=1.0)
     await p.stop()
     assert 7 <= len(shown) <= 10

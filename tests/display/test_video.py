@@ -13,7 +13,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
-from rtedge.realtime.ice import use_host_addresses
+from rtedge.rtc.ice import use_host_addresses
 from rtedge.state import State
 from tests.display.helpers import AudioClock, make_fb, numbered_jpeg
 from tests.poll import until

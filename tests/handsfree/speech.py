@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from rtedge.audio.dsp import Converter
+from rtedge.media.dsp import Converter
 
 Int16 = npt.NDArray[np.int16]
 

@@ -1,9 +1,9 @@
 """Hands-free turns on the loop: what each gate event sends to the service, with a real
-AudioPipeline (threads not started) and a real Conversation whose data channel is a list."""
+AudioPipeline (threads not started) and a real Conversation whose data channel is a list, on
+synthetic time (its commit waits pass at once)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -17,7 +17,8 @@ from rtedge.realtime.conversation import COMMIT_ACK_S, COMMIT_DELAY_S, Conversat
 from rtedge.settings import AudioSettings  # noqa: E402
 from rtedge.settings_handsfree import WakeSettings  # noqa: E402
 from rtedge.state import State, Turn  # noqa: E402
-from tests.realtime.test_conversation import RESPONSE, feed  # noqa: E402
+from rtedge.timers import ManualTimers  # noqa: E402
+from tests.realtime.test_conversation import RESPONSE, advance, feed  # noqa: E402
 
 
 def setup(
@@ -26,7 +27,7 @@ def setup(
     state = State()
     settings = WakeSettings(enabled=True, model="hey_jarvis", **wake)
     audio = AudioPipeline(AudioSettings(echo_cancel=True), state, wake=settings)
-    conv = Conversation(state, audio, hands_free=service_vad)
+    conv = Conversation(state, audio, hands_free=service_vad, timers=ManualTimers())
     audio.talking = False
     sent: list[str] = []
     conv.attach(lambda e: sent.append(e["type"]) or True)
@@ -48,7 +49,7 @@ async def test_wake_then_end_sends_the_turn_without_opening_the_button_gate() ->
     assert sent == ["input_audio_buffer.clear"]
     hf.on_gate_event(GateEvent.END)
     assert state.turn is Turn.THINKING
-    await asyncio.sleep(COMMIT_DELAY_S + COMMIT_ACK_S + 0.1)
+    advance(conv, COMMIT_DELAY_S + COMMIT_ACK_S)
     assert sent[1:] == ["input_audio_buffer.commit", "response.create"]
     assert state.snapshot()["hands_free"]["wake_detections"] == 0  # counted on the thread
 
@@ -57,7 +58,7 @@ async def test_false_wake_is_dropped_unsent() -> None:
     hf, conv, state, audio, sent = setup()
     hf.on_gate_event(GateEvent.WAKE)
     hf.on_gate_event(GateEvent.FALSE_WAKE)
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     assert state.turn is Turn.IDLE
     assert "input_audio_buffer.commit" not in sent and "response.create" not in sent
     assert sent.count("input_audio_buffer.clear") == 2
@@ -97,7 +98,7 @@ async def test_the_button_suspends_the_gate_and_service_vad_is_not_committed() -
     assert not hf.gate.suspended and not audio.talking
     hf.on_gate_event(GateEvent.WAKE)
     hf.on_gate_event(GateEvent.END)
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     assert "input_audio_buffer.commit" not in sent  # the service's VAD commits
     assert state.turn is Turn.THINKING
 

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("pymicro_wakeword")
 
-from rtedge.audio.dsp import Converter  # noqa: E402
 from rtedge.audio.wake import WakeWord, library_status  # noqa: E402
+from rtedge.media.dsp import Converter  # noqa: E402
 from rtedge.settings_handsfree import WakeSettings  # noqa: E402
 from tests.handsfree.speech import NEGATIVE_SENTENCES, WAKE_PHRASES, speech  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from rtedge.peer import PeerConfig, create_app
-from rtedge.realtime.ice import use_host_addresses
+from rtedge.rtc.ice import use_host_addresses
 from tests.peer.client import Client
 from tests.ports import free_port
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from rtedge.peer import PeerConfig
-from rtedge.peer.call import InvalidOffer, check_offer
+from rtedge.peer.offer import InvalidOffer, check_offer
 from tests.peer.client import offer_sdp
 from tests.peer.conftest import PeerHandle
 

@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 
+from rtedge.media.dsp import FRAME_SAMPLES, dbfs
 from rtedge.peer import avatar, brain, faults
-from rtedge.peer.audio_in import EnergyVad, InputAudio, dbfs
-from rtedge.peer.audio_out import FRAME_SAMPLES, OutputTrack, Playout
+from rtedge.peer.audio_in import EnergyVad, InputAudio
+from rtedge.peer.audio_out import OutputTrack, Playout
 from rtedge.peer.keys import AuthError, KeyStore
 from rtedge.peer.voice import tone_voice, word_times
 

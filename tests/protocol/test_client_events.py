@@ -4,7 +4,6 @@ and is also accepted by the peer's strict models (generated from the same packag
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from rtedge.realtime.conversation import COMMIT_DELAY_S, Conversation
 from rtedge.realtime.session_shape import build_session
 from rtedge.settings import RealtimeSettings
 from rtedge.state import State
+from rtedge.timers import ManualTimers
 from tests.protocol.reference import client_event_adapter, first_extra
 
 
@@ -59,12 +59,13 @@ async def test_every_event_a_conversation_sends_is_valid() -> None:
     """Drive the turn logic through everything it can send: session, push-to-talk, barge-in,
     a refused tool call and the reply after it."""
     sent: list[dict[str, Any]] = []
+    timers = ManualTimers()
     s = RealtimeSettings.model_validate({"provider": "openai"})
-    conv = Conversation(State(), Audio(), session=build_session(s))
+    conv = Conversation(State(), Audio(), session=build_session(s), timers=timers)
     conv.attach(lambda e: sent.append(e) or True)
     conv.press()
     conv.release()
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    timers.advance(COMMIT_DELAY_S)
     feed(conv, {"type": "input_audio_buffer.committed", "item_id": "item_1"})
     feed(conv, {"type": "response.created", "response": {"id": "resp_1"}})
     feed(conv, {"type": "output_audio_buffer.started", "response_id": "resp_1"})

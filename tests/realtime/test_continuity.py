@@ -3,7 +3,6 @@ real decoded events and an injected clock (no sleeps)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -12,6 +11,7 @@ from rtedge.realtime.continuity import Continuity
 from rtedge.realtime.conversation import COMMIT_DELAY_S, Conversation
 from rtedge.realtime.history import History
 from rtedge.state import State, Turn
+from rtedge.timers import ManualTimers
 from tests.protocol.test_client_events import Audio, check
 
 
@@ -195,7 +195,8 @@ async def test_long_press_abandons_the_turn_and_forgets() -> None:
     """What the app does on a long press: the press is no turn (input cleared, nothing
     committed, no reply asked for) and the conversation is forgotten."""
     state, clock = State(), Clock()
-    conv = Conversation(state, Audio())
+    timers = ManualTimers()
+    conv = Conversation(state, Audio(), timers=timers)
     renewed: list[bool] = []
     c = Continuity(state, History(clock=clock), on_forget=lambda: renewed.append(True))
     sent: list[dict[str, Any]] = []
@@ -205,7 +206,7 @@ async def test_long_press_abandons_the_turn_and_forgets() -> None:
     reply(c, "r1", "a")
     conv.abandon()
     c.forget("long press")
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    timers.advance(COMMIT_DELAY_S + 1.0)
     types = [e["type"] for e in sent]
     assert "input_audio_buffer.commit" not in types and "response.create" not in types
     assert types[-1] == "input_audio_buffer.clear"

@@ -1,15 +1,16 @@
 """Turn logic on its own: the events a press and a release send, and how server events move the
-turn. The data channel is the ``send`` seam; the e2e tests cover the same with real calls."""
+turn. The data channel is the ``send`` seam; the e2e tests cover the same with real calls.
+Time is synthetic (rtedge.timers.ManualTimers): the commit delay and the ack wait pass at once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Literal
 
 from rtedge.protocol.server import decode_server_event
 from rtedge.realtime.conversation import COMMIT_ACK_S, COMMIT_DELAY_S, Conversation
 from rtedge.state import State, Turn
+from rtedge.timers import ManualTimers
 
 
 class Audio:
@@ -25,6 +26,13 @@ class Audio:
         self.earcons.append(name)
 
 
+def advance(conv: Conversation, seconds: float) -> None:
+    """Synthetic time passes: the timers that fall due run, in order."""
+    timers = conv.timers
+    assert isinstance(timers, ManualTimers)
+    timers.advance(seconds)
+
+
 def feed(conv: Conversation, event: dict[str, Any]) -> None:
     event.setdefault("event_id", "event_1")
     conv.on_event(decode_server_event(json.dumps(event)))
@@ -34,7 +42,7 @@ def setup() -> tuple[Conversation, State, Audio, list[dict[str, Any]]]:
     state = State()
     audio = Audio()
     sent: list[dict[str, Any]] = []
-    conv = Conversation(state, audio)
+    conv = Conversation(state, audio, timers=ManualTimers())
     conv.attach(lambda e: sent.append(e) or True)
     return conv, state, audio, sent
 
@@ -46,7 +54,7 @@ async def turn_sent(conv: Conversation, sent: list[dict[str, Any]]) -> None:
     """One press and release, its commit and response.create gone out; ``sent`` emptied."""
     conv.press()
     conv.release()
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     feed(conv, {"type": "input_audio_buffer.committed", "item_id": "item_1"})  # the ack
     assert [e["type"] for e in sent][-1] == "response.create"
     sent.clear()
@@ -59,7 +67,7 @@ async def test_press_release_sends_the_ptt_recipe() -> None:
     assert [e["type"] for e in sent] == ["input_audio_buffer.clear"]
     conv.release()
     assert not audio.talking and state.turn is Turn.THINKING
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     assert [e["type"] for e in sent][1:] == ["input_audio_buffer.commit"]
     feed(conv, {"type": "input_audio_buffer.committed", "item_id": "item_1"})
     assert [e["type"] for e in sent][1:] == ["input_audio_buffer.commit", "response.create"]
@@ -114,7 +122,7 @@ async def test_held_button_across_reconnect_restarts_the_turn() -> None:
     conv.attach(lambda e: new.append(e) or True)
     assert [e["type"] for e in new] == ["input_audio_buffer.clear"]
     conv.release()
-    await asyncio.sleep(COMMIT_DELAY_S + COMMIT_ACK_S + 0.05)  # a service that never acks
+    advance(conv, COMMIT_DELAY_S + COMMIT_ACK_S)  # a service that never acks
     assert [e["type"] for e in new][1:] == ["input_audio_buffer.commit", "response.create"]
 
 
@@ -149,7 +157,7 @@ async def test_speech_the_services_vad_took_while_held_still_gets_its_reply() ->
     feed(conv, {"type": "response.created", "response": RESPONSE})
     assert "response.cancel" in [e["type"] for e in sent]  # not asked for: button held
     conv.release()
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     commit = sent[-1]
     assert commit["type"] == "input_audio_buffer.commit"
     error = {"type": "invalid_request_error", "code": "input_audio_buffer_commit_empty"}
@@ -159,7 +167,7 @@ async def test_speech_the_services_vad_took_while_held_still_gets_its_reply() ->
     # a press with nothing committed by the service stays as before: no reply asked for
     conv.press()
     conv.release()
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     commit = sent[-1]
     feed(conv, {"type": "error", "error": {**error, "event_id": commit["event_id"]}})
     assert sent[-1] is commit and state.turn is Turn.IDLE
@@ -275,7 +283,7 @@ async def test_service_vad_reply_while_held_is_cancelled_and_before_commit_is_ta
     sent.clear()
     conv.release()
     feed(conv, created("resp_vad"))  # answered before our commit went out: that is the reply
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     assert sent == []  # no commit, no second response.create
     assert conv.response_id == "resp_vad" and state.turn is Turn.THINKING
 
@@ -304,3 +312,38 @@ def delta(rid: str, text: str) -> dict[str, Any]:
         "content_index": 0,
         "delta": text,
     }
+
+
+def test_commit_delay_and_ack_wait_on_the_injected_clock() -> None:
+    """The commit goes out COMMIT_DELAY_S after the release, not before; without an ack,
+    response.create follows COMMIT_ACK_S later, not before (to the millisecond); turn_since is
+    on the same clock."""
+    conv, state, _, sent = setup()
+    timers = conv.timers
+    assert isinstance(timers, ManualTimers)
+    conv.press()
+    conv.release()
+    assert conv.turn_since == timers.now and state.turn is Turn.THINKING
+    advance(conv, COMMIT_DELAY_S - 0.001)
+    assert [e["type"] for e in sent] == ["input_audio_buffer.clear"]
+    advance(conv, 0.002)
+    assert sent[-1]["type"] == "input_audio_buffer.commit" and not conv.quiet
+    advance(conv, COMMIT_ACK_S - 0.002)
+    assert sent[-1]["type"] == "input_audio_buffer.commit"
+    advance(conv, 0.002)
+    assert sent[-1]["type"] == "response.create"
+    assert timers.pending == 0
+
+
+def test_a_press_before_the_commit_cancels_it() -> None:
+    conv, _, _, sent = setup()
+    conv.press()
+    conv.release()
+    advance(conv, COMMIT_DELAY_S / 2)
+    conv.press()  # pressed again before the commit went out: one turn, not two
+    advance(conv, COMMIT_DELAY_S + COMMIT_ACK_S)
+    types = [e["type"] for e in sent]
+    assert "input_audio_buffer.commit" not in types and "response.create" not in types
+    conv.release()
+    advance(conv, COMMIT_DELAY_S + COMMIT_ACK_S)
+    assert [e["type"] for e in sent][-2:] == ["input_audio_buffer.commit", "response.create"]

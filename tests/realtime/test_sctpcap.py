@@ -14,7 +14,7 @@ import pytest
 from aiortc import RTCDataChannel, RTCPeerConnection
 
 from rtedge.realtime import sctpcap
-from rtedge.realtime.ice import use_host_addresses
+from rtedge.rtc.ice import use_host_addresses
 
 LIMIT = 1 << 20
 

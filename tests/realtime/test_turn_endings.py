@@ -4,7 +4,6 @@ seam; tests/faults/test_loose_events.py does the same over real calls with the p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, Literal
@@ -16,6 +15,8 @@ from rtedge.realtime.conversation import COMMIT_ACK_S, COMMIT_DELAY_S, Conversat
 from rtedge.realtime.session_shape import build_session
 from rtedge.settings import RealtimeSettings
 from rtedge.state import State, Turn
+from rtedge.timers import ManualTimers
+from tests.realtime.test_conversation import advance
 
 
 class Audio:
@@ -32,7 +33,7 @@ def setup() -> tuple[Conversation, State, list[dict[str, Any]]]:
     state = State()
     sent: list[dict[str, Any]] = []
     s = RealtimeSettings.model_validate({"provider": "openai", "voice": "cedar"})
-    conv = Conversation(state, Audio(), session=build_session(s))
+    conv = Conversation(state, Audio(), session=build_session(s), timers=ManualTimers())
     conv.attach(lambda e: sent.append(e) or True)
     return conv, state, sent
 
@@ -49,7 +50,7 @@ async def turn(conv: Conversation, sent: list[dict[str, Any]]) -> None:
     """A press and a release; the commit acknowledged, so response.create goes out."""
     conv.press()
     conv.release()
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     feed(conv, {"type": "input_audio_buffer.committed", "item_id": "item_1"})
     assert sent[-1]["type"] == "response.create"
 
@@ -110,7 +111,7 @@ async def test_no_response_create_after_a_refused_commit() -> None:
     conv, state, sent = setup()
     conv.press()
     conv.release()
-    await asyncio.sleep(COMMIT_DELAY_S + 0.05)
+    advance(conv, COMMIT_DELAY_S)
     commit = last(sent, "input_audio_buffer.commit")
     feed(
         conv,
@@ -124,7 +125,7 @@ async def test_no_response_create_after_a_refused_commit() -> None:
         },
     )
     assert state.turn is Turn.IDLE
-    await asyncio.sleep(COMMIT_ACK_S + 0.1)
+    advance(conv, COMMIT_ACK_S)
     assert "response.create" not in [e["type"] for e in sent]
 
 

@@ -16,6 +16,12 @@ Int16Array = npt.NDArray[np.int16]
 WEBRTC_RATE = 48000
 """Rate of every frame handed to or taken from aiortc."""
 
+FRAME_SAMPLES = 960
+"""One WebRTC audio frame: 20 ms at ``WEBRTC_RATE``, one Opus packet."""
+
+TIME_BASE = fractions.Fraction(1, WEBRTC_RATE)
+"""The time base of audio frames and packets (one tick a sample)."""
+
 SILENCE_RMS = 1e-3
 """RMS (0..1 full scale) below which a period counts as silence (about -60 dBFS)."""
 
@@ -39,6 +45,20 @@ def rms(samples: Int16Array) -> float:
         return 0.0
     x = samples.astype(np.float64)
     return math.sqrt(float(x.dot(x)) / x.size) / 32768.0
+
+
+SILENCE_DBFS = -120.0
+"""The floor of ``dbfs``: what digital silence reads as."""
+
+
+def level_dbfs(level: float) -> float:
+    """An RMS level (0..1 of full scale, as ``rms`` gives) in dBFS, floored at ``SILENCE_DBFS``."""
+    return max(SILENCE_DBFS, 20.0 * math.log10(level + 1e-12))
+
+
+def dbfs(samples: Int16Array) -> float:
+    """RMS level of s16 samples in dB relative to full scale (``SILENCE_DBFS`` for silence)."""
+    return level_dbfs(rms(samples))
 
 
 def apply_gain(samples: Int16Array, gain: float) -> Int16Array:
@@ -114,6 +134,20 @@ class Converter:
             self._passthrough = False
         return _frames_to_array(self._resampler.resample(frame))
 
+    def flush(self) -> Int16Array:
+        """What the resampler's filter still holds at the end of a stream (empty if none)."""
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.int16)
+        return _frames_to_array(self._resampler.resample(None))
+
+
+def resample(samples: Int16Array, in_rate: int, out_rate: int, channels: int = 1) -> Int16Array:
+    """A whole clip from ``in_rate`` to ``out_rate`` (a new array, the filter's tail included)."""
+    if in_rate == out_rate or samples.size == 0:
+        return samples.copy()
+    converter = Converter(in_rate, channels, out_rate, channels)
+    return np.concatenate((converter.convert(samples), converter.flush()))
+
 
 def _frames_to_array(frames: list[Any]) -> Int16Array:
     if not frames:
@@ -177,14 +211,20 @@ def earcon_samples(name: str, *, rate: int, channels: int) -> Int16Array:
 
 
 __all__ = [
+    "FRAME_SAMPLES",
+    "SILENCE_DBFS",
     "SILENCE_RMS",
+    "TIME_BASE",
     "WEBRTC_RATE",
     "Converter",
     "Int16Array",
     "Rechunker",
     "apply_gain",
+    "dbfs",
     "earcon_samples",
     "layout_name",
+    "level_dbfs",
+    "resample",
     "rms",
     "tone",
 ]

@@ -8,11 +8,13 @@ import av
 import numpy as np
 import pytest
 
-from rtedge.audio.dsp import (
+from rtedge.media.dsp import (
     Converter,
     Rechunker,
     apply_gain,
+    dbfs,
     earcon_samples,
+    resample,
     rms,
     tone,
 )
@@ -90,6 +92,23 @@ def test_gain_scales_and_saturates() -> None:
 def test_rms_full_scale_square_is_one() -> None:
     assert rms(np.array([-32768, 32767] * 100, dtype=np.int16)) == pytest.approx(1.0, abs=1e-4)
     assert rms(np.zeros(0, dtype=np.int16)) == 0.0
+
+
+def test_dbfs_of_a_sine_silence_and_nothing() -> None:
+    assert dbfs(sine(440, 1.0, 48000, 0.5)) == pytest.approx(-9.03, abs=0.05)  # -6 dB, -3 dB RMS
+    assert dbfs(np.zeros(480, np.int16)) == -120.0
+    assert dbfs(np.zeros(0, np.int16)) == -120.0
+
+
+def test_a_whole_clip_resampled_keeps_its_length_pitch_and_tail() -> None:
+    src = sine(440, 1.0, 24000, 0.5)
+    out = resample(src, 24000, 48000)
+    # The filter's tail is flushed: every input sample comes out (two per input sample).
+    assert out.size == 2 * src.size
+    assert peak_hz(out, 48000) == pytest.approx(440, abs=2)
+    assert rms(out) == pytest.approx(rms(src), rel=0.02)
+    same = resample(src, 24000, 24000)
+    assert np.array_equal(same, src) and same is not src
 
 
 def test_earcons_are_short_soft_and_distinct() -> None:

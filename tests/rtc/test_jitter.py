@@ -13,7 +13,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import AudioStreamTrack
 from aiortc.rtp import RtpPacket
 
-from rtedge.realtime.jitter import AudioJitterBuffer, install, merge_opus, opus_frame_samples
+from rtedge.rtc.jitter import AudioJitterBuffer, install, merge_opus, opus_frame_samples
 
 RATE = 48000
 FRAME = 960

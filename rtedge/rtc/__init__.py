@@ -1,0 +1,1 @@
+"""WebRTC seams the daemon and the peer share: ICE host addresses and consent, the Opus buffer."""
