@@ -10,7 +10,6 @@ import fcntl
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +163,10 @@ ctl.!default {{ type null }}
         return len((await self.call()).get("responses", []))
 
     async def until_responses(self, more_than: int, within: float) -> None:
-        deadline = time.monotonic() + scaled(within)
-        while await self.responses() <= more_than:
-            if time.monotonic() > deadline:
-                raise AssertionError("timed out waiting for a reply")
-            await asyncio.sleep(0.2)
+        async def more() -> bool:
+            return await self.responses() > more_than
+
+        await until(more, within, f"more than {more_than} replies", step=0.2)
 
     async def close(self) -> None:
         self._stop.set()
