@@ -12,6 +12,26 @@ import xdist
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_pytest(sample: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest with the project's configuration on one sample file of its own."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(ROOT / "pyproject.toml"),
+        ]
+        + ["--rootdir", str(sample.parent), *args, str(sample)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=sample.parent,
+    )
+
+
 def test_a_skip_is_listed_with_its_reason(tmp_path: Path) -> None:
     sample = tmp_path / "test_sample.py"
     sample.write_text(
@@ -19,25 +39,7 @@ def test_a_skip_is_listed_with_its_reason(tmp_path: Path) -> None:
         "def test_runs():\n    pass\n\n"
         "def test_needs_a_thing():\n    pytest.skip('the thing is not on this machine')\n"
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-c",
-            str(ROOT / "pyproject.toml"),
-            "--rootdir",
-            str(tmp_path),
-            str(sample),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    out = run_pytest(sample, "-q")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SKIPPED [1] test_sample.py:7: the thing is not on this machine" in out.stdout, (
         out.stdout
@@ -58,29 +60,7 @@ def test_xdist_groups_run_on_one_worker(tmp_path: Path) -> None:
         "def test_grouped(i):\n"
         "    print('WORKER', os.environ['PYTEST_XDIST_WORKER'])\n"
     )
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-v",
-            "-p",
-            "no:cacheprovider",
-            "-c",
-            str(ROOT / "pyproject.toml"),
-            "--rootdir",
-            str(tmp_path),
-            "-n",
-            "2",
-            "--dist",
-            "loadgroup",
-            str(sample),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    out = run_pytest(sample, "-v", "-n", "2", "--dist", "loadgroup")
     assert out.returncode == 0, out.stdout + out.stderr
     versions = f"pytest {pytest.__version__}, pytest-xdist {xdist.__version__}"
     ran = [line for line in out.stdout.splitlines() if "PASSED" in line]
