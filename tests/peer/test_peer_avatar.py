@@ -107,14 +107,14 @@ async def test_cancel_ends_the_frames(peer: PeerHandle) -> None:
     created = await c.request({"type": "response.create"}, "response.created")
     rid = created["response"]["id"]
     await c.wait_for("output_audio_buffer.started")
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # into the reply: the test's input
     mark = len(c.events)
     c.send({"type": "response.cancel"})
     done = await c.wait_for("response.output_image.done", after=mark)
     await c.wait_for("response.done", after=mark)
     n = len(frames_of(c, rid))
     assert done["total_frames"] == n and 8 <= n <= 20
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # a window in which no frame may follow the done
     assert len(frames_of(c, rid)) == n  # no frame after the done
 
 
