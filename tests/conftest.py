@@ -14,7 +14,8 @@ from tests.support import PROFILES, TIME_SCALE, Daemon, Peer
 # beside it: each Chromium is a few processes and ~300 MB; the room rig runs piper, AEC3 and the
 # wake word in real time; the floods keep two processes at full CPU. Everything else is
 # parallel-safe by construction: free ports from tests.ports (a slice per worker), files under
-# tmp_path, processes killed by the handle that started them.
+# tmp_path, processes killed by the handle that started them; the demo's tests, which use its
+# usual fixed ports, are a group of their own (tests/test_demo.py).
 GROUP_BY_MARKER = {"browser": "heavy", "heavy": "heavy"}
 
 

@@ -13,6 +13,10 @@ import pytest
 
 from tests.support import base_env, wait_for
 
+# The demo runs as a user runs it, on its usual ports (8787, 8788) when they are free: two demos
+# at once could both find a port free and race for it. Under xdist they run one at a time.
+pytestmark = pytest.mark.xdist_group("demo-ports")
+
 
 def children(pid: int) -> list[int]:
     found = []
