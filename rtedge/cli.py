@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtedge import __version__
+from rtedge.footprint import defer_mime_tables
 from rtedge.settings import (
     ConfigError,
     Settings,
@@ -109,7 +110,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if _names_demo_devices(settings):
             # They exist only while `rtedge demo` runs (its own asound.conf); a copy of its own
             # lets the check open them, and never touches a running demo's files.
-            from rtedge.demo import demo_devices
+            from rtedge.audio.filedevices import demo_devices
 
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="rtedge-check-"))
             os.environ["ALSA_CONFIG_PATH"] = str(stack.enter_context(demo_devices(Path(scratch))))
@@ -121,7 +122,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _names_demo_devices(settings: Settings) -> bool:
-    from rtedge.demo import ASOUND_MARK, DEMO_MIC, DEMO_SPEAKER
+    from rtedge.audio.filedevices import ASOUND_MARK, DEMO_MIC, DEMO_SPEAKER
 
     audio = settings.audio
     if not {audio.capture_device, audio.playback_device} <= {DEMO_MIC, DEMO_SPEAKER}:
@@ -224,6 +225,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    defer_mime_tables()  # before the parser imports aiohttp.web (rtedge.footprint says why)
     args = build_parser().parse_args(argv)
     if args.command == "run":
         # A config error is reported before the heavy imports.

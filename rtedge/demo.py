@@ -18,19 +18,17 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-RATE = 48000
-CHUNK = RATE // 50  # 20 ms
+from rtedge.audio.filedevices import RATE, FileDevices, voiced_seconds, write_framebuffer
+
 PEER_PORT = 8788  # config/demo.toml's; another free port when these are taken
 HEALTH_PORT = 8787
 HEALTH = f"http://127.0.0.1:{HEALTH_PORT}"  # where _get/_post go; set by run_demo
@@ -62,90 +60,6 @@ def speech_pcm(text: str) -> np.ndarray:
         return np.concatenate(chunks).astype(np.int16)
     t = np.arange(int(RATE * 1.5)) / RATE
     return (8000 * np.sin(2 * np.pi * (300 + 200 * t) * t)).astype(np.int16)
-
-
-DEMO_MIC = "rtedge_mic"
-DEMO_SPEAKER = "rtedge_speaker"
-ASOUND_MARK = "# written by rtedge demo"
-
-
-def write_asound_conf(path: Path, mic_fifo: Path, speaker: Path) -> None:
-    path.write_text(
-        f"""{ASOUND_MARK}: these devices exist while it runs
-pcm.{DEMO_MIC} {{ type file slave.pcm {{ type null }} file "/dev/null"
-  infile "{mic_fifo}" format "raw"
-  hint {{ show on description "rtedge demo microphone (a FIFO fed by rtedge demo)" }} }}
-pcm.{DEMO_SPEAKER} {{ type file slave.pcm {{ type null }} file "{speaker}" format "wav"
-  hint {{ show on description "rtedge demo speaker (a WAV file)" }} }}
-pcm.!default {{ type asym capture.pcm "{DEMO_MIC}" playback.pcm "{DEMO_SPEAKER}" }}
-ctl.!default {{ type null }}
-"""
-    )
-
-
-@contextlib.contextmanager
-def demo_devices(workdir: Path) -> Iterator[Path]:
-    """The demo's microphone and speaker set up in ``workdir`` (the mic fed silence) for as
-    long as the block runs; yields the ALSA config that defines them."""
-    fifo = workdir / "mic.fifo"
-    os.mkfifo(fifo)
-    conf = workdir / "asound.conf"
-    write_asound_conf(conf, fifo, workdir / "speaker.wav")
-    feeder = MicFeeder(fifo)
-    feeder.start()
-    try:
-        yield conf
-    finally:
-        feeder.stop.set()
-        # A feeder still waiting for a reader to open the FIFO is let go by opening it once.
-        with contextlib.suppress(OSError):
-            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-        feeder.join(timeout=2)
-
-
-def write_framebuffer(workdir: Path, width: int = 640, height: int = 480) -> Path:
-    sysfs = workdir / "fb0-sysfs"
-    sysfs.mkdir(exist_ok=True)
-    (sysfs / "virtual_size").write_text(f"{width},{height}\n")
-    (sysfs / "bits_per_pixel").write_text("32\n")
-    (sysfs / "stride").write_text(f"{width * 4}\n")
-    fb = workdir / "fb0"
-    fb.write_bytes(bytes(width * height * 4))
-    return fb
-
-
-class MicFeeder(threading.Thread):
-    """Writes 20 ms chunks into the mic FIFO on a real-time clock: silence, or queued speech."""
-
-    def __init__(self, fifo: Path) -> None:
-        super().__init__(name="demo-mic", daemon=True)
-        self._fifo = fifo
-        self._pending: list[np.ndarray] = []
-        self._lock = threading.Lock()
-        self.stop = threading.Event()
-        self.speaking = threading.Event()
-
-    def say(self, pcm: np.ndarray) -> None:
-        with self._lock:
-            self._pending = [pcm[i : i + CHUNK] for i in range(0, len(pcm), CHUNK)]
-            self.speaking.set()
-
-    def run(self) -> None:
-        silence = np.zeros(CHUNK, np.int16)
-        try:
-            with open(self._fifo, "wb", buffering=0) as fh:  # waits for the daemon to open it
-                next_t = time.monotonic()
-                while not self.stop.is_set():
-                    with self._lock:
-                        chunk = self._pending.pop(0) if self._pending else None
-                        if chunk is None:
-                            self.speaking.clear()
-                    data = silence if chunk is None else np.pad(chunk, (0, CHUNK - len(chunk)))
-                    fh.write(data.tobytes())
-                    next_t += 0.02
-                    time.sleep(max(0.0, next_t - time.monotonic()))
-        except (BrokenPipeError, OSError):
-            pass
 
 
 def _get(path: str) -> tuple[int, Any]:
@@ -194,19 +108,6 @@ def _wait_for(
             return value
         time.sleep(0.1)
     raise TimeoutError(f"timed out waiting for {what}")
-
-
-def _speaker_stats(path: Path) -> tuple[float, float]:
-    if not path.exists():
-        return 0.0, 0.0
-    data = np.frombuffer(path.read_bytes()[44:], dtype=np.int16)
-    if data.size == 0:
-        return 0.0, 0.0
-    seconds = data.size / (RATE * 2)
-    voiced = data.reshape(-1, 2)[:, 0].astype(np.float32) / 32768
-    frames = voiced[: len(voiced) // CHUNK * CHUNK].reshape(-1, CHUNK)
-    loud = float((np.sqrt((frames**2).mean(axis=1)) > 0.01).sum()) * 0.02
-    return seconds, loud
 
 
 def _port(preferred: int) -> int:
@@ -260,20 +161,13 @@ def run_demo(
         sys.stdout.reconfigure(line_buffering=True)  # each step shows as it happens, piped too
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    fifo = workdir / "mic.fifo"
-    if fifo.exists():
-        fifo.unlink()
-    os.mkfifo(fifo)
-    speaker = workdir / "speaker.wav"
-    speaker.unlink(missing_ok=True)
-    asound = workdir / "asound.conf"
-    write_asound_conf(asound, fifo, speaker)
+    devices = FileDevices(workdir)
     fb = write_framebuffer(workdir)
     peer_port, health_port = _port(PEER_PORT), _port(HEALTH_PORT)
     HEALTH = f"http://127.0.0.1:{health_port}"
     env = dict(
         os.environ,
-        ALSA_CONFIG_PATH=str(asound),
+        ALSA_CONFIG_PATH=str(devices.conf),
         GPIOZERO_PIN_FACTORY="mock",
         RTEDGE_DISPLAY__FBDEV=str(fb),
         RTEDGE_DISPLAY__SYSFS=str(workdir / "fb0-sysfs"),
@@ -290,7 +184,7 @@ def run_demo(
         if port != usual:
             print(f"demo: port {usual} is taken; the {what} port is {port} instead")
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    feeder = MicFeeder(fifo)
+    feeder = devices.feeder
     # Each child in a session of its own: a Ctrl-C in the terminal reaches the demo only, which
     # stops the daemon first (its call hung up while the peer still answers), then the peer.
     spawn: dict[str, Any] = {
@@ -300,6 +194,7 @@ def run_demo(
         "preexec_fn": _die_with_parent,
     }
     try:
+        devices.start()  # the mic is live (silence) before the daemon first opens it
         procs["peer"] = subprocess.Popen(
             [sys.executable, "-m", "rtedge", "peer", "--listen", f"127.0.0.1:{peer_port}"],
             stdout=logs["peer"],
@@ -319,7 +214,6 @@ def run_demo(
             stdout=logs["daemon"],
             **spawn,
         )
-        feeder.start()
         t0 = time.monotonic()
         _wait_for(
             lambda: _get("/healthz")[0] == 200,
@@ -333,7 +227,7 @@ def run_demo(
         print(f"demo: holding push-to-talk, saying {QUESTION!r} ({len(question) / RATE:.1f}s)")
         _post("/ptt/press")
         time.sleep(0.15)  # the press is confirmed after min_press_ms
-        feeder.say(question)
+        feeder.play(question)
         _wait_for(
             lambda: not feeder.speaking.is_set(), 30 * time_scale, "the question to be spoken"
         )
@@ -347,7 +241,8 @@ def run_demo(
         )
         time.sleep(0.5)
         status = _get("/status")[1]
-        seconds, loud = _speaker_stats(speaker)
+        heard = devices.speaker_pcm()
+        seconds, loud = heard.size / RATE, voiced_seconds(heard)
         reply = status.get("transcript_assistant", "")
         print("demo: reply transcript:", repr(reply))
         if reply.startswith("I heard"):
@@ -396,7 +291,7 @@ def run_demo(
         # No second signal may cut the stopping short and leave a child behind.
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
-        feeder.stop.set()
+        devices.stop()
         for name in ("daemon", "peer"):  # the daemon hangs up while the peer still answers
             child = procs.get(name)
             if child is None:

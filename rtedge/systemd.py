@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import time
 from collections.abc import Callable
 
@@ -33,26 +32,6 @@ def watchdog_interval() -> float | None:
     if pid and pid.isdigit() and int(pid) != os.getpid():
         return None
     return int(usec) / 1e6 / 2
-
-
-def try_realtime(priority: int = 10) -> bool:
-    """Lift the calling thread (an ALSA capture or playback thread) to SCHED_FIFO.
-
-    Only when the service manager granted it: rtedge.service sets ``LimitRTPRIO=20`` (no
-    capability needed) and ``LimitRTTIME=200ms:500ms``, which kills a real-time thread that spins
-    without blocking. Anywhere else (RLIMIT_RTPRIO 0, even as root) the thread stays SCHED_OTHER.
-    Only the calling thread changes: the event loop never runs real-time.
-    """
-    try:
-        limit = resource.getrlimit(resource.RLIMIT_RTPRIO)[0]
-        if limit == 0:
-            return False
-        if limit != resource.RLIM_INFINITY:
-            priority = min(priority, int(limit))
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (OSError, AttributeError, ValueError):
-        return False
-    return True
 
 
 def status_line(state: State) -> str:

@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import resource
@@ -346,49 +347,10 @@ def traced_frame_in(trace: Trace, stage: str, frame: Any) -> None:
         trace.remote_onset_pts.append((time.monotonic(), int(frame.pts)))
 
 
-class TracedPcm:
-    """Wraps a pyalsaaudio PCM: times the onset on device reads and writes."""
-
-    def __init__(self, inner: Any, kind: str, channels: int, trace: Trace) -> None:
-        self._inner = inner
-        self._kind = kind
-        self._channels = channels
-        self._trace = trace
-
-    def read(self) -> tuple[int, bytes]:
-        n, data = self._inner.read()
-        if n > 0:
-            self._trace.pcm("capture.read", data, channels=self._channels)
-        return int(n), bytes(data)
-
-    def write(self, data: bytes) -> int:
-        n = int(self._inner.write(data))
-        if n > 0:
-            self._trace.pcm("device.write", data[: n * 2 * self._channels], channels=self._channels)
-        return n
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 def install_rtedge_hooks(trace: Trace) -> None:
-    from rtedge.audio import alsa, opus, pipeline, tracks
+    """Wrap the mic's encoder, the loop's hand-over and the tracks (this process only)."""
+    from rtedge.audio import opus, pipeline, tracks
     from rtedge.realtime import call
-
-    orig_open = alsa.open_alsa_pcm
-
-    def open_pcm(kind: str, params: Any) -> Any:
-        return TracedPcm(orig_open(kind, params), kind, params.channels, trace)
-
-    alsa.open_alsa_pcm = open_pcm
-
-    orig_from_thread = pipeline.AudioPipeline._from_capture_thread
-
-    def from_capture_thread(self: Any, samples: Any, level: float) -> None:
-        trace.pcm("capture.handed", samples)
-        orig_from_thread(self, samples, level)
-
-    pipeline.AudioPipeline._from_capture_thread = from_capture_thread  # type: ignore[method-assign]
 
     # the mic is Opus-encoded on the capture thread: the packet that carries the onset is
     # followed by its bytes
@@ -432,22 +394,18 @@ def install_rtedge_hooks(trace: Trace) -> None:
 
     call._WatchedTrack.recv = watched_recv  # type: ignore[method-assign]
 
-    orig_to_speaker = pipeline.AudioPipeline._to_speaker
 
-    def to_speaker(self: Any, samples: Any) -> None:
-        trace.pcm("sink.pushed", samples, channels=self.settings.playback_channels)
-        orig_to_speaker(self, samples)
+def attach_device_trace(audio: Any, trace: Trace) -> None:
+    """The device threads' own trace hook (``DeviceWorker.trace``): capture read and hand-over,
+    the sink's push, the playout buffer's take and the device write, each timed where it
+    happens. An rtedge from before the hook has no such attribute to call: those stages are
+    then missing from its table."""
 
-    pipeline.AudioPipeline._to_speaker = to_speaker  # type: ignore[method-assign]
+    def hook(stage: str, samples: Any, channels: int, t: float) -> None:
+        trace.pcm(stage, samples, t, channels=channels)
 
-    orig_take = alsa.PlaybackWorker._take
-
-    def take(self: Any, frames: int) -> Any:
-        out = orig_take(self, frames)
-        trace.pcm("playback.take", out[0], channels=self.params.channels)
-        return out
-
-    alsa.PlaybackWorker._take = take  # type: ignore[method-assign]
+    audio.capture.trace = hook
+    audio.playback.trace = hook
 
 
 # ---- the test devices: a mic writer and a DAC, each its own process ----------------------------
@@ -645,17 +603,26 @@ class Mic:
         return self.times[k] + r / RATE if k < len(self.times) else None
 
 
+def filedevices() -> Any:
+    """``rtedge/audio/filedevices.py`` of this checkout, loaded by path: the test devices are the
+    same for every role, whichever rtedge is measured (``--before`` may name one without it)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_filedevices", ROOT / "rtedge" / "audio" / "filedevices.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def alsa_devices(capture_channels: int) -> tuple[Path, Path, Path]:
     work = Path(tempfile.mkdtemp(prefix="rtedge-bench-"))
     mic_fifo, spk_fifo = work / "mic.fifo", work / "spk.fifo"
     os.mkfifo(mic_fifo)
     os.mkfifo(spk_fifo)
-    conf = work / "asound.conf"
-    conf.write_text(
-        f'pcm.rtmic {{ type file slave.pcm {{ type null }} file "/dev/null" infile "{mic_fifo}"'
-        ' format "raw" }\n'
-        f'pcm.rtspk {{ type file slave.pcm {{ type null }} file "{spk_fifo}" format "raw" }}\n'
-        "ctl.!default { type null }\n"
+    fd = filedevices()
+    conf = fd.write_asound_conf(
+        work / "asound.conf", fd.capture_pcm("rtmic", mic_fifo), fd.playback_pcm("rtspk", spk_fifo)
     )
     os.environ["ALSA_CONFIG_PATH"] = str(conf)
     return work, mic_fifo, spk_fifo
@@ -710,6 +677,8 @@ async def run_rtedge(
     signal, starts = pulse_train(seconds)
     mic, dac = Mic(mic_fifo, signal, settings.audio.channels), Dac(spk_fifo)
     app = Appliance(settings)
+    if trace is not None:
+        attach_device_trace(app.audio, trace)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     try:

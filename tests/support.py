@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from rtedge.demo import MicFeeder, write_asound_conf, write_framebuffer
+from rtedge.audio.filedevices import FileDevices, write_framebuffer
+from rtedge.audio.filedevices import voiced_seconds as voiced_seconds  # for the tests
 
 # The polling helper lives in tests.poll; re-exported here for the rigs' users.
 from tests.poll import TIME_SCALE as TIME_SCALE
@@ -52,41 +53,6 @@ def http(method: str, url: str, body: Any = None, timeout: float = 5) -> tuple[i
         return status, json.loads(raw) if raw else None
     except ValueError:
         return status, raw.decode(errors="replace")
-
-
-class AlsaRig:
-    """ALSA file-plugin devices: a FIFO mic fed in real time, a WAV file speaker."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.dir = workdir
-        self.fifo = workdir / "mic.fifo"
-        os.mkfifo(self.fifo)
-        self.speaker = workdir / "speaker.wav"
-        self.conf = workdir / "asound.conf"
-        write_asound_conf(self.conf, self.fifo, self.speaker)
-        self.feeder = MicFeeder(self.fifo)
-
-    def start(self) -> None:
-        self.feeder.start()
-
-    def stop(self) -> None:
-        self.feeder.stop.set()
-
-    def speaker_pcm(self) -> np.ndarray:
-        """Left channel of what reached the speaker so far, float32."""
-        if not self.speaker.exists():
-            return np.zeros(0, np.float32)
-        data = np.frombuffer(self.speaker.read_bytes()[44:], dtype=np.int16)
-        data = data[: data.size // 2 * 2].reshape(-1, 2)[:, 0]
-        return data.astype(np.float32) / 32768
-
-
-def voiced_seconds(pcm: np.ndarray, threshold: float = 0.01) -> float:
-    chunk = RATE // 50
-    frames = pcm[: pcm.size // chunk * chunk].reshape(-1, chunk)
-    if frames.size == 0:
-        return 0.0
-    return float((np.sqrt((frames**2).mean(axis=1)) > threshold).sum()) * 0.02
 
 
 class Proc:
@@ -195,7 +161,7 @@ class Daemon:
         env: dict[str, str] | None = None,
     ) -> None:
         self.dir = workdir
-        self.alsa = AlsaRig(workdir)
+        self.alsa = FileDevices(workdir)  # rtedge_mic and rtedge_speaker, as the demo's
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cfg: dict[str, dict[str, Any]] = {
@@ -266,7 +232,7 @@ class Daemon:
         """Hold push-to-talk while ``pcm`` plays into the mic, then release."""
         self.press()
         wait_for(lambda: self.status()["turn"] == "listening", 2, "press confirmed")
-        self.alsa.feeder.say(pcm)  # sets ``speaking`` at once; cleared after the last chunk
+        self.alsa.feeder.play(pcm)  # sets ``speaking`` at once; cleared after the last period
         wait_for(lambda: not self.alsa.feeder.speaking.is_set(), 30, "speech fed")
         time.sleep(hold_after)  # held a moment past the speech: the caller's input
         self.release()

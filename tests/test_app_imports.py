@@ -32,6 +32,12 @@ def test_prometheus_and_display_are_imported_only_when_used(
     assert not imported(daemon, "PIL")  # Pillow draws captions into frames: display only
     assert not imported(daemon, "prometheus_client")
     assert not imported(daemon, "rtedge.metrics")
+    # The button is built from gpiozero's own modules (rtedge.controls.gpio), not its __init__
+    # (which imports every device family). importlib.import_module leaves no profile line, but
+    # what the button's module imports with import statements does.
+    assert imported(daemon, "gpiozero.devices")
+    assert not imported(daemon, "gpiozero.boards")
+    assert not imported(daemon, "gpiozero.spi_devices")
     # The first scrape builds the registry with every collector, the call's counts included.
     code, body = http("GET", daemon.url + "/metrics")
     assert code == 200

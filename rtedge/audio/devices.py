@@ -21,6 +21,7 @@ from rtedge.audio.alsa import (
     PcmParams,
     describe_error,
     open_alsa_pcm,
+    poller,
 )
 from rtedge.audio.alsalib import pcm_hints
 from rtedge.settings import AudioSettings
@@ -171,12 +172,10 @@ def _probe_one(kind: str, params: PcmParams, opener: OpenPcm, timeout_s: float) 
 
 
 def _one_period(kind: str, pcm: Pcm, params: PcmParams, timeout_s: float) -> None:
-    poller = select.poll()
-    for fd, events in pcm.polldescriptors():
-        poller.register(fd, events)
+    poll = poller(pcm)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        poller.poll(int(timeout_s * 1000))
+        poll.poll(int(timeout_s * 1000))
         if kind == "capture":
             n, _ = pcm.read()
         else:

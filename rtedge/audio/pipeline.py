@@ -17,11 +17,13 @@ from typing import Literal
 import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
-from rtedge.audio.alsa import CaptureWorker, OpenPcm, PcmParams, PlaybackWorker
+from rtedge.audio.alsa import OpenPcm, PcmParams
+from rtedge.audio.capture import CaptureWorker
 from rtedge.audio.echo import ReferenceTap
 from rtedge.audio.frontend import Frontend, needs_frontend
 from rtedge.audio.handsfree_gate import GateEvent
 from rtedge.audio.opus import MicEncoder, silence_packet
+from rtedge.audio.playback import PlaybackWorker
 from rtedge.audio.speaking import SpeakingDetector
 from rtedge.audio.tracks import FRAME_SAMPLES, MicTrack, SpeakerSink
 from rtedge.media.dsp import WEBRTC_RATE, Int16Array, earcon_samples

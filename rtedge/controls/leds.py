@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rtedge.controls.gpio import gpio_class
 from rtedge.settings import PttSettings
 from rtedge.state import Connection, State, Turn
 
@@ -89,9 +90,9 @@ class StatusLed:
         pin = self.settings.led_pin
         if pin is not None and self.led is None:
             try:
-                from gpiozero import PWMLED
+                led_class = gpio_class("output_devices", "PWMLED")
 
-                self.led = PWMLED(pin, pin_factory=self._pin_factory)
+                self.led = led_class(pin, pin_factory=self._pin_factory)
             except Exception as exc:
                 log.warning("status LED on GPIO%s unavailable: %s", pin, exc)
                 self.led = None

@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from rtedge.controls.gpio import gpio_class
 from rtedge.settings import PttSettings
 from rtedge.state import State
 from rtedge.timers import LoopTimers, Timer, Timers
@@ -89,10 +90,10 @@ class PushToTalk:
         with warnings.catch_warnings(record=True) as fallbacks:
             warnings.simplefilter("always")
             try:
-                from gpiozero import Button
+                button_class = gpio_class("input_devices", "Button")
 
                 bounce = self.settings.bounce_ms / 1000 if self.settings.bounce_ms else None
-                self.button = Button(
+                self.button = button_class(
                     pin,
                     pull_up=self.settings.active_low,
                     bounce_time=bounce,

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from rtedge.systemd import try_realtime
+from rtedge.rtsched import try_realtime
 
 
 def in_thread(fn: object) -> list[object]:

@@ -1,11 +1,13 @@
 """Real ALSA without a sound card: the ``file`` plugin over a ``null`` slave (see TESTING.md).
 
-Each test writes its own asound.conf and points ``ALSA_CONFIG_PATH`` at it (a fresh path is
-re-read by alsa-lib within one process; the same path edited is not). The microphone is a FIFO
-fed in real time by a writer thread; the speaker is a raw file (or a FIFO drained in real
-time). Devices live inside a directory so a test can make one vanish (rename the directory
-away: open fails with ENOENT) and come back atomically (rename a fresh directory in, its FIFO
-ends already held open, so alsa-lib never blocks opening them while holding the GIL).
+The parts (the PCM definitions, the mic feeder) are ``rtedge.audio.filedevices``, which
+``rtedge demo`` uses. Each test writes its own asound.conf and points ``ALSA_CONFIG_PATH`` at it
+(a fresh path is re-read by alsa-lib within one process; the same path edited is not). The
+microphone is a FIFO fed in real time by a writer thread; the speaker is a raw file (or a FIFO
+drained in real time). Devices live inside a directory so a test can make one vanish (rename
+the directory away: open fails with ENOENT) and come back atomically (rename a fresh directory
+in, its FIFO ends already held open, so alsa-lib never blocks opening them while holding the
+GIL).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rtedge.audio.filedevices import MicFeeder, capture_pcm, playback_pcm, write_asound_conf
 from tests.poll import until
 
 Int16 = npt.NDArray[np.int16]
+
+__all__ = ["AlsaRig", "FifoDrain", "MicFeeder", "feed_mic", "interleave", "sine"]
 
 
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> Int16:
@@ -33,69 +37,6 @@ def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> Int1
 
 def interleave(mono: Int16, channels: int) -> Int16:
     return np.repeat(mono, channels)
-
-
-class MicFeeder:
-    """Writes interleaved s16 into a FIFO one period per period, on an absolute schedule.
-    After ``data`` runs out it keeps writing silence (a live microphone in a quiet room)."""
-
-    def __init__(self, fifo: Path, *, rate: int, channels: int, period_ms: int = 20) -> None:
-        self.fifo = fifo
-        self.rate = rate
-        self.channels = channels
-        self.period_frames = rate * period_ms // 1000
-        self.period_s = period_ms / 1000
-        self._data: Int16 = np.zeros(0, dtype=np.int16)
-        self._pos = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.fd = os.open(fifo, os.O_RDWR)  # never blocks, and the FIFO has a writer from now on
-        self.periods_written = 0
-        self.data_started_at: float | None = None
-
-    def play(self, samples: Int16) -> None:
-        """Queue interleaved samples to be fed next (replacing what is left)."""
-        with self._lock:
-            self._data = samples
-            self._pos = 0
-            self.data_started_at = None
-
-    def start(self) -> MicFeeder:
-        self._thread = threading.Thread(target=self._run, daemon=True, name="mic-feeder")
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        size = self.period_frames * self.channels
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            with self._lock:
-                chunk = self._data[self._pos : self._pos + size]
-                if chunk.size and self._pos == 0:
-                    self.data_started_at = time.monotonic()
-                self._pos += chunk.size
-            if chunk.size < size:
-                chunk = np.concatenate((chunk, np.zeros(size - chunk.size, dtype=np.int16)))
-            try:
-                os.write(self.fd, chunk.tobytes())
-            except OSError:
-                return
-            self.periods_written += 1
-            next_t += self.period_s
-            now = time.monotonic()
-            if now - next_t > 5 * self.period_s:
-                # the FIFO was full (nobody reading): like a real mic, what was not taken is
-                # gone, rather than catching up in a burst
-                next_t = now
-            self._stop.wait(max(0.0, next_t - now))
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
 
 
 def feed_mic(feeder: MicFeeder, pcm: Int16) -> Coroutine[Any, Any, Any]:
@@ -173,17 +114,12 @@ class AlsaRig:
         ``speaker_fifo`` makes the speaker a FIFO instead of a regular file."""
         copy = self.mic_sink if capture_copy else Path("/dev/null")
         spk = self.spk_dir / ("spk.fifo" if speaker_fifo else "spk.raw")
-        self.conf.write_text(
-            f"""
-pcm.rtmic {{ type file slave.pcm {{ type null }} file "{copy}" infile "{self.mic_fifo}"
-  format "raw" hint {{ show on description "rtedge test microphone" }} }}
-pcm.rtspk {{ type file slave.pcm {{ type null }} file "{spk}" format "raw"
-  hint {{ show on description "rtedge test speaker" }} }}
-pcm.rtbad {{ type file slave.pcm {{ type null }} file "/dev/null"
-  infile "{self.root}/nowhere/mic.fifo" format "raw" }}
-pcm.!default {{ type asym capture.pcm "rtmic" playback.pcm "rtspk" }}
-ctl.!default {{ type null }}
-"""
+        write_asound_conf(
+            self.conf,
+            capture_pcm("rtmic", self.mic_fifo, copy=copy, description="rtedge test microphone"),
+            playback_pcm("rtspk", spk, description="rtedge test speaker"),
+            capture_pcm("rtbad", self.root / "nowhere" / "mic.fifo"),
+            default=("rtmic", "rtspk"),
         )
         os.environ["ALSA_CONFIG_PATH"] = str(self.conf)
         return self.conf

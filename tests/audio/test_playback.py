@@ -383,7 +383,8 @@ async def test_speaker_that_fails_mid_stream_is_reopened(rig: AlsaRig) -> None:
 def test_long_silence_is_not_queued_beyond_the_target_depth() -> None:
     """Between replies the buffer comes back to its target depth, however deep a stall had made
     it; pauses inside speech keep their length."""
-    from rtedge.audio.alsa import SKIP_SILENCE_AFTER_S, PcmParams, PlaybackWorker
+    from rtedge.audio.alsa import PcmParams
+    from rtedge.audio.playback import SKIP_SILENCE_AFTER_S, PlaybackWorker
 
     period = 480
     worker = PlaybackWorker(
@@ -417,7 +418,8 @@ def test_long_silence_is_not_queued_beyond_the_target_depth() -> None:
 
 
 def test_a_dry_buffer_waits_for_its_target_depth_before_playing() -> None:
-    from rtedge.audio.alsa import PcmParams, PlaybackWorker
+    from rtedge.audio.alsa import PcmParams
+    from rtedge.audio.playback import PlaybackWorker
 
     period = 480
     worker = PlaybackWorker(

@@ -22,7 +22,8 @@ PeerFactory = Callable[..., Peer]
 FaultDaemonFactory = Callable[..., FaultDaemon]
 
 REOPEN_MAX_S = 1.0  # [audio] reopen_max_s in these tests
-#: A device that stops moving audio without an error is failed after this (rtedge.audio.alsa).
+#: A device that stops moving audio without an error is failed after this
+#: (rtedge.audio.capture, rtedge.audio.playback).
 STALL_S = 2.0
 #: After the device is back: the reopen delay in progress, then the first period moving.
 AUDIO_BOUND_S = REOPEN_MAX_S + 1.5
