@@ -8,37 +8,17 @@ import base64
 import contextlib
 import json
 import re
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.support import scaled
+from tests.browser import CHROMIUM as CHROMIUM
+from tests.browser import chromium
+from tests.poll import scaled
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def chromium_argv(user_dir: str, url: str, width: int, height: int) -> list[str]:
-    assert CHROMIUM is not None
-    return [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--remote-debugging-port=0",
-        "--remote-allow-origins=*",
-        f"--window-size={width},{height}",
-        f"--user-data-dir={user_dir}",
-        url,
-    ]
+PIPE = asyncio.subprocess.PIPE
 
 
 class Page:
@@ -111,43 +91,33 @@ class Page:
 @contextlib.asynccontextmanager
 async def chromium_page(url: str, width: int = 800, height: int = 600) -> AsyncIterator[Page]:
     """Headless Chromium showing ``url``; the page's DevTools session."""
-    user_dir = tempfile.mkdtemp(prefix="rtedge-cdp-")
-    proc = await asyncio.create_subprocess_exec(
-        *chromium_argv(user_dir, url, width, height),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    drain: asyncio.Task[None] | None = None
-    try:
+    flags = ("--remote-debugging-port=0", "--remote-allow-origins=*")
+    async with chromium(url, *flags, f"--window-size={width},{height}", stderr=PIPE) as proc:
         assert proc.stderr is not None
         async with asyncio.timeout(scaled(30)):
             port = await _devtools_port(proc.stderr)
         # keep reading stderr so Chromium never blocks on a full pipe
         drain = asyncio.create_task(_drain(proc.stderr))
-        async with aiohttp.ClientSession() as http:
-            ws_url = None
-            async with asyncio.timeout(scaled(20)):
-                while ws_url is None:
-                    async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
-                        targets = await resp.json()
-                    pages = [t for t in targets if t.get("type") == "page"]
-                    if pages:
-                        ws_url = pages[0]["webSocketDebuggerUrl"]
-                    else:
-                        await asyncio.sleep(0.1)
-            ws = await http.ws_connect(ws_url, max_msg_size=64 * 1024 * 1024)
-            page = Page(ws)
-            try:
-                yield page
-            finally:
-                await page.close()
-    finally:
-        if proc.returncode is None:
-            proc.kill()  # our own child, by its handle
-        await proc.wait()
-        if drain is not None:
+        try:
+            async with aiohttp.ClientSession() as http:
+                ws_url = None
+                async with asyncio.timeout(scaled(20)):
+                    while ws_url is None:
+                        async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
+                            targets = await resp.json()
+                        pages = [t for t in targets if t.get("type") == "page"]
+                        if pages:
+                            ws_url = pages[0]["webSocketDebuggerUrl"]
+                        else:
+                            await asyncio.sleep(0.1)  # the page target is not there yet
+                ws = await http.ws_connect(ws_url, max_msg_size=64 * 1024 * 1024)
+                page = Page(ws)
+                try:
+                    yield page
+                finally:
+                    await page.close()
+        finally:
             drain.cancel()
-        shutil.rmtree(user_dir, ignore_errors=True)
 
 
 async def _devtools_port(stderr: asyncio.StreamReader) -> int:

@@ -6,10 +6,29 @@ from typing import Any
 
 import pytest
 
-from tests.support import TIME_SCALE, Daemon, Peer
+from tests.support import PROFILES, TIME_SCALE, Daemon, Peer
+
+# scripts/test runs the suite on pytest-xdist workers with ``--dist loadgroup``: the tests of one
+# xdist_group run one after another on one worker, never beside each other. The "heavy" group
+# holds what would load the machine together far beyond the rest and starve the real-time tests
+# beside it: each Chromium is a few processes and ~300 MB; the room rig runs piper, AEC3 and the
+# wake word in real time; the floods keep two processes at full CPU. Everything else is
+# parallel-safe by construction: free ports from tests.ports (a slice per worker), files under
+# tmp_path, processes killed by the handle that started them; the demo's tests, which use its
+# usual fixed ports, are a group of their own (tests/test_demo.py).
+GROUP_BY_MARKER = {"browser": "heavy", "heavy": "heavy"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker, group in GROUP_BY_MARKER.items():
+            if item.get_closest_marker(marker) and not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group(group))
+    scale_timeouts(config, items)
+
+
+def scale_timeouts(config: pytest.Config, items: list[pytest.Item]) -> None:
     """pytest-timeout's limit, the ini default or a test's own mark, scaled like every bound."""
     if TIME_SCALE == 1:
         return
@@ -55,3 +74,9 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         daemon.alsa.stop()
         if daemon.proc is not None:
             daemon.proc.kill()
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """Each service shape the daemon's end-to-end tests run against (tests.support.PROFILES)."""
+    return str(request.param)

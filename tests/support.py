@@ -24,35 +24,15 @@ import tomli_w
 from rtedge.audio.filedevices import FileDevices, write_framebuffer
 from rtedge.audio.filedevices import voiced_seconds as voiced_seconds  # for the tests
 
+# The polling helper lives in tests.poll; re-exported here for the rigs' users.
+from tests.poll import TIME_SCALE as TIME_SCALE
+from tests.poll import scaled as scaled
+from tests.poll import until as until
+from tests.poll import wait_for as wait_for
+from tests.ports import free_port as free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 48000
-# How much slower than native this run is (scripts/test-arm64 sets it for the emulated arm64
-# root): every time bound a test waits for or asserts goes through scaled(), never a skip.
-TIME_SCALE = float(os.environ.get("RTEDGE_TEST_TIME_SCALE") or 1)
-
-
-def scaled(seconds: float) -> float:
-    """A time bound for this run: ``seconds`` on a native machine, longer under emulation."""
-    return seconds * TIME_SCALE
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    """Poll until ``predicate`` is true; ``timeout`` is the native bound (scaled here)."""
-    timeout = scaled(timeout)
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 5) -> tuple[int, Any]:
@@ -252,10 +232,9 @@ class Daemon:
         """Hold push-to-talk while ``pcm`` plays into the mic, then release."""
         self.press()
         wait_for(lambda: self.status()["turn"] == "listening", 2, "press confirmed")
-        self.alsa.feeder.play(pcm)
-        time.sleep(0.05)
+        self.alsa.feeder.play(pcm)  # sets ``speaking`` at once; cleared after the last period
         wait_for(lambda: not self.alsa.feeder.speaking.is_set(), 30, "speech fed")
-        time.sleep(hold_after)
+        time.sleep(hold_after)  # held a moment past the speech: the caller's input
         self.release()
 
     def wait_turn(self, turn: str, timeout: float = 20) -> None:

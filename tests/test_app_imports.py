@@ -5,12 +5,8 @@ it imports, for the whole run, is a line in its log."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from tests.support import Daemon, Peer, http, tone, wait_for
-
-PeerFactory = Callable[..., Peer]
-DaemonFactory = Callable[..., Daemon]
+from tests.e2e import DaemonFactory, PeerFactory
+from tests.support import Daemon, http, tone, wait_for
 
 
 def imported(daemon: Daemon, package: str) -> bool:

@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support import base_env, wait_for
+
+# The demo runs as a user runs it, on its usual ports (8787, 8788) when they are free: two demos
+# at once could both find a port free and race for it. Under xdist they run one at a time.
+pytestmark = pytest.mark.xdist_group("demo-ports")
 
 
 def children(pid: int) -> list[int]:
@@ -55,7 +58,7 @@ def test_demo_keep_stops_its_children_daemon_first(tmp_path: Path, sig: signal.S
     finally:
         if demo.poll() is None:
             demo.kill()
-    time.sleep(0.2)
+    # The demo waits for both before it exits: no grace period here.
     assert not [pid for pid in kids if alive(pid)], "a child outlived the demo"
     text = out_path.read_text()
     assert "Traceback" not in text, text

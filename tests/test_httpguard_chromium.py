@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -19,9 +15,10 @@ from aiohttp import web
 from rtedge.health import HealthServer
 from rtedge.httpguard import GuardPolicy
 from rtedge.state import State
+from tests.browser import CHROMIUM, Reports, chromium, start_site
+from tests.poll import scaled
 from tests.support import free_port, recorder
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed"),
@@ -94,53 +91,7 @@ run();
 </script></body></html>"""
 
 
-def chromium_args(user_dir: str, url: str) -> list[str]:
-    assert CHROMIUM is not None
-    return [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={user_dir}",
-        # The attacker's name resolves to loopback, as a rebinding DNS server would answer.
-        "--host-resolver-rules=MAP evil.example 127.0.0.1",
-        url,
-    ]
-
-
-class Reports:
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-        self.changed = asyncio.Event()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.items.append(json.loads(await request.text()))
-        self.changed.set()
-        return web.Response(text="ok")
-
-    async def wait(self, key: str) -> dict[str, Any]:
-        async with asyncio.timeout(60):
-            while True:
-                for item in self.items:
-                    if key in item or "error" in item:
-                        return item
-                self.changed.clear()
-                await self.changed.wait()
-
-
-async def start_site(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
-    return runner
-
-
-async def test_pages_cannot_press_or_read_but_an_allowed_origin_can(tmp_path: Path) -> None:
+async def test_pages_cannot_press_or_read_but_an_allowed_origin_can() -> None:
     presses: list[str] = []
     attacker_port, control_port = free_port(), free_port()
     control_origin = f"http://127.0.0.1:{control_port}"
@@ -171,21 +122,13 @@ async def test_pages_cannot_press_or_read_but_an_allowed_origin_can(tmp_path: Pa
     runners = [await start_site(app, attacker_port)]
     site = web.TCPSite(runners[0], "127.0.0.1", control_port)
     await site.start()
-    proc = await asyncio.create_subprocess_exec(
-        *chromium_args(
-            tempfile.mkdtemp(dir=tmp_path), f"http://127.0.0.1:{attacker_port}/page.html"
-        ),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
     try:
-        attack = await reports.wait("form_post")
-        presses_after_attack = list(presses)
-        refused_after_attack = dict(health.guard.refused)
-        control = await reports.wait("control_post")
+        async with chromium(f"http://127.0.0.1:{attacker_port}/page.html"):
+            attack = await reports.wait("form_post")
+            presses_after_attack = list(presses)
+            refused_after_attack = dict(health.guard.refused)
+            control = await reports.wait("control_post")
     finally:
-        proc.kill()
-        await proc.wait()
         for runner in runners:
             await runner.cleanup()
         await health.stop()
@@ -202,7 +145,7 @@ async def test_pages_cannot_press_or_read_but_an_allowed_origin_can(tmp_path: Pa
     assert presses == ["press"]
 
 
-async def test_dns_rebinding_page_cannot_read_or_press(tmp_path: Path) -> None:
+async def test_dns_rebinding_page_cannot_read_or_press() -> None:
     presses: list[str] = []
     rebind_port, report_port = free_port(), free_port()
     reports = Reports()
@@ -224,32 +167,26 @@ async def test_dns_rebinding_page_cannot_read_or_press(tmp_path: Path) -> None:
     attacker_runner = await start_site(attacker, rebind_port)
     report_runner = await start_site(reporter, report_port)
     health: HealthServer | None = None
-    proc = await asyncio.create_subprocess_exec(
-        *chromium_args(
-            tempfile.mkdtemp(dir=tmp_path), f"http://evil.example:{rebind_port}/rebind.html"
-        ),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    # The attacker's name resolves to loopback, as a rebinding DNS server would answer.
+    resolve = "--host-resolver-rules=MAP evil.example 127.0.0.1"
     try:
-        async with asyncio.timeout(60):
-            await polled.wait()
-        # The rebinding: the attacker's name now leads to the daemon (same name, same port).
-        await attacker_runner.cleanup()
-        state = State()
-        state.update(call_id="rtc_secret_call_id")
-        health = HealthServer(
-            state,
-            "127.0.0.1",
-            rebind_port,
-            on_press=recorder(presses, "press"),
-            on_release=recorder(presses, "release"),
-        )
-        await health.start()
-        got = await reports.wait("rebound_status")
+        async with chromium(f"http://evil.example:{rebind_port}/rebind.html", resolve):
+            async with asyncio.timeout(scaled(60)):
+                await polled.wait()
+            # The rebinding: the attacker's name now leads to the daemon (same name, same port).
+            await attacker_runner.cleanup()
+            state = State()
+            state.update(call_id="rtc_secret_call_id")
+            health = HealthServer(
+                state,
+                "127.0.0.1",
+                rebind_port,
+                on_press=recorder(presses, "press"),
+                on_release=recorder(presses, "release"),
+            )
+            await health.start()
+            got = await reports.wait("rebound_status")
     finally:
-        proc.kill()
-        await proc.wait()
         await report_runner.cleanup()
         if health is not None:
             await health.stop()

@@ -17,7 +17,7 @@ pytest.importorskip("rtedge.peer.server", reason="needs the local peer (rtedge p
 
 from rtedge.app import Appliance  # noqa: E402
 from rtedge.state import State, Turn  # noqa: E402
-from tests.audio.alsa_rig import eventually, sine  # noqa: E402
+from tests.audio.alsa_rig import feed_mic, sine  # noqa: E402
 from tests.cdp import CHROMIUM, Page, chromium_page  # noqa: E402
 from tests.display.kiosk_rig import (  # noqa: E402
     RATE,
@@ -27,6 +27,7 @@ from tests.display.kiosk_rig import (  # noqa: E402
     kiosk_rig,
     start,
 )
+from tests.poll import until  # noqa: E402
 from tests.support import free_port, scaled  # noqa: E402
 
 pytestmark = [
@@ -47,19 +48,19 @@ WATCH_TEXT = """(() => {
 async def page_until(page: Page, expression: str, within: float = 15) -> object:
     """Poll a page expression until it is truthy (the page's own state, not a fixed wait). While
     the page is still loading (no body yet) an error means "not yet"."""
-    last: object = None
+    errors: list[RuntimeError] = []
+
+    async def value() -> object:
+        try:
+            return await page.evaluate(expression)
+        except RuntimeError as exc:
+            errors[:] = [exc]
+            return None
+
     try:
-        async with asyncio.timeout(scaled(within)):
-            while True:
-                try:
-                    value = await page.evaluate(expression)
-                except RuntimeError as exc:
-                    value, last = None, exc
-                if value:
-                    return value
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"page never showed {expression} (last error: {last})") from None
+        return await until(value, within, f"the page to show {expression}", step=0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} (last error: {errors[-1] if errors else None})") from None
 
 
 def record_transcripts(state: State) -> list[tuple[float, str]]:
@@ -107,9 +108,9 @@ async def test_kiosk_page_captions_touch_to_talk_and_restart(tmp_path: Path) -> 
                 # a new daemon process: the avatar stream was restarted
                 assert await page.evaluate("document.getElementById('avatar').src") != boot
                 await page.mouse("#talk", "mousePressed")
-                await eventually(lambda: app2.state.ptt_held, within=5)
+                await until(lambda: app2.state.ptt_held, within=5)
                 await page.mouse("#talk", "mouseReleased")
-                await eventually(lambda: not app2.state.ptt_held, within=5)
+                await until(lambda: not app2.state.ptt_held, within=5)
         finally:
             for handle in handles:
                 await handle.stop()
@@ -127,12 +128,12 @@ async def conversation_through_the_page(
 
     # A finger on the button: press; the user speaks; the finger lifts: release.
     await page.touch("#talk", "touchStart")
-    await eventually(lambda: app.state.turn is Turn.LISTENING, within=5)
+    await until(lambda: app.state.turn is Turn.LISTENING, within=5)
     assert await page.evaluate("talk.getAttribute('aria-pressed')") == "true"
-    rig.feeder.play(sine(300, 0.8, RATE, 0.3))
-    await asyncio.sleep(1.0)  # held while speaking
+    await feed_mic(rig.feeder, sine(300, 0.8, RATE, 0.3))  # held while speaking
+    await asyncio.sleep(0.2)  # and a moment past it: the test's input
     await page.touch("#talk", "touchEnd")
-    await eventually(lambda: app.state.turn is Turn.SPEAKING, within=15)
+    await until(lambda: app.state.turn is Turn.SPEAKING, within=15)
     await page_until(page, f"assistant.textContent === {REPLY!r}", within=20)
     await page_until(page, "document.body.dataset.state === 'idle'", within=20)
     await page.screenshot(OUT / "page.png")
@@ -154,6 +155,6 @@ async def conversation_through_the_page(
     # The keyboard works the button as well (Space held, then let go).
     await page.evaluate("talk.focus()")
     await page.call("Input.dispatchKeyEvent", type="keyDown", key=" ", code="Space")
-    await eventually(lambda: app.state.ptt_held, within=5)
+    await until(lambda: app.state.ptt_held, within=5)
     await page.call("Input.dispatchKeyEvent", type="keyUp", key=" ", code="Space")
-    await eventually(lambda: not app.state.ptt_held, within=5)
+    await until(lambda: not app.state.ptt_held, within=5)

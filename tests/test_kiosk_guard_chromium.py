@@ -6,10 +6,7 @@ opens ``/kiosk`` and its stream works (the control that proves the requests do a
 
 from __future__ import annotations
 
-import asyncio
 import json
-import tempfile
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -19,9 +16,9 @@ from rtedge.httpguard import GuardPolicy
 from rtedge.kiosk import KioskPage
 from rtedge.settings import Settings
 from rtedge.state import Connection, State
-from tests.audio.alsa_rig import eventually
+from tests.browser import CHROMIUM, Reports, chromium, start_site
+from tests.poll import until
 from tests.support import free_port, recorder
-from tests.test_httpguard_chromium import CHROMIUM, Reports, chromium_args, start_site
 
 pytestmark = [
     pytest.mark.browser,
@@ -63,7 +60,7 @@ run().catch((e) => report({error: String(e)}));
 </script></body></html>"""
 
 
-async def test_foreign_pages_cannot_read_or_frame_the_kiosk_page(tmp_path: Path) -> None:
+async def test_foreign_pages_cannot_read_or_frame_the_kiosk_page() -> None:
     presses: list[str] = []
     state = State(connection=Connection.CONNECTED, transcript_assistant=SECRET_WORDS)
     kiosk = KioskPage(state, Settings.model_validate({"display": {"kiosk_page": True}}))
@@ -92,22 +89,14 @@ async def test_foreign_pages_cannot_read_or_frame_the_kiosk_page(tmp_path: Path)
     app.router.add_get("/page.html", page)
     app.router.add_post("/report", reports.handle)
     runner = await start_site(app, attacker_port)
-    proc = await asyncio.create_subprocess_exec(
-        *chromium_args(
-            tempfile.mkdtemp(dir=tmp_path), f"http://127.0.0.1:{attacker_port}/page.html"
-        ),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
     try:
-        attack = await reports.wait("frame")
-        opened_during_attack = kiosk.streams_opened
-        refused = dict(health.guard.refused)
-        # The control: the same browser on the daemon's own origin gets the stream.
-        await eventually(lambda: kiosk.streams_opened > opened_during_attack, within=20)
+        async with chromium(f"http://127.0.0.1:{attacker_port}/page.html"):
+            attack = await reports.wait("frame")
+            opened_during_attack = kiosk.streams_opened
+            refused = dict(health.guard.refused)
+            # The control: the same browser on the daemon's own origin gets the stream.
+            await until(lambda: kiosk.streams_opened > opened_during_attack, within=20)
     finally:
-        proc.kill()
-        await proc.wait()
         await runner.cleanup()
         await health.stop()
     print(f"ATTACK {attack}\nREFUSED {refused}")

@@ -105,7 +105,7 @@ def test_watchdog_off_without_watchdog_usec(tmp_path: Path, notify: NotifySocket
     daemon.start(wait_healthy=False)
     try:
         wait_for(lambda: notify.lines("READY=1"), 30, "READY=1")
-        time.sleep(1.2)
+        time.sleep(1.2)  # a window in which no ping may come: the test's input
         assert notify.lines("WATCHDOG=1") == []
     finally:
         daemon.alsa.stop()

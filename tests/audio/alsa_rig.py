@@ -12,32 +12,22 @@ GIL).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from rtedge.audio.filedevices import MicFeeder, capture_pcm, playback_pcm, write_asound_conf
-from tests.support import scaled
+from tests.poll import until
 
 Int16 = npt.NDArray[np.int16]
 
-__all__ = ["AlsaRig", "FifoDrain", "MicFeeder", "eventually", "interleave", "sine"]
-
-
-async def eventually(cond: Callable[[], object], within: float = 5.0) -> None:
-    """Wait until ``cond()`` is truthy, polling every 20 ms; fail after ``within`` seconds."""
-    deadline = time.monotonic() + scaled(within)
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+__all__ = ["AlsaRig", "FifoDrain", "MicFeeder", "feed_mic", "interleave", "sine"]
 
 
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> Int16:
@@ -47,6 +37,20 @@ def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> Int1
 
 def interleave(mono: Int16, channels: int) -> Int16:
     return np.repeat(mono, channels)
+
+
+def feed_mic(feeder: MicFeeder, pcm: Int16) -> Coroutine[Any, Any, Any]:
+    """Play ``pcm`` into the mic now; the result, awaited, waits until its last period is
+    written: at the mic's pace, which a loaded machine slows (the feeder drops time rather than
+    bursting), so a fixed sleep of the sound's length may let go of the button too early."""
+    periods = -(-pcm.size // (feeder.period_frames * feeder.channels))
+    start = feeder.periods_written
+    feeder.play(pcm)
+    return until(
+        lambda: feeder.periods_written - start > periods,
+        pcm.size / feeder.channels / feeder.rate + 10,
+        "the sound fed into the mic",
+    )
 
 
 class FifoDrain:

@@ -24,7 +24,8 @@ from rtedge.app import Appliance  # noqa: E402
 from rtedge.demo import speech_pcm  # noqa: E402
 from rtedge.settings import Settings  # noqa: E402
 from rtedge.state import Connection, Turn  # noqa: E402
-from tests.audio.alsa_rig import AlsaRig, FifoDrain, MicFeeder, eventually, sine  # noqa: E402
+from tests.audio.alsa_rig import AlsaRig, FifoDrain, MicFeeder, feed_mic, sine  # noqa: E402
+from tests.poll import until  # noqa: E402
 from tests.support import Peer, free_port  # noqa: E402
 
 RATE = 48000
@@ -121,8 +122,8 @@ class Rig:
         """The reply is over and the speaker has played all of it: the turn is back to idle and
         the speaker has been silent for 0.3 s (``idle`` comes when the service has sent the
         reply, which plays out later, the later the busier the machine)."""
-        await eventually(lambda: app.state.turn is Turn.IDLE, within=30)
-        await eventually(lambda: voiced_periods(self.speaker_tail(0.3)) == 0, within=10)
+        await until(lambda: app.state.turn is Turn.IDLE, within=30)
+        await until(lambda: voiced_periods(self.speaker_tail(0.3)) == 0, within=10)
 
     def close(self) -> None:
         self.feeder.stop()
@@ -179,7 +180,7 @@ async def app(rig: Rig) -> AsyncIterator[Appliance]:
     stop = asyncio.Event()
     task = asyncio.create_task(appliance.run(stop))
     try:
-        await eventually(lambda: appliance.state.connection is Connection.CONNECTED, within=10)
+        await until(lambda: appliance.state.connection is Connection.CONNECTED, within=10)
         yield appliance
     finally:
         stop.set()
@@ -198,9 +199,9 @@ async def say(rig: Rig, app: Appliance, pcm: np.ndarray, hold_after: float = 0.2
     """Hold the mock button while ``pcm`` plays into the mic, then let go."""
     pin: Any = rig.pin_factory.pin(PIN)
     pin.drive_low()
-    await eventually(lambda: app.state.turn is Turn.LISTENING, within=2)
-    rig.feeder.play(pcm)
-    await asyncio.sleep(pcm.size / RATE + hold_after)
+    await until(lambda: app.state.turn is Turn.LISTENING, within=2)
+    await feed_mic(rig.feeder, pcm)
+    await asyncio.sleep(hold_after)  # held a moment past the speech: the test's input
     pin.drive_high()
 
 
@@ -208,12 +209,11 @@ async def test_held_speech_is_echoed_and_released_audio_is_not_sent(
     rig: Rig, app: Appliance
 ) -> None:
     # a loud tone while the button is up: it must never reach the service
-    rig.feeder.play(sine(600, 1.0, RATE, 0.5))
-    await asyncio.sleep(1.1)
+    await feed_mic(rig.feeder, sine(600, 1.0, RATE, 0.5))
     speech = await synth("Testing the microphone, one two three.")
     start = rig.speaker().size
     await say(rig, app, speech)
-    await eventually(lambda: app.state.turn is Turn.SPEAKING, within=10)
+    await until(lambda: app.state.turn is Turn.SPEAKING, within=10)
     await rig.played_out(app)
     drops = app.state.queue_drops["playback"]  # before the analysis below, which takes a while
     out = rig.speaker()[start:]
@@ -235,17 +235,18 @@ async def test_press_during_reply_cuts_the_speaker_within_one_period(
 ) -> None:
     speech = await synth("Please tell me a long story about the sea and the mountains and the sky.")
     await say(rig, app, speech)
-    await eventually(lambda: app.state.turn is Turn.SPEAKING, within=10)
-    await eventually(lambda: app.audio.speaker_level() > 0.01, within=5)
-    await asyncio.sleep(0.8)
+    await until(lambda: app.state.turn is Turn.SPEAKING, within=10)
+    await until(lambda: app.audio.speaker_level() > 0.01, within=5)
+    await asyncio.sleep(0.8)  # into the reply: the test's input
     pin: Any = rig.pin_factory.pin(PIN)
     pin.drive_low()  # barge in
-    await eventually(lambda: app.state.turn is Turn.LISTENING, within=2)
-    await asyncio.sleep(1.0)
+    await until(lambda: app.state.turn is Turn.LISTENING, within=2)
+    await asyncio.sleep(1.0)  # held through what would have been the reply: the test's input
     pin.drive_high()
-    await asyncio.sleep(0.3)
     assert rig.flushes, "the press did not flush the speaker"
     at = round(rig.flushes[-1] * RATE) - app.audio.playback.device_origin
+    end = at + PERIOD + int(0.8 * RATE)
+    await until(lambda: rig.speaker().size >= end, 5, "0.8 s at the speaker after the cut")
     out = rig.speaker()
     assert voiced_periods(out[at - 10 * PERIOD : at]) >= 5  # it was speaking
     after = out[at + PERIOD : at + PERIOD + int(0.8 * RATE)]
@@ -264,18 +265,18 @@ async def test_capture_failing_mid_call_is_reopened_and_the_call_survives(
     rig.alsa.vanish_mic()  # the USB mic is pulled: reads fail, reopening fails
     assert rig.drain is not None
     rig.drain.close()
-    await eventually(lambda: not app.state.devices["capture"].ok, within=3)
+    await until(lambda: not app.state.devices["capture"].ok, within=3)
     assert any("capture unavailable" in p for p in app.state.problems())
-    await asyncio.sleep(2.0)  # the call stays up meanwhile (RTP keeps flowing: silence)
+    await asyncio.sleep(2.0)  # a window: the call stays up meanwhile (RTP flows: silence)
     assert app.state.connection is Connection.CONNECTED and app.state.call_id == call_id
     rig.feeder.stop()
     rig.feeder, rig.drain = rig.alsa.make_mic(capture_copy=True)  # plugged back in
     rig.feeder.start()
-    await eventually(lambda: app.state.devices["capture"].ok, within=5)
+    await until(lambda: app.state.devices["capture"].ok, within=5)
     speech = await synth("Back again.")
     start = rig.speaker().size
     await say(rig, app, speech)
-    await eventually(lambda: app.state.turn is Turn.SPEAKING, within=10)
+    await until(lambda: app.state.turn is Turn.SPEAKING, within=10)
     await rig.played_out(app)
     _, coef, _ = await asyncio.to_thread(match_in_order, rig.speaker()[start:], speech)
     assert coef > 0.7, coef

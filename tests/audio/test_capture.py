@@ -17,7 +17,8 @@ from rtedge.audio.tracks import MicTrack
 from rtedge.media.dsp import rms
 from rtedge.settings import AudioSettings
 from rtedge.state import State
-from tests.audio.alsa_rig import AlsaRig, eventually, interleave, sine
+from tests.audio.alsa_rig import AlsaRig, interleave, sine
+from tests.poll import until
 from tests.support import TIME_SCALE
 
 
@@ -88,7 +89,7 @@ async def test_capture_frames_are_paced_and_carry_the_mic(rig: AlsaRig) -> None:
         assert dominant_hz(audio) == pytest.approx(1000, abs=10)
         assert 0.3 < np.sqrt(np.mean((audio / 32768.0) ** 2)) < 0.4  # sine at 0.5 -> RMS 0.354
         assert state.devices["capture"].ok
-        await eventually(lambda: state.mic_level > 0.3)
+        await until(lambda: state.mic_level > 0.3)
     finally:
         await pipe.stop()
         feeder.stop()
@@ -180,7 +181,7 @@ async def test_missing_mic_sends_silence_on_the_wall_clock_then_recovers(rig: Al
     feeder = None
     try:
         assert isinstance(track, MicTrack)
-        await eventually(lambda: "capture" in state.devices)
+        await until(lambda: "capture" in state.devices)
         assert not state.devices["capture"].ok
         assert "No such file" in state.devices["capture"].detail
         assert any("capture unavailable" in p for p in state.problems())
@@ -192,7 +193,7 @@ async def test_missing_mic_sends_silence_on_the_wall_clock_then_recovers(rig: Al
         feeder, _ = rig.make_mic()
         feeder.play(sine(500, 10.0, 48000))
         feeder.start()
-        await eventually(lambda: state.devices["capture"].ok)
+        await until(lambda: state.devices["capture"].ok)
         frames, _ = await collect(track, 30)
         assert any(f.any() for f in frames)
     finally:
@@ -228,7 +229,7 @@ async def test_mic_that_fails_mid_stream_is_reopened_and_frames_continue(rig: Al
         feeder2, drain2 = rig.make_mic(capture_copy=True)
         feeder2.play(sine(900, 30.0, 48000))
         feeder2.start()
-        await eventually(lambda: state.devices["capture"].ok)
+        await until(lambda: state.devices["capture"].ok)
         assert pipe.capture.opens == opens + 1
         frames, _ = await collect(track, 30)
         audio = np.concatenate(frames[10:])
@@ -252,8 +253,8 @@ async def test_unread_track_drops_oldest_and_counts(rig: AlsaRig) -> None:
     try:
         assert isinstance(track, MicTrack)
         await collect(track, 3)  # the sender started reading...
-        await asyncio.sleep(0.4)  # ...then stalled for 20 periods: the queue keeps 5
-        assert state.queue_drops["mic"] >= 10
+        # ...then stalls (reads nothing): the queue keeps 5, the older periods are dropped
+        await until(lambda: state.queue_drops["mic"] >= 10, 5, "ten periods dropped")
         await collect(track, 5)
     finally:
         await pipe.stop()
@@ -271,7 +272,7 @@ async def test_stop_is_bounded_when_the_driver_blocks(rig: AlsaRig) -> None:
     await pipe.stop()
     assert time.monotonic() - t0 < 1.3
     feeder.stop()  # closing the writer releases the blocked read; the thread then ends
-    await eventually(lambda: not any(t.name == "rtedge-capture" for t in threading.enumerate()))
+    await until(lambda: not any(t.name == "rtedge-capture" for t in threading.enumerate()))
 
 
 async def test_heartbeats_move_and_survive_a_state_snapshot(rig: AlsaRig) -> None:
@@ -286,7 +287,7 @@ async def test_heartbeats_move_and_survive_a_state_snapshot(rig: AlsaRig) -> Non
     await pipe.start()
     try:
         first = {name: beat() for name, beat in beats.items()}
-        await asyncio.sleep(0.7)  # both devices missing: the retry loops still beat
-        assert all(beats[name]() > first[name] for name in beats)
+        # both devices missing: the retry loops still beat
+        await until(lambda: all(beats[n]() > first[n] for n in beats), 5, "both beats moved")
     finally:
         await pipe.stop()

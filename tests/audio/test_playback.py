@@ -16,7 +16,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.settings import AudioSettings
 from rtedge.state import State
-from tests.audio.alsa_rig import AlsaRig, eventually, sine
+from tests.audio.alsa_rig import AlsaRig, sine
+from tests.poll import until
 
 RATE = 48000
 PERIOD = 960
@@ -117,16 +118,16 @@ async def drained(pipe: AudioPipeline) -> None:
     """Until the speaker has everything queued for it (rather than a fixed time: under load the
     worker runs late): the buffer is empty, then the worker takes a period and finds nothing,
     so what it took before is written."""
-    await eventually(lambda: pipe.playback.buffered_frames() == 0)
+    await until(lambda: pipe.playback.buffered_frames() == 0)
     mark = pipe.playback.silence_periods
-    await eventually(lambda: pipe.playback.silence_periods > mark)
+    await until(lambda: pipe.playback.silence_periods > mark)
 
 
 async def started(rig: AlsaRig, **kw: object) -> tuple[AudioPipeline, State]:
     state = State()
     pipe = AudioPipeline(settings(**kw), state)
     await pipe.start()
-    await eventually(lambda: state.devices.get("playback") is not None)
+    await until(lambda: state.devices.get("playback") is not None)
     return pipe, state
 
 
@@ -251,18 +252,18 @@ async def test_levels_and_speech_onset_follow_the_playback_position(rig: AlsaRig
         await asyncio.sleep(0.3)
         assert pipe.speech_onset() is None
         assert pipe.speaker_level() == 0.0
-        await eventually(lambda: pipe.speech_onset() is not None, within=1.0)
+        await until(lambda: pipe.speech_onset() is not None, within=1.0)
         onset = pipe.speech_onset()
         assert onset is not None
         assert onset <= pipe.played_seconds()
         await asyncio.sleep(0.3)
         assert pipe.speech_onset() == onset  # the run goes on
         assert pipe.speaker_level() == pytest.approx(0.354, abs=0.01)
-        await eventually(lambda: state.speaker_level > 0.3, within=1.0)
+        await until(lambda: state.speaker_level > 0.3, within=1.0)
         clock = [pipe.played_seconds() for _ in range(3)]
         assert clock == sorted(clock)
         await asyncio.wait_for(player, 5)
-        await eventually(lambda: pipe.speech_onset() is None, within=1.0)
+        await until(lambda: pipe.speech_onset() is None, within=1.0)
     finally:
         player.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -301,7 +302,7 @@ async def test_missing_speaker_still_drains_then_recovers(rig: AlsaRig) -> None:
     pipe = AudioPipeline(settings(), state)
     await pipe.start()
     try:
-        await eventually(lambda: "playback" in state.devices)
+        await until(lambda: "playback" in state.devices)
         assert not state.devices["playback"].ok
         assert any("playback unavailable" in p for p in state.problems())
         track = RemoteTrack(sine(440, 3.0, RATE, 0.3))
@@ -311,7 +312,7 @@ async def test_missing_speaker_still_drains_then_recovers(rig: AlsaRig) -> None:
         assert track.frames_out == pytest.approx(25, abs=3)  # drained in real time
         assert pipe.played_seconds() - c0 == pytest.approx(time.monotonic() - t0, abs=0.1)
         rig.make_speaker()
-        await eventually(lambda: state.devices["playback"].ok)
+        await until(lambda: state.devices["playback"].ok)
         await asyncio.wait_for(player, 5)
     finally:
         await pipe.stop()
@@ -325,7 +326,7 @@ async def test_missing_speaker_clock_keeps_wall_time_across_retries(rig: AlsaRig
     pipe = AudioPipeline(settings(reopen_initial_s=0.02, reopen_max_s=0.02), state)
     await pipe.start()
     try:
-        await eventually(lambda: "playback" in state.devices)
+        await until(lambda: "playback" in state.devices)
         samples = []
         for _ in range(100):  # 2 s
             samples.append((time.monotonic(), pipe.played_seconds()))
@@ -351,19 +352,19 @@ async def test_speaker_that_fails_mid_stream_is_reopened(rig: AlsaRig) -> None:
     try:
         track = RemoteTrack(sine(440, 30.0, RATE, 0.3))
         player = asyncio.create_task(pipe.play(track))
-        await eventually(lambda: len(drain.data) > RATE * 4 // 2)  # half a second arrived
+        await until(lambda: len(drain.data) > RATE * 4 // 2)  # half a second arrived
         rig.vanish_speaker()
         drain.close()
         # the entry may appear only once the failure reaches the loop
-        await eventually(lambda: "playback" in state.devices and not state.devices["playback"].ok)
+        await until(lambda: "playback" in state.devices and not state.devices["playback"].ok)
         frames = track.frames_out
         await asyncio.sleep(0.4)
         assert track.frames_out - frames >= 15  # still drained
         assert not player.done()
         drain2 = rig.make_speaker(fifo=True)
         assert drain2 is not None
-        await eventually(lambda: state.devices["playback"].ok)
-        await eventually(lambda: len(drain2.data) > RATE * 4 // 2)
+        await until(lambda: state.devices["playback"].ok)
+        await until(lambda: len(drain2.data) > RATE * 4 // 2)
         # the reopened speaker plays the track again, at its level (the level of what it played
         # of the track, and that is most of what it played)
         everything = np.frombuffer(bytes(drain2.data), dtype=np.int16)

@@ -7,17 +7,14 @@ import asyncio
 import base64
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 
 from rtedge.settings import DisplaySettings
-from tests.support import scaled
 
 
 @dataclass
@@ -138,13 +135,6 @@ class AudioClock:
 
     def silence(self) -> None:
         self._onset = None
-
-
-async def until(pred: Callable[[], Any], within: float = 5.0) -> None:
-    """Poll a condition that no event announces (counters, files) until it holds."""
-    async with asyncio.timeout(scaled(within)):
-        while not pred():  # noqa: ASYNC110  (nothing to wait on but the condition itself)
-            await asyncio.sleep(0.01)
 
 
 async def at_clock(ac: AudioClock, t: float) -> None:

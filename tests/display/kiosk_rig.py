@@ -19,7 +19,8 @@ from gpiozero.pins.mock import MockFactory
 from rtedge.app import Appliance
 from rtedge.settings import Settings
 from rtedge.state import Connection
-from tests.audio.alsa_rig import AlsaRig, MicFeeder, eventually
+from tests.audio.alsa_rig import AlsaRig, MicFeeder
+from tests.poll import until
 from tests.support import ROOT, Peer, daemon_config, peer_args
 
 RATE = 48000
@@ -109,9 +110,7 @@ async def start(app: Appliance) -> Running:
     task = asyncio.create_task(app.run(stop))
     handle = Running(app, task, stop)
     try:
-        await eventually(
-            lambda: task.done() or app.state.connection is Connection.CONNECTED, within=15
-        )
+        await until(lambda: task.done() or app.state.connection is Connection.CONNECTED, within=15)
         if task.done():
             task.result()
     except BaseException:

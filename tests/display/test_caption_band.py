@@ -20,8 +20,8 @@ from rtedge.display.fbdev import FramebufferSink
 from rtedge.display.frames import RgbPicture
 from rtedge.display.pipeline import DisplayPipeline
 from rtedge.state import Connection, State, Turn
-from tests.audio.alsa_rig import eventually
 from tests.display.helpers import AudioClock, make_fb, write_geometry
+from tests.poll import until
 
 VIEW = CaptionView("what time is it", "It is ten past four.", Indicator("speaking"))
 
@@ -124,14 +124,14 @@ async def test_pipeline_draws_captions_from_state_only_when_they_change(tmp_path
     pipeline.captions.on_drawn = drawn.append
     await pipeline.start()
     try:
-        await eventually(lambda: drawn and drawn[-1].view.indicator.name == "idle", within=5)
+        await until(lambda: drawn and drawn[-1].view.indicator.name == "idle", within=5)
         idle_draws = len(drawn)
         await asyncio.sleep(0.3)  # nothing changes: nothing is drawn again
         assert len(drawn) == idle_draws
         state.update(turn=Turn.THINKING)
         state.update(transcript_assistant="Hello there")
         state.update(turn=Turn.IDLE)
-        await eventually(lambda: drawn[-1].view.assistant == "Hello there", within=5)
+        await until(lambda: drawn[-1].view.assistant == "Hello there", within=5)
         r = renderer()
         alone = r.render(drawn[-1].view)
         rgb = fb.rgb()
@@ -155,13 +155,13 @@ async def test_band_comes_back_after_the_display_is_reopened_at_a_new_size(
     pipeline.captions.on_drawn = drawn.append
     await pipeline.start()
     try:
-        await eventually(lambda: drawn and drawn[-1].view.assistant == "Still here", within=5)
+        await until(lambda: drawn and drawn[-1].view.assistant == "Still here", within=5)
         n = len(drawn)
         # A hotplugged screen: new mode, the device reopened at 640x480 (a fresh black file).
         big = make_fb(tmp_path / "big", 640, 480, 32)
         fb.device.write_bytes(big.device.read_bytes())
         write_geometry(fb.sysfs, 640, 480, 32, 640 * 4)
-        await eventually(lambda: len(drawn) > n, within=15)
+        await until(lambda: len(drawn) > n, within=15)
         alone = CaptionRenderer(640, font_path=DEJAVU_SANS, font_size=20, lines=2).render(
             drawn[-1].view
         )

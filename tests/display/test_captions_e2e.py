@@ -23,7 +23,7 @@ from rtedge.display.caption_layer import DrawnCaption  # noqa: E402
 from rtedge.display.caption_render import CaptionRenderer  # noqa: E402
 from rtedge.display.captions import spoken_weight  # noqa: E402
 from rtedge.state import Turn  # noqa: E402
-from tests.audio.alsa_rig import eventually, sine  # noqa: E402
+from tests.audio.alsa_rig import feed_mic, sine  # noqa: E402
 from tests.display.helpers import encode_png, make_fb  # noqa: E402
 from tests.display.kiosk_rig import (  # noqa: E402
     PIN,
@@ -35,6 +35,7 @@ from tests.display.kiosk_rig import (  # noqa: E402
     running,
     voiced_blocks_until,
 )
+from tests.poll import until  # noqa: E402
 from tests.support import PROFILES, free_port  # noqa: E402
 
 W, H = 640, 480
@@ -61,22 +62,22 @@ async def test_caption_pixels_follow_the_voice_after_a_push_to_talk_turn(
         drawn: list[DrawnCaption] = []
         app.display.captions.on_drawn = drawn.append
         async with running(settings, app):
-            await eventually(lambda: drawn and drawn[-1].view.indicator.name == "idle", within=10)
+            await until(lambda: drawn and drawn[-1].view.indicator.name == "idle", within=10)
             mark = rig.speaker().size  # the speaker's clock before the turn, in samples
             pin: Any = rig.pins.pin(PIN)
             pin.drive_low()
-            await eventually(lambda: app.state.turn is Turn.LISTENING, within=5)
-            rig.feeder.play(sine(300, 0.8, RATE, 0.3))
-            await asyncio.sleep(1.0)  # the user holds the button while speaking
+            await until(lambda: app.state.turn is Turn.LISTENING, within=5)
+            await feed_mic(rig.feeder, sine(300, 0.8, RATE, 0.3))  # held while speaking
+            await asyncio.sleep(0.2)  # and a moment past it: the test's input
             pin.drive_high()
-            await eventually(lambda: app.state.turn is Turn.SPEAKING, within=15)
-            await eventually(lambda: app.state.turn is Turn.IDLE, within=20)
+            await until(lambda: app.state.turn is Turn.SPEAKING, within=15)
+            await until(lambda: app.state.turn is Turn.IDLE, within=20)
             # What State holds at the end is what the screen ends with: all of the reply, or
             # with the minimal server (its own VAD answers too, and the daemon cancels the
             # stale reply) the part of it that was kept.
             final = app.state.transcript_assistant
             assert final and REPLY.startswith(final), final
-            await eventually(lambda: drawn[-1].view.assistant == final, within=10)
+            await until(lambda: drawn[-1].view.assistant == final, within=10)
 
             renderer = CaptionRenderer(W, font_path=DEJAVU_SANS, font_size=FONT, lines=2)
 
@@ -86,7 +87,7 @@ async def test_caption_pixels_follow_the_voice_after_a_push_to_talk_turn(
                 band = fb.rgb()[H - alone.shape[0] :]
                 return view.assistant == final and bool((band == alone).all())
 
-            await eventually(band_matches, within=5)
+            await until(band_matches, within=5)
             name = "framebuffer.png" if profile == "openai" else f"framebuffer-{profile}.png"
             shot = artifacts_dir("kiosk") / name
             encode_png(fb.rgb().astype(np.uint8), shot)

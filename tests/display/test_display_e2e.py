@@ -26,8 +26,9 @@ from rtedge.app import Appliance  # noqa: E402
 from rtedge.display.pipeline import ShownFrame  # noqa: E402
 from rtedge.settings import Settings  # noqa: E402
 from rtedge.state import Connection, Turn  # noqa: E402
-from tests.audio.alsa_rig import AlsaRig, MicFeeder, eventually, sine  # noqa: E402
+from tests.audio.alsa_rig import AlsaRig, MicFeeder, feed_mic, sine  # noqa: E402
 from tests.display.helpers import FakeFb, make_fb  # noqa: E402
+from tests.poll import until  # noqa: E402
 from tests.support import Peer, free_port  # noqa: E402
 
 RATE = 48000
@@ -113,7 +114,7 @@ async def app(rig: Rig) -> AsyncIterator[Appliance]:
     stop = asyncio.Event()
     task = asyncio.create_task(appliance.run(stop))
     try:
-        await eventually(lambda: appliance.state.connection is Connection.CONNECTED, within=10)
+        await until(lambda: appliance.state.connection is Connection.CONNECTED, within=10)
         yield appliance
     finally:
         stop.set()
@@ -152,17 +153,18 @@ async def turn(rig: Rig, app: Appliance, pcm: np.ndarray, lead_in_s: float) -> s
     ``lead_in_s`` of silence before the sound: the answer opens with it too."""
     pin: Any = rig.pins.pin(PIN)
     if lead_in_s == 0:
-        rig.feeder.play(pcm)  # sound from the first captured period: no lead-in
+        sound = feed_mic(rig.feeder, pcm)  # sound from the first captured period: no lead-in
         pin.drive_low()
     else:
         pin.drive_low()
-        await eventually(lambda: app.state.turn is Turn.LISTENING, within=2)
-        await asyncio.sleep(lead_in_s)
-        rig.feeder.play(pcm)
-    await asyncio.sleep(pcm.size / RATE + 0.1)
+        await until(lambda: app.state.turn is Turn.LISTENING, within=2)
+        await asyncio.sleep(lead_in_s)  # the silence before the sound: the test's input
+        sound = feed_mic(rig.feeder, pcm)
+    await sound
+    await asyncio.sleep(0.1)  # held a moment past the sound: the test's input
     pin.drive_high()
-    await eventually(lambda: app.state.turn is Turn.SPEAKING, within=10)
-    await eventually(lambda: app.state.turn is Turn.IDLE, within=15)
+    await until(lambda: app.state.turn is Turn.SPEAKING, within=10)
+    await until(lambda: app.state.turn is Turn.IDLE, within=15)
     await asyncio.sleep(0.5)
     ids = [f.response_id for f, _ in rig.frames]
     assert ids and ids[-1] is not None

@@ -9,7 +9,8 @@ from pathlib import Path
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.settings import DisplaySettings
 from rtedge.state import State
-from tests.display.helpers import AudioClock, make_fb, numbered_jpeg, until
+from tests.display.helpers import AudioClock, make_fb, numbered_jpeg
+from tests.poll import until
 
 
 async def test_missing_framebuffer_reported_then_recovered(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from rtedge.display.mjpeg import BOUNDARY, MjpegSink
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.settings import DisplaySettings
 from rtedge.state import State
-from tests.display.helpers import AudioClock, encode_jpeg, until
+from tests.display.helpers import AudioClock, encode_jpeg
+from tests.poll import until
 
 
 @dataclass
@@ -111,14 +112,14 @@ async def test_two_viewers_and_a_stalled_one_does_not_block(rig: Rig) -> None:
         rig.clock.play()
         for i in range(n):
             rig.pipeline.on_image_delta(b64[i], "r")
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(1.2)  # frames played for a while: the test's input
         # The stalled viewer has fallen behind (frames replaced unsent) while still connected...
         stalled = [v for v in rig.sink.viewers if v[1] > 5]
         assert len(rig.sink.viewers) == 2 and stalled, rig.sink.viewers
         # ...and is cut off after write_timeout_s; the other one keeps going.
         await until(lambda: len(rig.sink.viewers) == 1, within=3.0)
         await until(lambda: len(rig.shown) + rig.pipeline.state.frames_dropped == n, within=3.0)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the fast viewer reads the last part sent
         fast_task.cancel()
         fast_resp.close()
         writer.close()
@@ -214,9 +215,9 @@ async def test_stalled_viewers_give_way_to_a_new_one(rig: Rig) -> None:
         frame = big_jpeg(1)
         for _ in range(60):  # fill their socket buffers: frames now wait for them
             rig.sink.show(frame)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # paced like a stream: the test's input
         await until(lambda: all(v[1] > 0 for v in rig.sink.viewers), within=3.0)
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.6)  # stalled for longer than stall_s: the test's input
         resp = await http.get(rig.url + "/avatar.mjpeg")
         assert resp.status == 200
         parts: list[tuple[float, bytes]] = []

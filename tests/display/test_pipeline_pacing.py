@@ -12,7 +12,8 @@ import pytest
 
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.state import State, Turn
-from tests.display.helpers import AudioClock, at_clock, make_fb, numbered_jpeg, until
+from tests.display.helpers import AudioClock, at_clock, make_fb, numbered_jpeg
+from tests.poll import until
 
 FPS = 25
 SKEW_AIM = 0.045  # ITU-R BT.1359: sound ahead of picture detectable beyond 45 ms

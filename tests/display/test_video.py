@@ -15,7 +15,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamT
 from rtedge.display.pipeline import DisplayPipeline, ShownFrame
 from rtedge.rtc.ice import use_host_addresses
 from rtedge.state import State
-from tests.display.helpers import AudioClock, make_fb, numbered_jpeg, until
+from tests.display.helpers import AudioClock, make_fb, numbered_jpeg
+from tests.poll import until
 
 COLOUR = (40, 180, 220)
 

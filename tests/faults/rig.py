@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support import ROOT, Daemon, Peer, wait_for
+from tests.support import ROOT, Daemon, Peer, scaled, wait_for
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from proc_sample import sample  # noqa: E402
@@ -106,8 +106,12 @@ def http_keepalive_fds(pid: int, remote_port: int | None) -> int:
     """Open TCP connections from ``pid`` to the service's HTTP port: aiohttp keeps one or two
     idle in its pool for 15 s after a request (a hangup, a connect), so their number depends on
     timing, not on leaks. They are left out of the fd count; every other fd is counted."""
-    if remote_port is None:
-        return 0
+    return 0 if remote_port is None else tcp_fds(pid, remote_port, column=2)
+
+
+def tcp_fds(pid: int, port: int, column: int) -> int:
+    """``pid``'s fds that are TCP connections (not listening sockets) whose local (``column``
+    1) or remote (2) port is ``port``."""
     inodes: set[str] = set()
     for name in ("tcp", "tcp6"):
         try:
@@ -116,7 +120,11 @@ def http_keepalive_fds(pid: int, remote_port: int | None) -> int:
             continue
         for line in lines:
             cols = line.split()
-            if len(cols) > 9 and int(cols[2].rsplit(":", 1)[1], 16) == remote_port:
+            if (
+                len(cols) > 9
+                and cols[3] != "0A"  # TCP_LISTEN
+                and int(cols[column].rsplit(":", 1)[1], 16) == port
+            ):
                 inodes.add(cols[9])
     n = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -137,12 +145,15 @@ class HealthWatch:
         self.log: list[tuple[float, int, Any]] = []
         self._stop = threading.Event()
         self.paused = threading.Event()
+        self.idle = threading.Event()  # set by the thread once paused with no request open
         self._thread = threading.Thread(target=self._run, daemon=True, name="health-watch")
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self.paused.is_set():
+            if self.paused.is_set():
+                self.idle.set()
+            else:
                 code, body = self.daemon.healthz()
                 self.log.append((time.monotonic(), code, body))
             self._stop.wait(0.05)
@@ -232,8 +243,12 @@ class FaultDaemon:
         """``resources()`` with the health watcher paused, so no HTTP connection of ours is
         counted among the daemon's fds."""
         if self.watch is not None:
+            self.watch.idle.clear()
             self.watch.paused.set()
-            time.sleep(0.15)
+            assert self.watch.idle.wait(scaled(10)), "the health watch did not pause"
+            # ... and the daemon has closed its end of the watch's last request (on a busy
+            # machine that can take longer than the request itself)
+            wait_for(lambda: tcp_fds(self.pid, self.d.port, column=1) == 0, 5, "health idle")
         try:
             return self.resources()
         finally:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.faults.rig import CONNECT_SLACK_S, FaultDaemon, backoff_window
 from tests.support import Peer, base_env, free_port, http, wait_for
 
@@ -28,7 +30,8 @@ def test_peer_down_at_boot(peer_factory: PeerFactory, fault_daemon: FaultDaemonF
     wait_for(
         lambda: daemon.status()["reconnects"] >= 0 and daemon.status()["last_error"], 10, "err"
     )
-    time.sleep(3.0)  # several attempts: the backoff grows to max_s
+    # Four failed attempts: the delay now in progress is max_s (0.3, 0.6, 1.2, then 2 s).
+    wait_for(lambda: daemon.log().count("event=connect_failed") >= 4, 10, "four attempts")
     code, body = daemon.healthz()
     assert code == 503, body
     assert any("connect" in p.lower() or "backoff" in p for p in body["problems"]), body
@@ -115,6 +118,8 @@ def check_one(out: str, code: int, key: str, secret: str | None = None) -> str |
     return None
 
 
+# 27 daemons started four at a time (tests/conftest.py: heavy)
+@pytest.mark.heavy
 def test_config_with_every_kind_of_bad_value(tmp_path: Path) -> None:
     empty = tmp_path / "empty.key"
     empty.write_text("\n")

@@ -16,6 +16,9 @@ from tests.faults.rig import FaultDaemon, Resources
 from tests.faults.test_call_faults import one_turn, warm_up
 from tests.support import Peer, wait_for
 
+#: rtedge.realtime.call's limit on events from the service (a token bucket).
+EVENT_RATE = EVENT_BURST = 2000.0
+
 PeerFactory = Callable[..., Peer]
 FaultDaemonFactory = Callable[..., FaultDaemon]
 
@@ -76,7 +79,7 @@ def test_deeply_nested_event_is_counted_and_the_call_kept(
         result = peer.fault(call="deep_json_event")["applied"][0]["result"]
         assert result.startswith("sent"), result
     wait_for(lambda: bad_total(daemon) - bad0 == 3, 10, "three deep events counted")
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window in which /healthz must stay 200
     assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
     assert daemon.call_id() == call_id
     figures("deep_json depth 2000", before, daemon, f", bad {daemon.status()['events_bad']}")
@@ -84,6 +87,8 @@ def test_deeply_nested_event_is_counted_and_the_call_kept(
     daemon.assert_no_leak(before)
 
 
+# 26.7 MB over SCTP at full speed: both processes at full CPU (tests/conftest.py: heavy)
+@pytest.mark.heavy
 def test_huge_event_is_refused_while_it_arrives(live_fb: tuple[Peer, FaultDaemon]) -> None:
     peer, daemon = live_fb
     before = daemon.baseline()
@@ -128,6 +133,8 @@ def daemon_cpu_s(daemon: FaultDaemon) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# 10,000 events a second for 3 s (tests/conftest.py: heavy)
+@pytest.mark.heavy
 def test_event_flood_is_rate_limited_and_the_call_kept(live_fb: tuple[Peer, FaultDaemon]) -> None:
     peer, daemon = live_fb
     before = daemon.baseline()
@@ -138,22 +145,33 @@ def test_event_flood_is_rate_limited_and_the_call_kept(live_fb: tuple[Peer, Faul
     cpu0 = daemon_cpu_s(daemon)
     t0 = time.monotonic()
     peer.fault(call="event_storm", rate=10_000, seconds=3)
-    wait_for(lambda: daemon.status()["events_bad"].get("rate_limited", 0) > 0, 20, "rate limiting")
-    # The storm is over once the count stops moving.
-    last: list[int] = []
+    # (seconds since t0, decoded, dropped) while the storm lasts; it is over once the count
+    # stops moving. How many events a second cross the data channel depends on the CPU the two
+    # processes get (~2,500/s with a loaded machine, more when quiet), so what the limiter must
+    # do is judged from what arrived, sample by sample, not from what the peer was asked to send.
+    samples: list[tuple[float, int, int]] = []
+    dropped0 = s0["events_bad"].get("rate_limited", 0)
 
     def settled() -> bool:
         s = daemon.status()
-        total = s["events_in"].get("rate_limits.updated", 0) + s["events_bad"].get(
-            "rate_limited", 0
-        )
-        last.append(total)
-        return len(last) > 4 and last[-1] == last[-5]
+        decoded = s["events_in"].get("rate_limits.updated", 0) - n0
+        samples.append((time.monotonic() - t0, decoded, s["events_bad"].get("rate_limited", 0)))
+        return decoded > 0 and len(samples) > 4 and samples[-1][1:] == samples[-5][1:]
 
     wait_for(settled, 30, "the storm over", step=0.25)
+    # A bucket of EVENT_BURST filled at EVENT_RATE a second admits at most this many by t:
+    over = [(t, d, x) for t, d, x in samples if d + x - dropped0 > EVENT_BURST + EVENT_RATE * t]
+    for t, decoded, _ in samples:
+        assert decoded <= EVENT_BURST + EVENT_RATE * t, (t, decoded)
+    if not over:
+        most = max(d + x - dropped0 for _, d, x in samples)
+        pytest.skip(
+            f"no flood at the daemon: {most} events arrived in {samples[-1][0]:.1f} s, never more "
+            f"than the limit admits (a machine this busy cannot send faster)"
+        )
     s1 = daemon.status()
     decoded = s1["events_in"].get("rate_limits.updated", 0) - n0
-    dropped = s1["events_bad"]["rate_limited"] - s0["events_bad"].get("rate_limited", 0)
+    dropped = s1["events_bad"].get("rate_limited", 0) - dropped0
     elapsed = time.monotonic() - t0
     assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
     assert daemon.call_id() == call_id

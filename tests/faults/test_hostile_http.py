@@ -41,6 +41,8 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+# hundreds of connections opened as fast as they go (tests/conftest.py: heavy)
+@pytest.mark.heavy
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) missing")
 def test_slowloris_flood_leaves_the_call_and_fds(live: tuple[Peer, FaultDaemon]) -> None:
     peer, daemon = live
@@ -59,7 +61,7 @@ def test_slowloris_flood_leaves_the_call_and_fds(live: tuple[Peer, FaultDaemon])
             s.connect_ex((host, port))
             attackers.append(s)
             if i % 50 == 49:
-                time.sleep(0.05)
+                time.sleep(0.05)  # paced: the flood is the test's input
                 for a in attackers[-50:]:
                     with contextlib.suppress(OSError):  # already evicted
                         a.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
@@ -69,7 +71,7 @@ def test_slowloris_flood_leaves_the_call_and_fds(live: tuple[Peer, FaultDaemon])
         during = (code, body)
         max_fds = max(max_fds, open_fds(daemon.pid))
         # Keep the flood up past the head timeout: the daemon drops those connections itself.
-        time.sleep(HEAD_TIMEOUT_S + 1.0)
+        time.sleep(HEAD_TIMEOUT_S + 1.0)  # the flood held up: the test's input
         held_open = open_fds(daemon.pid)
     finally:
         for s in attackers:
@@ -108,7 +110,7 @@ def test_malformed_requests_give_a_few_lines_not_tracebacks(
         with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as s:
             s.sendall(garbage[i % len(garbage)])
             answers.append(s.recv(64)[:12])
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window for late log lines (none may be a traceback)
     new_log = daemon.log()[log0:]
     lines = [ln for ln in new_log.splitlines() if "aiohttp.server" in ln or "Traceback" in ln]
     print(f"\nMALFORMED 200 requests -> {len(lines)} log lines, {len(new_log)} bytes of log")

@@ -10,8 +10,6 @@ import fcntl
 import json
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +20,10 @@ from rtedge.audio.pipeline import CAPTURE_PERIODS
 from rtedge.settings import Settings
 from rtedge.state import Connection
 from tests.handsfree.speech import CACHE, speech
+from tests.poll import until
 from tests.support import ROOT, Peer, base_env, free_port, scaled
 
 RATE = 48000
-
-
-async def until(cond: Callable[[], object], within: float, what: str) -> None:
-    deadline = time.monotonic() + scaled(within)
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Room:
@@ -181,11 +172,10 @@ ctl.!default {{ type null }}
         return len(call.get("responses", []))
 
     async def until_responses(self, more_than: int, within: float) -> None:
-        deadline = time.monotonic() + scaled(within)
-        while await self.responses() <= more_than:
-            if time.monotonic() > deadline:
-                raise AssertionError("timed out waiting for a reply")
-            await asyncio.sleep(0.2)
+        async def more() -> bool:
+            return await self.responses() > more_than
+
+        await until(more, within, f"more than {more_than} replies", step=0.2)
 
     async def close(self) -> None:
         self._stop.set()

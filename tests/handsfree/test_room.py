@@ -25,14 +25,17 @@ from rtedge.app import Appliance  # noqa: E402
 from rtedge.audio.wake import WakeWord  # noqa: E402
 from rtedge.settings_handsfree import WakeSettings  # noqa: E402
 from rtedge.state import Turn  # noqa: E402
-from tests.handsfree.room import Room, until, voiced  # noqa: E402
+from tests.handsfree.room import Room, voiced  # noqa: E402
 from tests.handsfree.speech import NEGATIVE_SENTENCES, WAKE_PHRASES, speech  # noqa: E402
 from tests.handsfree.test_wake import feed  # noqa: E402
+from tests.poll import until  # noqa: E402
 from tests.support import scaled  # noqa: E402
 
 #: Length of the room-talk soak; scripts/soak-handsfree sets 600 (10 minutes).
 SOAK_S = float(os.environ.get("RTEDGE_HANDSFREE_SOAK_S") or 75)
 FIGURES = Path(os.environ.get("RTEDGE_HANDSFREE_FIGURES") or "/dev/null")
+# The room rig runs piper, AEC3 and the wake word in real time (tests/conftest.py: heavy).
+pytestmark = pytest.mark.heavy
 
 
 @pytest.fixture
@@ -55,11 +58,12 @@ def report(**figures: object) -> None:
 async def quiet(room: Room, app: Appliance) -> None:
     """The reply is over and the speaker has been silent for half a second."""
     await until(lambda: app.state.turn is Turn.IDLE, 40, "idle")
-    while True:
+
+    async def silent() -> bool:
         log = await room.speaker_log(time.monotonic() - 0.5)
-        if len(log) >= 20 and not voiced(log):
-            return
-        await asyncio.sleep(0.1)
+        return len(log) >= 20 and not voiced(log)
+
+    await until(silent, 30, "half a second of silence at the speaker", step=0.1)
 
 
 async def wake_turn(room: Room, app: Appliance, phrase: str) -> bool:
@@ -211,9 +215,11 @@ async def test_the_wake_word_cuts_a_reply(room: Room) -> None:
     long_question = "Hey Jarvis, tell me a long story about the mountains and rivers of the north"
     assert await wake_turn(room, app, long_question)
     began = time.monotonic()
-    while len(voiced(await room.speaker_log(began))) < 25:  # half a second of the reply
-        assert time.monotonic() - began < 20, "the reply never played"
-        await asyncio.sleep(0.05)
+
+    async def playing() -> bool:
+        return len(voiced(await room.speaker_log(began))) >= 25  # half a second of the reply
+
+    await until(playing, 20, "the reply playing", step=0.05)
     replies = await room.responses()  # the first reply's counts once it is cut
     uid = await room.say(WAKE_PHRASES[2])  # over the reply: double talk
     await until(lambda: hf.barge_ins >= 1, 8, "the barge-in")

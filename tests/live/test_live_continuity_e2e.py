@@ -7,14 +7,10 @@ what the daemon hears."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
+from tests.e2e import DaemonFactory, PeerFactory, last_user_words, seeded_call
 from tests.live.test_live_e2e import live_service
-from tests.support import Daemon, Peer, http, scaled, tone, wait_for
+from tests.support import Daemon, http, scaled, tone, wait_for
 
-PeerFactory = Callable[..., Peer]
-DaemonFactory = Callable[..., Daemon]
 RECALL = "Before, you asked"
 #: What a session seeded with two turns starts with: the preamble, then the turns.
 TWO_TURNS = ["developer", "user", "assistant", "user", "assistant"]
@@ -27,21 +23,6 @@ def turn(daemon: Daemon, seconds: float) -> str:
     wait_for(lambda: daemon.status()["history"]["items"] > before, 30, "the turn recorded")
     daemon.wait_turn("idle", 30)
     return str(daemon.status()["transcript_assistant"])
-
-
-def last_user_words(daemon: Daemon) -> str:
-    """What the daemon remembers the user said last (shown: ``log_transcripts`` is on)."""
-    said = [e["text"] for e in daemon.status()["history"]["text"] if e["role"] == "user"]
-    assert said, daemon.status()["history"]
-    return str(said[-1])
-
-
-def seeded_session(peer: Peer, roles: int) -> dict[str, Any] | None:
-    """The active session, once it is one created with at least ``roles`` input messages."""
-    call = peer.active_call()
-    if call is not None and len(call["seeded_items"]) >= roles:
-        return call
-    return None
 
 
 def test_rotation_by_expires_at_carries_the_conversation(
@@ -59,7 +40,7 @@ def test_rotation_by_expires_at_carries_the_conversation(
     history = daemon.status()["history"]
     assert history["items"] == 4, history  # one user and one assistant message per turn
     assert [e["role"] for e in history["text"]] == TWO_TURNS[1:]
-    call = wait_for(lambda: seeded_session(peer, 5), 60, "a session created with both turns")
+    call = wait_for(lambda: seeded_call(peer, 5), 60, "a session created with both turns")
     assert call["seeded_items"] == TWO_TURNS, call
     assert call["session_id"] != first["session_id"]
     before = last_user_words(daemon)
@@ -86,7 +67,7 @@ def test_reconnect_after_the_peer_restarts_is_seeded(
     peer2 = peer_factory(port=peer.port)
     daemon.wait_healthy(20)
     assert daemon.status()["call_id"] != first
-    call = wait_for(lambda: seeded_session(peer2, 5), 10, "the rebuilt session seeded")
+    call = wait_for(lambda: seeded_call(peer2, 5), 10, "the rebuilt session seeded")
     assert call["seeded_items"] == TWO_TURNS
     before = last_user_words(daemon)
     reply = turn(daemon, 0.8)

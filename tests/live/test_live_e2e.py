@@ -4,14 +4,11 @@ real processes, over real WebRTC on loopback, with ALSA file devices and push-to
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from rtedge.demo import speech_pcm
+from tests.e2e import DaemonFactory, PeerFactory
 from tests.support import Daemon, Peer, scaled, turn_states, voiced_seconds, wait_for
-
-PeerFactory = Callable[..., Peer]
-DaemonFactory = Callable[..., Daemon]
 
 
 def live_service(
@@ -67,12 +64,14 @@ def test_barge_in_silences_the_speaker_and_the_peer_yields(
     daemon.say(speech_pcm("Please tell me a very long story about the sea and the mountains."))
     daemon.wait_turn("speaking", 15)
     time.sleep(0.3)  # into the reply (not scaled: a slower run must still press mid-reply)
+    daemon.press()  # answered once the press has flushed (min_press_ms 0)
+    # Measured from the answer, not from before the request: on a loaded machine the request
+    # itself can take longer than a period, and the reply plays on until the press arrives.
     before = daemon.alsa.speaker_pcm().size
-    daemon.press()
     wait_for(lambda: daemon.status()["turn"] == "listening", 2, "barge-in")
     daemon.alsa.feeder.say(speech_pcm("Stop, stop."))
     wait_for(lambda: live_call(peer)["live"]["yields"], 15, "the peer heard the user")
-    time.sleep(scaled(0.5))
+    time.sleep(scaled(0.5))  # a window in which nothing voiced may reach the speaker
     after = daemon.alsa.speaker_pcm()
     # After the flush nothing voiced reaches the speaker: at most the one period in flight.
     tail = after[before + 48000 // 25 :]
@@ -127,7 +126,7 @@ def test_peer_killed_and_restarted_reconnects_within_backoff(
 ) -> None:
     peer, daemon = live_service(peer_factory, daemon_factory)
     first = daemon.status()["call_id"]
-    time.sleep(scaled(2.5))
+    time.sleep(scaled(2.5))  # up a while before the loss: the test's input
     peer.kill()
     wait_for(lambda: daemon.healthz()[0] == 503, 10, "healthz to report the loss")
     peer2 = peer_factory(port=peer.port)

@@ -44,6 +44,29 @@ def rms(pcm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(pcm.astype(np.float64))))) / 32768.0
 
 
+def user_text(text: str) -> dict[str, Any]:
+    """``conversation.item.create`` of a user's text message."""
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+async def offer_sdp() -> str:
+    """A real aiortc offer (data channel and audio), its connection closed again."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.createDataChannel("oai-events")
+    pc.addTransceiver("audio")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = str(pc.localDescription.sdp)
+    await pc.close()
+    return sdp
+
+
 class Mic(MediaStreamTrack):
     """Paced 20 ms mono frames: queued audio first, silence otherwise."""
 

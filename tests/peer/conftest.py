@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -13,7 +11,7 @@ from aiohttp import web
 from rtedge.peer import PeerConfig, create_app
 from rtedge.rtc.ice import use_host_addresses
 from tests.peer.client import Client
-from tests.support import scaled
+from tests.ports import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -23,12 +21,6 @@ def loopback_ice() -> Iterator[None]:
     use_host_addresses(["127.0.0.1"])
     yield
     use_host_addresses(None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclasses.dataclass
@@ -90,12 +82,3 @@ async def peer(peer_config: PeerConfig) -> AsyncIterator[PeerHandle]:
 @pytest.fixture
 def make_config() -> Callable[..., PeerConfig]:
     return lambda **kw: PeerConfig(**kw)
-
-
-async def until(cond: Callable[[], bool], within: float = 10.0, step: float = 0.02) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + scaled(within)
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(step)

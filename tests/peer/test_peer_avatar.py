@@ -15,7 +15,8 @@ import pytest
 
 from rtedge.peer import PeerConfig
 from tests.peer.client import Client, silence, tone
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.conftest import PeerHandle
+from tests.poll import until
 
 RTAV_PTT = {
     "type": "realtime",
@@ -46,7 +47,7 @@ async def test_frames_follow_the_loudness_of_the_audio(peer: PeerHandle) -> None
     assert c.mic is not None
     await c.request({"type": "input_audio_buffer.clear"}, "input_audio_buffer.cleared")
     c.mic.play(np.concatenate([tone(0.6, 300, 0.5), silence(0.6), tone(0.6, 300, 0.5)]))
-    await until(lambda: c.mic is not None and c.mic.queued_s == 0)
+    await until(lambda: c.mic is not None and c.mic.queued_s == 0, within=10)
     await asyncio.sleep(0.4)
     await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")
     created = await c.request({"type": "response.create"}, "response.created")
@@ -106,14 +107,14 @@ async def test_cancel_ends_the_frames(peer: PeerHandle) -> None:
     created = await c.request({"type": "response.create"}, "response.created")
     rid = created["response"]["id"]
     await c.wait_for("output_audio_buffer.started")
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # into the reply: the test's input
     mark = len(c.events)
     c.send({"type": "response.cancel"})
     done = await c.wait_for("response.output_image.done", after=mark)
     await c.wait_for("response.done", after=mark)
     n = len(frames_of(c, rid))
     assert done["total_frames"] == n and 8 <= n <= 20
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # a window in which no frame may follow the done
     assert len(frames_of(c, rid)) == n  # no frame after the done
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 import wave
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,10 @@ import pytest
 from aiohttp import web
 
 from rtedge.peer import PeerConfig
-from tests.peer.conftest import PeerHandle, free_port
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.browser import CHROMIUM, chromium
+from tests.peer.conftest import PeerHandle
+from tests.poll import scaled
+from tests.ports import free_port
 
 PAGE = """<!doctype html>
 <html><body><script>
@@ -193,32 +192,17 @@ async def test_chromium_text_and_push_to_talk_turns(peer: PeerHandle, tmp_path: 
     await web.TCPSite(runner, "127.0.0.1", port).start()
     mic = tmp_path / "mic.wav"
     write_mic_wav(mic)
-    assert CHROMIUM is not None
-    proc = await asyncio.create_subprocess_exec(
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
+    media = (
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={mic}",
         "--autoplay-policy=no-user-gesture-required",
         "--allow-loopback-in-peer-connection",
-        f"http://127.0.0.1:{port}/page.html",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        got = await asyncio.wait_for(result, 60)
+        async with chromium(f"http://127.0.0.1:{port}/page.html", *media):
+            got = await asyncio.wait_for(result, scaled(60))
     finally:
-        proc.kill()
-        await proc.wait()
         await runner.cleanup()
     assert got["ok"], got
     assert got["textTranscript"] == "2 plus 3 is 5."

@@ -7,20 +7,10 @@ from typing import Any
 
 import pytest
 
+from tests.peer.client import user_text
 from tests.peer.conftest import PeerHandle
 
 PTT = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
-
-
-def user_text(text: str) -> dict[str, Any]:
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        },
-    }
 
 
 @pytest.mark.parametrize("label", ["oai-events", "realtime", "anything at all"])

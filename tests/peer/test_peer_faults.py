@@ -9,7 +9,8 @@ import time
 import aiohttp
 
 from tests.peer.client import Client
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.conftest import PeerHandle
+from tests.poll import until
 
 
 async def frames_in(c: Client, seconds: float) -> int:
@@ -56,7 +57,7 @@ async def test_drop_connection(peer: PeerHandle) -> None:
 async def test_malformed_unknown_and_oversized_events(peer: PeerHandle) -> None:
     c = await peer.connect()
     await peer.admin("POST", "faults", {"call": "malformed_event"})
-    await until(lambda: bool(c.invalid))
+    await until(lambda: bool(c.invalid), within=10)
     try:
         json.loads(c.invalid[0])
         raise AssertionError("the malformed event parsed")

@@ -11,10 +11,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCPeerConnection
 
 from rtedge.peer import PeerConfig
 from rtedge.peer.offer import InvalidOffer, check_offer
+from tests.peer.client import offer_sdp
 from tests.peer.conftest import PeerHandle
 
 
@@ -83,16 +83,6 @@ async def test_nested_json_is_a_400(peer: PeerHandle) -> None:
     assert status == 400, body
 
 
-async def real_offer() -> str:
-    pc = RTCPeerConnection()
-    pc.createDataChannel("oai-events")
-    pc.addTransceiver("audio")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = str(pc.localDescription.sdp)
-    await pc.close()
-    return sdp
-
-
 def mangle(sdp: str, prefix: str, replacement: str | None) -> str:
     lines = []
     for line in sdp.splitlines():
@@ -105,7 +95,7 @@ def mangle(sdp: str, prefix: str, replacement: str | None) -> str:
 
 
 async def test_offers_with_broken_security_fields_are_invalid(peer: PeerHandle) -> None:
-    good = await real_offer()
+    good = await offer_sdp()
     check_offer(good)
     bad = {
         "fingerprint": mangle(good, "a=fingerprint:", "a=fingerprint:sha-256 ZZ:00"),
@@ -139,7 +129,7 @@ async def test_pending_calls_are_capped(peer: PeerHandle) -> None:
             aiohttp.ClientSession() as http,
             http.post(
                 peer.url + "/v1/realtime/calls",
-                data=await real_offer(),  # its peer connection is closed: it never connects
+                data=await offer_sdp(),  # its peer connection is closed: it never connects
                 headers={"Authorization": "Bearer sk-test", "Content-Type": "application/sdp"},
             ) as resp,
         ):

@@ -9,22 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 from openai.types.realtime.client_secret_create_response import ClientSecretCreateResponse
 
 from rtedge.peer import PeerConfig
 from rtedge.peer.server import PEER
-from tests.peer.conftest import PeerHandle, start_peer, until
-
-
-async def offer_sdp() -> str:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.createDataChannel("oai-events")
-    pc.addTransceiver("audio")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = str(pc.localDescription.sdp)
-    await pc.close()
-    return sdp
+from tests.peer.client import offer_sdp
+from tests.peer.conftest import PeerHandle, start_peer
+from tests.poll import until
 
 
 async def post(
@@ -346,7 +337,9 @@ async def test_hangup_ends_the_call(peer: PeerHandle) -> None:
         f"{peer.url}/v1/realtime/calls/{c.call_id}/hangup", headers={"Authorization": "Bearer k"}
     )
     assert status == 200
-    await until(lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set())
+    await until(
+        lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set(), within=10
+    )
     record = await peer.call_record(c.call_id)
     assert not record["active"] and record["end_reason"] == "hangup"
     status, _, body = await post(
@@ -472,7 +465,7 @@ async def test_admin_routes_refuse_non_loopback() -> None:
     from aiohttp import web
 
     from rtedge.peer import create_app
-    from tests.peer.conftest import free_port
+    from tests.ports import free_port
 
     runner = web.AppRunner(create_app(PeerConfig()), access_log=None)
     await runner.setup()
@@ -506,6 +499,8 @@ async def test_app_cleanup_ends_active_calls() -> None:
     await runner.cleanup()
     assert len(registry.active) == 0
     assert registry.ended[-1].end_reason == "server_shutdown"
-    await until(lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set())
+    await until(
+        lambda: c.pc.connectionState in ("closed", "failed") or c.closed.is_set(), within=10
+    )
     await c.close()
     await asyncio.sleep(0)

@@ -7,6 +7,7 @@ import gc
 import os
 import threading
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,7 +16,8 @@ from rtedge.peer import PeerConfig
 from rtedge.peer.audio_out import OutputTrack
 from rtedge.peer.server import PEER
 from tests.peer.client import Client
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.conftest import PeerHandle
+from tests.poll import until
 
 PTT = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
 
@@ -82,8 +84,8 @@ async def test_ended_calls_release_tasks_threads_and_tracks(peer: PeerHandle) ->
     await warm.wait_for("output_audio_buffer.stopped", within=15)
     await warm.close()
     registry = peer.app[PEER].registry
-    await until(lambda: not registry.active)
-    await asyncio.sleep(0.3)
+    await until(lambda: not registry.active, within=10)
+    await asyncio.sleep(0.3)  # the closed call's last callbacks run before the baseline
     tasks0 = len(asyncio.all_tasks())
     threads0 = {t.name for t in threading.enumerate()}
     assert _tracks_alive() == 0
@@ -107,9 +109,12 @@ async def test_ended_calls_release_tasks_threads_and_tracks(peer: PeerHandle) ->
     await clients[1].close()
     await clients[2].close()
     peer.clients.clear()
-    await asyncio.sleep(0.5)
-    stats = await peer.admin("GET", "stats")
-    assert stats["active_calls"] == 0 and stats["call_tasks"] == 0
+
+    async def wound_down() -> dict[str, Any] | None:
+        stats = await peer.admin("GET", "stats")
+        return stats if stats["active_calls"] == 0 and stats["call_tasks"] == 0 else None
+
+    stats = await until(wound_down, 5, "no call and none of its tasks left")
     assert stats["calls_ended"] == stats["calls_started"] == 4
     await until(lambda: len(asyncio.all_tasks()) <= tasks0, 3)  # aiohttp finishing a request
     # aiortc encodes Opus in the loop's default executor: its pooled workers ("asyncio_N") are

@@ -12,8 +12,9 @@ import pytest
 from rtedge.peer import PeerConfig
 from rtedge.protocol.live_catalog import SERVER_EVENT_TYPES
 from tests.peer.client import rms, silence, tone
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.conftest import PeerHandle
 from tests.peer.live_client import LiveClient, live_session
+from tests.poll import until
 
 
 async def live(peer: PeerHandle, session: dict[str, Any] | None = None) -> LiveClient:
@@ -98,7 +99,7 @@ async def test_mute_and_unmute_are_acked_by_client_event_id(peer: PeerHandle) ->
     assert client.mic is not None
     client.mic.play(tone(0.6))
     client.mic.play(silence(1.0))
-    await until(lambda: client.mic is not None and client.mic.queued_s == 0)
+    await until(lambda: client.mic is not None and client.mic.queued_s == 0, within=10)
     unmute_id = client.send_event("session.input_audio.unmute")
     await client.wait_for("session.input_audio.unmuted", client_event_id=unmute_id)
     assert not client.of("session.input_transcript.delta")

@@ -12,8 +12,9 @@ import pytest
 
 from rtedge.peer import PeerConfig
 from tests.peer.client import silence, tone
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.conftest import PeerHandle
 from tests.peer.test_peer_turns import user_text
+from tests.poll import until
 
 PTT_UPDATE = {
     "type": "session.update",
@@ -68,7 +69,7 @@ async def test_events_legacy_items_no_output_buffer_events_clear_refused(
     # silence between replies: once the reply has played, no RTP comes at all
     await until(lambda: c.received.frames and c.received.times[-1] < time.monotonic() - 1.0, 20)
     n = len(c.received.frames)
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(1.5)  # a window in which no RTP may come
     assert len(c.received.frames) == n
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import aiohttp
 
 from tests.peer.client import Client
-from tests.peer.conftest import free_port, until
+from tests.poll import until
+from tests.ports import free_port
 from tests.support import scaled
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,14 +8,14 @@ import base64
 import json
 import re
 import time
-from typing import Any
 
 import numpy as np
 import pytest
 
 from rtedge.peer import PeerConfig
-from tests.peer.client import RATE, Client, rms, silence, tone
-from tests.peer.conftest import PeerHandle, until
+from tests.peer.client import RATE, Client, rms, silence, tone, user_text
+from tests.peer.conftest import PeerHandle
+from tests.poll import until
 
 PTT = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
 LONG_TEXT = (
@@ -23,17 +23,6 @@ LONG_TEXT = (
     "figs, grapes, honeydew melons"
 )
 VOICED_RMS = 0.01  # about -40 dBFS; decoded Opus silence is far below
-
-
-def user_text(text: str) -> dict[str, Any]:
-    return {
-        "type": "conversation.item.create",
-        "item": {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        },
-    }
 
 
 def voiced_s(frames: list[np.ndarray]) -> float:
@@ -167,7 +156,7 @@ async def test_push_to_talk_turn(peer: PeerHandle) -> None:
     assert c.mic is not None
     await c.request({"type": "input_audio_buffer.clear"}, "input_audio_buffer.cleared")
     c.mic.play(tone(1.0, 300))
-    await until(lambda: c.mic is not None and c.mic.queued_s == 0)
+    await until(lambda: c.mic is not None and c.mic.queued_s == 0, within=10)
     await asyncio.sleep(0.15)
     committed = await c.request(
         {"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed"
@@ -469,7 +458,7 @@ async def test_echo_mode_plays_back_the_committed_audio(peer: PeerHandle) -> Non
         [tone(0.3, 400), silence(0.2), tone(0.3, 900), silence(0.2), tone(0.3, 1500)]
     )
     c.mic.play(signal)
-    await until(lambda: c.mic is not None and c.mic.queued_s == 0)
+    await until(lambda: c.mic is not None and c.mic.queued_s == 0, within=10)
     # The last frames are still in flight (jitter buffers on the way): let them reach the peer.
     await asyncio.sleep(0.4)
     await c.request({"type": "input_audio_buffer.commit"}, "input_audio_buffer.committed")

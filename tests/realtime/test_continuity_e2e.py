@@ -5,40 +5,18 @@ history, so a seeded session is told from a blank one by what the daemon hears."
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import pytest
-
+from tests.e2e import DaemonFactory, PeerFactory, last_user_words, seeded_call, service
 from tests.support import (
-    PROFILES,
     Daemon,
-    Peer,
-    daemon_config,
     http,
     peer_args,
     tone,
     wait_for,
 )
 
-PeerFactory = Callable[..., Peer]
-DaemonFactory = Callable[..., Daemon]
 RECALL = "Before, you asked"
-
-
-@pytest.fixture(params=PROFILES)
-def profile(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def start(
-    profile: str,
-    peer_factory: PeerFactory,
-    daemon_factory: DaemonFactory,
-    config: dict[str, dict[str, Any]] | None = None,
-) -> tuple[Peer, Daemon]:
-    peer = peer_factory(*peer_args(profile))
-    return peer, daemon_factory(peer.calls_url, config=daemon_config(profile, config))
 
 
 def turn(daemon: Daemon, seconds: float) -> str:
@@ -52,25 +30,12 @@ def turn(daemon: Daemon, seconds: float) -> str:
     return str(daemon.status()["transcript_assistant"])
 
 
-def last_user_words(daemon: Daemon) -> str:
-    """What the daemon remembers the user said last (shown: ``log_transcripts`` is on)."""
-    said = [e["text"] for e in daemon.status()["history"]["text"] if e["role"] == "user"]
-    assert said, daemon.status()["history"]
-    return str(said[-1])
-
-
-def seeded_call(peer: Peer, roles: int) -> dict[str, Any] | None:
-    """The active call, once it is one seeded with at least ``roles`` items."""
-    call = peer.active_call()
-    if call is not None and len(call["seeded_items"]) >= roles:
-        return call
-    return None
-
-
 def test_rotation_carries_the_conversation(
     profile: str, peer_factory: PeerFactory, daemon_factory: DaemonFactory
 ) -> None:
-    peer, daemon = start(profile, peer_factory, daemon_factory, {"realtime": {"rotate_after_s": 4}})
+    peer, daemon = service(
+        profile, peer_factory, daemon_factory, {"realtime": {"rotate_after_s": 4}}
+    )
     first_reply = turn(daemon, 0.6)
     assert RECALL not in first_reply, first_reply  # the first call was blank
     turn(daemon, 1.2)
@@ -93,7 +58,7 @@ def test_rotation_carries_the_conversation(
 def test_reconnect_after_the_peer_restarts_is_seeded(
     profile: str, peer_factory: PeerFactory, daemon_factory: DaemonFactory
 ) -> None:
-    peer, daemon = start(profile, peer_factory, daemon_factory)
+    peer, daemon = service(profile, peer_factory, daemon_factory)
     turn(daemon, 0.6)
     turn(daemon, 1.4)
     first = daemon.status()["call_id"]
@@ -112,7 +77,7 @@ def test_reconnect_after_the_peer_restarts_is_seeded(
 def test_forget_after_idle_starts_the_next_call_empty(
     profile: str, peer_factory: PeerFactory, daemon_factory: DaemonFactory
 ) -> None:
-    peer, daemon = start(
+    peer, daemon = service(
         profile, peer_factory, daemon_factory, {"conversation": {"forget_after_idle_s": 3}}
     )
     first = daemon.status()["call_id"]
@@ -131,7 +96,7 @@ def test_forget_after_idle_starts_the_next_call_empty(
 def test_reset_route_is_guarded_and_forgets(
     peer_factory: PeerFactory, daemon_factory: DaemonFactory
 ) -> None:
-    peer, daemon = start("openai", peer_factory, daemon_factory)
+    peer, daemon = service("openai", peer_factory, daemon_factory)
     turn(daemon, 0.6)
     url = f"{daemon.url}/conversation/reset"
     code, body = http_with(

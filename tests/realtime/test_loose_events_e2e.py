@@ -5,13 +5,10 @@ early ending or refusal returns the turn to idle within one second, on the same 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
+from tests.e2e import DaemonFactory, PeerFactory
 from tests.support import Daemon, Peer, http, tone, wait_for
-
-PeerFactory = Callable[..., Peer]
-DaemonFactory = Callable[..., Daemon]
 
 #: The issue's bound: an ended or refused turn is idle again this soon after the button is up
 #: (commit delay 0.08 s, then a few loopback round trips).
