@@ -69,7 +69,7 @@ def test_barge_in_silences_the_speaker_and_the_peer_yields(
     # itself can take longer than a period, and the reply plays on until the press arrives.
     before = daemon.alsa.speaker_pcm().size
     wait_for(lambda: daemon.status()["turn"] == "listening", 2, "barge-in")
-    daemon.alsa.feeder.say(speech_pcm("Stop, stop."))
+    daemon.alsa.feeder.play(speech_pcm("Stop, stop."))
     wait_for(lambda: live_call(peer)["live"]["yields"], 15, "the peer heard the user")
     time.sleep(scaled(0.5))  # a window in which nothing voiced may reach the speaker
     after = daemon.alsa.speaker_pcm()
