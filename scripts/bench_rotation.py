@@ -127,7 +127,7 @@ def one_run(
             presses += 1
             daemon.press()
             t_press = time.monotonic()
-            daemon.alsa.feeder.say(tone(TONE_S, 300.0))
+            daemon.alsa.feeder.play(tone(TONE_S, 300.0))
             time.sleep(0.05)
             wait_for(lambda: not daemon.alsa.feeder.speaking.is_set(), 30, "speech fed")
             time.sleep(0.1)
