@@ -32,22 +32,36 @@ def toml_value(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, int | float) else repr(value)
 
 
-def main() -> None:
+def table(name: str, description: str | None, model: type[BaseModel]) -> list[str]:
+    """One TOML table with every key commented out; nested models follow as their own tables."""
+    out, nested = [f"\n# {description}\n[{name}]"], []
+    for key, info in model.model_fields.items():
+        doc = " ".join((info.description or "").split())
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            out.append(f"# {key}: the [{name}.{key}] table below.")
+            nested.append(table(f"{name}.{key}", doc, sub))
+            continue
+        out.extend(f"# {line}" for line in textwrap.wrap(doc, 96))
+        # The declared default, before validators fill in machine-specific values (device_id).
+        value = info.get_default(call_default_factory=True)
+        value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        value = str(value) if hasattr(value, "as_posix") else value
+        out.append(f"# {key} = {toml_value(value)}")
+    return out + [line for lines in nested for line in lines]
+
+
+def render() -> str:
     out = [HEADER]
     for section, field in Settings.model_fields.items():
         model = field.annotation
         assert isinstance(model, type) and issubclass(model, BaseModel)
-        out.append(f"\n# {field.description}\n[{section}]")
-        for key, info in model.model_fields.items():
-            doc = " ".join((info.description or "").split())
-            for line in textwrap.wrap(doc, 96):
-                out.append(f"# {line}")
-            # The declared default, before validators fill in machine-specific values (device_id).
-            value = info.get_default(call_default_factory=True)
-            value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-            value = str(value) if hasattr(value, "as_posix") else value
-            out.append(f"# {key} = {toml_value(value)}")
-    print("\n".join(out))
+        out.extend(table(section, field.description, model))
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    print(render(), end="")
 
 
 if __name__ == "__main__":
