@@ -15,8 +15,11 @@ from tests.support import PROFILES, TIME_SCALE, Daemon, Peer
 # wake word in real time; the floods keep two processes at full CPU. Everything else is
 # parallel-safe by construction: free ports from tests.ports (a slice per worker), files under
 # tmp_path, processes killed by the handle that started them; the demo's tests, which use its
-# usual fixed ports, are a group of their own (tests/test_demo.py).
-GROUP_BY_MARKER = {"browser": "heavy", "heavy": "heavy"}
+# usual fixed ports, are a group of their own (tests/test_demo.py). The tests that judge media
+# quality in real time (the voice's fidelity end to end, the speaker's pace, lip sync: marker
+# "media") join the heavy group: beside the heaviest tests and two busy loops they measured the
+# machine rather than the daemon (a reply matched at 0.65, a frame shown 60 ms late).
+GROUP_BY_MARKER = {"browser": "heavy", "heavy": "heavy", "media": "heavy"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks

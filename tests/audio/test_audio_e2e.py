@@ -16,6 +16,7 @@ import pytest
 
 pytest.importorskip("rtedge.peer.server", reason="needs the local peer (rtedge peer)")
 pytest.importorskip("rtedge.display.pipeline", reason="the appliance imports the display")
+pytestmark = pytest.mark.media  # voice fidelity end to end, judged in real time
 
 from gpiozero import Device  # noqa: E402
 from gpiozero.pins.mock import MockFactory  # noqa: E402

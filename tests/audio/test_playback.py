@@ -131,6 +131,7 @@ async def started(rig: AlsaRig, **kw: object) -> tuple[AudioPipeline, State]:
     return pipe, state
 
 
+@pytest.mark.media
 async def test_remote_audio_reaches_the_speaker_in_real_time(rig: AlsaRig) -> None:
     rig.write_conf()
     rig.make_speaker()

@@ -171,6 +171,7 @@ async def turn(rig: Rig, app: Appliance, pcm: np.ndarray, lead_in_s: float) -> s
     return ids[-1]
 
 
+@pytest.mark.media
 async def test_peer_image_frames_shown_in_step_with_the_voice(rig: Rig, app: Appliance) -> None:
     gap = np.zeros(int(0.3 * RATE), np.int16)
     burst = sine(300, 0.4, RATE, 0.5)
