@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 from rtedge.audio.playclock import PlaybackClock
+from rtedge.timers import ManualTimers
 
 RATE = 48000
 PERIOD = 960
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def test_played_frames_follow_the_device_queue_and_the_time_since() -> None:
-    now = FakeTime()
+    now = ManualTimers(100.0)
     clock = PlaybackClock(RATE, PERIOD, now=now)
     clock.account(2 * PERIOD, 0.0, queued=2 * PERIOD)  # all still in the device
     assert clock.played_frames() == 0
-    now.t += 0.01
+    now.now += 0.01
     assert clock.played_frames() == 480
-    now.t += 10
+    now.now += 10
     assert clock.played_frames() == 2 * PERIOD  # never past what was written
 
 
 def test_played_frames_never_go_back() -> None:
-    now = FakeTime()
+    now = ManualTimers(100.0)
     clock = PlaybackClock(RATE, PERIOD, now=now)
     clock.account(PERIOD, 0.0, queued=0)
     assert clock.played_frames() == PERIOD
@@ -37,7 +30,7 @@ def test_played_frames_never_go_back() -> None:
 
 
 def test_spans_carry_the_level_and_where_the_speech_run_began() -> None:
-    now = FakeTime()
+    now = ManualTimers(100.0)
     clock = PlaybackClock(RATE, PERIOD, now=now)
     clock.account(PERIOD, 0.0, 0)
     clock.account(PERIOD, 0.3, 0)
@@ -51,11 +44,11 @@ def test_spans_carry_the_level_and_where_the_speech_run_began() -> None:
 
 
 def test_dropping_the_device_queue_rewinds_to_what_played() -> None:
-    now = FakeTime()
+    now = ManualTimers(100.0)
     clock = PlaybackClock(RATE, PERIOD, now=now)
     clock.account(PERIOD, 0.3, 0)
     clock.account(2 * PERIOD, 0.3, queued=2 * PERIOD)
-    now.t += 0.01  # 480 frames of the queue played
+    now.now += 0.01  # 480 frames of the queue played
     assert clock.played_frames() == PERIOD + 480
     clock.drop_queued(2 * PERIOD - 480)
     assert clock.written == PERIOD + 480

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from rtedge.audio.speaking import SpeakingDetector
+from rtedge.timers import ManualTimers
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def run(det: SpeakingDetector, clock: Clock, level: float, seconds: float, step: float = 0.02):
+def run(
+    det: SpeakingDetector, clock: ManualTimers, level: float, seconds: float, step: float = 0.02
+):
     changes: list[tuple[float, bool]] = []
-    end = clock.t + seconds
-    while clock.t < end - 1e-9:
-        clock.t += step
+    end = clock.now + seconds
+    while clock.now < end - 1e-9:
+        clock.now += step
         changed = det.update(level)
         if changed is not None:
-            changes.append((round(clock.t, 3), changed))
+            changes.append((round(clock.now, 3), changed))
     return changes
 
 
 def test_voice_starts_after_onset_and_ends_after_hangover() -> None:
-    clock = Clock()
+    clock = ManualTimers(100.0)
     det = SpeakingDetector(clock=clock, onset_s=0.04, hangover_s=0.8)
     assert run(det, clock, 0.0, 1.0) == []
     changes = run(det, clock, 0.2, 2.0)
@@ -37,7 +32,7 @@ def test_voice_starts_after_onset_and_ends_after_hangover() -> None:
 
 
 def test_pauses_inside_a_reply_do_not_end_it() -> None:
-    clock = Clock()
+    clock = ManualTimers(100.0)
     det = SpeakingDetector(clock=clock)
     changes = []
     for _ in range(5):  # words of 0.6 s with 0.5 s pauses
@@ -48,7 +43,7 @@ def test_pauses_inside_a_reply_do_not_end_it() -> None:
 
 
 def test_clicks_and_comfort_noise_are_not_voice() -> None:
-    clock = Clock()
+    clock = ManualTimers(100.0)
     det = SpeakingDetector(clock=clock)
     for _ in range(20):
         assert run(det, clock, 0.3, 0.02) == []  # one period of sound, then silence
@@ -57,7 +52,7 @@ def test_clicks_and_comfort_noise_are_not_voice() -> None:
 
 
 def test_reset_ends_voice_at_once() -> None:
-    clock = Clock()
+    clock = ManualTimers(100.0)
     det = SpeakingDetector(clock=clock)
     run(det, clock, 0.2, 0.5)
     assert det.speaking

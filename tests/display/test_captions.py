@@ -15,21 +15,14 @@ from rtedge.display.captions import (
     spoken_weight,
 )
 from rtedge.state import Connection, State, Turn
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
+from rtedge.timers import ManualTimers
 
 
 def connected() -> State:
     return State(connection=Connection.CONNECTED)
 
 
-def pacer(clock: Clock, cps: float | None = 10.0, clear: float = 5.0) -> CaptionPacer:
+def pacer(clock: ManualTimers, cps: float | None = 10.0, clear: float = 5.0) -> CaptionPacer:
     return CaptionPacer(pace_cps=cps, clear_after_s=clear, clock=clock)
 
 
@@ -45,7 +38,7 @@ def test_spoken_weight_and_reveal_by_half_words() -> None:
 
 
 def test_reply_text_waits_for_the_voice_and_follows_it() -> None:
-    clock, state = Clock(), connected()
+    clock, state = ManualTimers(0.0), connected()
     p = pacer(clock)
     state.turn = Turn.LISTENING
     p.update(state, 0.0, False)
@@ -72,7 +65,7 @@ def test_reply_text_waits_for_the_voice_and_follows_it() -> None:
 
 
 def test_barge_in_keeps_only_what_was_heard_then_a_new_exchange_starts_clean() -> None:
-    clock, state = Clock(), connected()
+    clock, state = ManualTimers(0.0), connected()
     p = pacer(clock)
     state.turn = Turn.SPEAKING
     state.transcript_assistant = "first reply that goes on and on"
@@ -92,7 +85,7 @@ def test_barge_in_keeps_only_what_was_heard_then_a_new_exchange_starts_clean() -
 
 
 def test_unpaced_shows_text_as_it_arrives_and_clears_after_quiet() -> None:
-    clock, state = Clock(), connected()
+    clock, state = ManualTimers(0.0), connected()
     p = pacer(clock, cps=None, clear=5.0)
     state.turn = Turn.THINKING
     state.transcript_assistant = "Hello"
@@ -101,20 +94,20 @@ def test_unpaced_shows_text_as_it_arrives_and_clears_after_quiet() -> None:
     assert p.update(state).assistant == "Hello there"
     state.turn = Turn.IDLE
     assert p.update(state).assistant == "Hello there"
-    clock.t = 4.9
+    clock.now = 4.9
     assert p.update(state).assistant == "Hello there"
-    clock.t = 5.0
+    clock.now = 5.0
     view = p.update(state)
     assert view.empty
     # the cleared text stays cleared; only new words come back
-    clock.t = 20
+    clock.now = 20
     assert p.update(state).empty
     state.transcript_user = "again"
     assert p.update(state).user == "again"
 
 
 def test_a_new_reply_replaces_the_old_one() -> None:
-    clock, state = Clock(), connected()
+    clock, state = ManualTimers(0.0), connected()
     p = pacer(clock, cps=None)
     state.transcript_assistant = "one long answer"
     assert p.update(state).assistant == "one long answer"
@@ -157,7 +150,7 @@ def test_indicator_names_a_missing_microphone() -> None:
 
 def test_a_long_reply_whose_window_slides_keeps_its_place() -> None:
     # The conversation keeps the last 500 characters: past that, each delta drops the start.
-    clock, state = Clock(), connected()
+    clock, state = ManualTimers(0.0), connected()
     p = pacer(clock, cps=10.0)
     words = [f"w{i:03d}" for i in range(200)]  # 4 letters each (digits count 3: w=1, 3x3=9)
     state.turn = Turn.SPEAKING

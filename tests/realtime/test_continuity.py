@@ -15,16 +15,8 @@ from rtedge.timers import ManualTimers
 from tests.protocol.test_client_events import Audio, check
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make(**kw: Any) -> tuple[Continuity, State, Clock]:
-    state, clock = State(), Clock()
+def make(**kw: Any) -> tuple[Continuity, State, ManualTimers]:
+    state, clock = State(), ManualTimers(500.0)
     kw.setdefault("clock", clock)
     return Continuity(state, History(clock=clock), **kw), state, clock
 
@@ -194,7 +186,7 @@ def test_summary_shows_text_only_when_transcripts_may_be_logged() -> None:
 async def test_long_press_abandons_the_turn_and_forgets() -> None:
     """What the app does on a long press: the press is no turn (input cleared, nothing
     committed, no reply asked for) and the conversation is forgotten."""
-    state, clock = State(), Clock()
+    state, clock = State(), ManualTimers(500.0)
     timers = ManualTimers()
     conv = Conversation(state, Audio(), timers=timers)
     renewed: list[bool] = []

@@ -20,19 +20,12 @@ from rtedge.realtime.history import (
     History,
     estimate_tokens,
 )
+from rtedge.timers import ManualTimers
 from tests.protocol.reference import first_extra
 from tests.protocol.test_client_events import check
 
 initial_item = TypeAdapter(InitialItem)
 live_session = TypeAdapter(MediaSessionConfigParam)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def turn(h: History, user: str | None, reply: str) -> None:
@@ -123,7 +116,7 @@ def test_bounds_drop_the_oldest() -> None:
 
 
 def test_summary_has_counts_and_ages_and_text_only_when_asked() -> None:
-    clock = Clock()
+    clock = ManualTimers(1000.0)
     h = History(clock=clock)
     turn(h, "secret question", "secret answer")
     clock.now += 30
