@@ -191,7 +191,9 @@ async def test_flush_silences_the_speaker_within_one_period(rig: AlsaRig, held_u
     await drained(pipe)
     await pipe.stop()
     out = left(rig.speaker_samples())
-    assert rms(out[at_flush - 4 * PERIOD : at_flush]) > 0.3  # it was loud before the press
+    # it was loud before the press (judged a little before it: on a loaded machine the played
+    # position read at the press can run a period or two ahead of the samples in the file)
+    assert rms(out[at_flush - 8 * PERIOD : at_flush - 4 * PERIOD]) > 0.3
     cut = out[at_flush + PERIOD : at_flush + int(0.4 * RATE)]
     assert cut.size > 0 and not cut.any()  # then nothing at all one period later
     tail = out[at_flush + int(0.4 * RATE) :]
