@@ -220,7 +220,11 @@ class Supervisor:
         wake = asyncio.ensure_future(self._wake.wait())
         try:
             while True:
-                await asyncio.wait({dead, wake}, timeout=WATCH_INTERVAL_S)
+                # FIRST_COMPLETED: a death or a wake is acted on at once, not at the next tick
+                # (without it, asyncio.wait waits for both and a reconnect starts up to a tick late).
+                await asyncio.wait(
+                    {dead, wake}, timeout=WATCH_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED
+                )
                 if self.call is not call:
                     return "rotation"  # switched to the next call (switch_if_due)
                 if dead.done():
