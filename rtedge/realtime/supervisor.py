@@ -221,7 +221,7 @@ class Supervisor:
         try:
             while True:
                 # FIRST_COMPLETED: a death or a wake is acted on at once, not at the next tick
-                # (without it, asyncio.wait waits for both and a reconnect starts up to a tick late).
+                # (without it asyncio.wait waits for both: a reconnect started up to a tick late).
                 await asyncio.wait(
                     {dead, wake}, timeout=WATCH_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED
                 )
