@@ -32,7 +32,9 @@ SEAMS: Final = (
     (
         "aioice",
         "rtedge/rtc/ice.py",
-        "aioice.ice.get_host_addresses (module global) and Connection.query_consent with its "
-        "_nominated, _query_consent_task, build_request, _emit_event (consent by the clock)",
+        "aioice.ice.get_host_addresses (module global), Connection.query_consent with its "
+        "_nominated, _query_consent_task, build_request, _emit_event, and "
+        "Connection.data_received (wrapped: a packet from the peer is liveness), "
+        "stun.RETRY_RTO (consent by the clock)",
     ),
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 
 import aioice.ice
+import aioice.stun
 import pytest
 from aiortc import RTCPeerConnection
 
@@ -44,7 +45,8 @@ async def test_the_aiortc_receiver_still_has_the_attributes_the_jitter_seam_swap
 def test_aioice_still_has_what_the_consent_seam_replaces() -> None:
     assert callable(aioice.ice.get_host_addresses)
     connection = aioice.ice.Connection(ice_controlling=True)
-    for name in ("query_consent", "build_request", "_emit_event", "close"):
+    for name in ("query_consent", "build_request", "_emit_event", "close", "data_received"):
         assert callable(getattr(connection, name)), name
     for name in ("_nominated", "_query_consent_task"):
         assert hasattr(connection, name), name
+    assert isinstance(aioice.stun.RETRY_RTO, float)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,44 +38,74 @@ def use_host_addresses(addresses: Sequence[str] | None) -> None:
 
 #: A consent check (one ~100-byte STUN request, answered by every WebRTC endpoint) this often.
 CONSENT_INTERVAL_S = 0.5
-#: How often the time since the last answer is compared with the limit.
+#: How often the time since the peer was last heard is compared with the limits.
 CONSENT_POLL_S = 0.1
+#: RFC 7675 section 5.1: consent expires this long after the last answer to a check, however
+#: much else the peer sends (what arrives without a check answered proves nothing about consent).
+CONSENT_EXPIRY_S = 30.0
+
+_original_data_received = aioice.ice.Connection.data_received
+#: set on a Connection by the data hook: when a packet from the peer last arrived
+_HEARD = "_rtedge_heard"
+
+
+def _data_received(self: Any, data: bytes, component: int) -> None:
+    """Every non-STUN packet the agent's sockets receive (DTLS, SRTP, SCTP): the peer is alive."""
+    setattr(self, _HEARD, time.monotonic())
+    _original_data_received(self, data, component)
+
+
+def _retransmissions(limit_s: float) -> int:
+    """How many times a check is sent again (RTO 0.5 s, doubling) while it can still count."""
+    n = 0
+    while aioice.stun.RETRY_RTO * (2 ** (n + 2) - 1) <= limit_s:
+        n += 1
+    return n
 
 
 def tune_consent(liveness_timeout_s: float) -> None:
     """Make ICE consent freshness (RFC 7675) notice a vanished service within
-    ``liveness_timeout_s`` of its last answer, whether it streams or is silent. aioice checks
-    every 5 s and gives up after 6 misses (~35 s); counting misses is also inexact, since a
-    missed check costs its interval plus the 0.5 s transaction timeout (10 misses at a 1 s
+    ``liveness_timeout_s`` of the last packet from it, whether it streams or is silent. aioice
+    checks every 5 s and gives up after 6 misses (~35 s); counting misses is also inexact, since
+    a missed check costs its interval plus the 0.5 s transaction timeout (10 misses at a 1 s
     interval took 15 s). Here checks go out every ``CONSENT_INTERVAL_S`` without waiting for
-    each other, and consent expires by the clock: ``liveness_timeout_s`` after the last answer
-    (seen within ``CONSENT_POLL_S``). Process-wide."""
+    each other, each sent again within the limit so a late answer still counts, and the call
+    ends by the clock: ``liveness_timeout_s`` after the peer was last heard (an answer, or any
+    media or data packet: on a busy machine the receive queues overflow during a burst and drop
+    answers while the call is plainly alive), or ``CONSENT_EXPIRY_S`` after the last answer
+    (RFC 7675's hard limit). Seen within ``CONSENT_POLL_S``. Process-wide."""
     limit = liveness_timeout_s
+    retransmissions = _retransmissions(limit)
     aioice.ice.CONSENT_INTERVAL = 1  # unused by the replacement; kept for anything reading it
 
     async def query_consent(self: aioice.ice.Connection) -> None:
         assert self.remote_password is not None
         key = self.remote_password.encode("utf8")
-        loop = asyncio.get_running_loop()
-        last_ok = loop.time()
+        last_answer = time.monotonic()
+        setattr(self, _HEARD, last_answer)
         checks: set[asyncio.Task[None]] = set()
 
         async def check(pair: Any) -> None:
-            nonlocal last_ok
+            nonlocal last_answer
             request = self.build_request(pair, nominate=False)
             with contextlib.suppress(aioice.stun.TransactionError):
                 await pair.protocol.request(
-                    request, pair.remote_addr, integrity_key=key, retransmissions=0
+                    request, pair.remote_addr, integrity_key=key, retransmissions=retransmissions
                 )
-                last_ok = max(last_ok, loop.time())
+                last_answer = max(last_answer, time.monotonic())
 
-        next_check = loop.time()
+        next_check = time.monotonic()
         try:
             while True:
                 await asyncio.sleep(CONSENT_POLL_S)
-                now = loop.time()
-                if now - last_ok > limit:
-                    log.info("ICE consent expired: no answer for %.1f s", now - last_ok)
+                now = time.monotonic()
+                heard = max(last_answer, getattr(self, _HEARD))
+                if now - heard > limit or now - last_answer > CONSENT_EXPIRY_S:
+                    log.info(
+                        "ICE consent expired: nothing heard for %.1f s, no answer for %.1f s",
+                        now - heard,
+                        now - last_answer,
+                    )
                     self._query_consent_task = None
                     # Tell the transport first: closing the sockets can take seconds when the
                     # link is down (a datagram transport waits for its unsent buffer).
@@ -92,3 +123,4 @@ def tune_consent(liveness_timeout_s: float) -> None:
                 task.cancel()
 
     aioice.ice.Connection.query_consent = query_consent  # type: ignore[method-assign]
+    aioice.ice.Connection.data_received = _data_received  # type: ignore[method-assign]

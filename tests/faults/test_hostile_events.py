@@ -159,6 +159,11 @@ def test_event_flood_is_rate_limited_and_the_call_kept(live_fb: tuple[Peer, Faul
         return decoded > 0 and len(samples) > 4 and samples[-1][1:] == samples[-5][1:]
 
     wait_for(settled, 30, "the storm over", step=0.25)
+    # Whatever reached the daemon, the call lived through it (even when the machine was too busy
+    # to flood it: then the storm still filled the receive queues, and ICE consent answers with
+    # them, issue 15).
+    assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
+    assert daemon.call_id() == call_id
     # A bucket of EVENT_BURST filled at EVENT_RATE a second admits at most this many by t:
     over = [(t, d, x) for t, d, x in samples if d + x - dropped0 > EVENT_BURST + EVENT_RATE * t]
     for t, decoded, _ in samples:
@@ -173,8 +178,6 @@ def test_event_flood_is_rate_limited_and_the_call_kept(live_fb: tuple[Peer, Faul
     decoded = s1["events_in"].get("rate_limits.updated", 0) - n0
     dropped = s1["events_bad"].get("rate_limited", 0) - dropped0
     elapsed = time.monotonic() - t0
-    assert not daemon.watch.unhealthy_since(t0), daemon.watch.problems_since(t0)
-    assert daemon.call_id() == call_id
     # At most the burst plus 2000/s of them were decoded.
     assert decoded <= 2000 + 2000 * elapsed, (decoded, elapsed)
     figures(
