@@ -370,13 +370,19 @@ async def test_speaker_that_fails_mid_stream_is_reopened(rig: AlsaRig) -> None:
         drain2 = rig.make_speaker(fifo=True)
         assert drain2 is not None
         await until(lambda: state.devices["playback"].ok)
-        await until(lambda: len(drain2.data) > RATE * 4 // 2)
-        # the reopened speaker plays the track again, at its level (the level of what it played
-        # of the track, and that is most of what it played)
-        everything = np.frombuffer(bytes(drain2.data), dtype=np.int16)
-        out = sound(everything)
-        assert out.size >= everything.size // 2 // 2
-        assert rms(out) == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
+        reopened = drain2
+
+        def heard() -> np.ndarray:
+            data = bytes(reopened.data)
+            return sound(np.frombuffer(data[: len(data) // 4 * 4], dtype=np.int16))
+
+        # the reopened speaker plays the track again, at its level. How much of what it plays
+        # is the track depends on this test's event loop, which paces the track: on a busy
+        # machine it wakes late, the speaker plays digital silence meanwhile, and a burst beyond
+        # the buffer's bound is cut (by design; seen: 0.18 s of track in 0.57 s with two busy
+        # loops beside the suite). So: a quarter second of the track heard, at its level.
+        await until(lambda: heard().size >= RATE // 4, 10, "a quarter second of the track")
+        assert rms(heard()) == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
         player.cancel()
     finally:
         t0 = time.monotonic()
