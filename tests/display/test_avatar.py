@@ -85,9 +85,15 @@ async def test_mouth_follows_the_played_level(tmp_path: Path) -> None:
     await asyncio.sleep(0.4)
     await p.stop()
 
-    # At least 25 frames a second while speaking.
+    # 25 frames a second while speaking, whenever the pipeline gets to run: the typical gap
+    # between frames is the period. How many frames the 2 s hold also depends on the machine:
+    # with two busy loops beside the suite this process stalled for up to 0.36 s, and the
+    # pipeline then restarts its schedule rather than burst (seen: 40 and 42 of 50). So a
+    # count floor at half the rate, and the rate judged from the gaps.
     window = [s for s in samples if onset + 0.2 <= s[0] < onset + 2.2]
-    assert len(window) >= 49, len(window)
+    gaps = np.diff([s[0] for s in window])
+    assert len(window) >= 25, len(window)
+    assert float(np.median(gaps)) == pytest.approx(1 / 25, rel=0.1), np.round(gaps, 3)
     heights = np.array([s[1] for s in samples], float)
     levels_db = np.array([20 * np.log10(max(s[2], 1e-6)) for s in samples])
     corr = float(np.corrcoef(heights, levels_db)[0, 1])
