@@ -76,6 +76,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import thread_wakeups
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Where the rtedge under test is imported from (``--before`` points the role ``rtedge_before``
@@ -209,6 +210,20 @@ def thread_cpu() -> dict[str, float]:
         name = name.split("_")[0] if name.startswith("ThreadPoolExecutor") else name
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
+
+
+def wakeups() -> tuple[float, thread_wakeups.Snapshot]:
+    """Now and every thread's context switches so far, by Python thread name."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    return time.monotonic(), thread_wakeups.snapshot("self", names)
+
+
+def wakeups_per_s(
+    before: tuple[float, thread_wakeups.Snapshot], after: tuple[float, thread_wakeups.Snapshot]
+) -> dict[str, float]:
+    """Wakeups (voluntary context switches) per second of each thread between two ``wakeups``:
+    unlike CPU seconds, hardly changed by the machine's load."""
+    return thread_wakeups.per_s(before[1], after[1], after[0] - before[0])
 
 
 def thread_cpu_per_s(
@@ -693,10 +708,22 @@ async def run_rtedge(
         out_before = dac.frames()
         xruns0 = app.audio.playback.xruns
         silence0 = app.audio.playback.silence_periods
-        c0, t0, th0, gc0 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot()
+        c0, t0, th0, gc0, w0 = (
+            cpu_seconds(),
+            time.monotonic(),
+            thread_cpu(),
+            GC.snapshot(),
+            wakeups(),
+        )
         mic.go()
         await asyncio.sleep(seconds + 1.0)
-        c1, t1, th1, gc1 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot()
+        c1, t1, th1, gc1, w1 = (
+            cpu_seconds(),
+            time.monotonic(),
+            thread_cpu(),
+            GC.snapshot(),
+            wakeups(),
+        )
         xruns = app.audio.playback.xruns - xruns0
         silence = app.audio.playback.silence_periods - silence0
         if settings.realtime.provider != "live":
@@ -712,6 +739,7 @@ async def run_rtedge(
         "cpu_s_per_s": (c1 - c0) / (t1 - t0),
         "thread_cpu_s_per_s": thread_cpu_per_s(th0, th1, t1 - t0),
         "gc": gc_per_s(gc0, gc1, t1 - t0),
+        "wakeups_per_s": wakeups_per_s(w0, w1),
         "pulses": len(starts),
         "drops": dict(app.state.queue_drops),
         "playback_xruns": xruns,
@@ -826,10 +854,10 @@ async def run_bare(calls_url: str, seconds: float, trace: Trace | None) -> dict[
     await asyncio.sleep(1.5)
     signal, starts = pulse_train(seconds)
     frames_before = len(received)
-    c0, t0, th0, gc0 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot()
+    c0, t0, th0, gc0, w0 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot(), wakeups()
     sender.signal = signal
     await asyncio.sleep(seconds + 1.0)
-    c1, t1, th1, gc1 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot()
+    c1, t1, th1, gc1, w1 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot(), wakeups()
     await pc.close()
     for t in tasks:
         t.cancel()
@@ -853,6 +881,7 @@ async def run_bare(calls_url: str, seconds: float, trace: Trace | None) -> dict[
         "cpu_s_per_s": (c1 - c0) / (t1 - t0),
         "thread_cpu_s_per_s": thread_cpu_per_s(th0, th1, t1 - t0),
         "gc": gc_per_s(gc0, gc1, t1 - t0),
+        "wakeups_per_s": wakeups_per_s(w0, w1),
         "pulses": len(starts),
     }
     if trace is not None:
@@ -954,10 +983,22 @@ async def run_bare_alsa(calls_url: str, seconds: float, trace: Trace | None) -> 
         await until(lambda: dac.frames() > RATE // 2, 20)
         await asyncio.sleep(1.5)
         out_before = dac.frames()
-        c0, t0, th0, gc0 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot()
+        c0, t0, th0, gc0, w0 = (
+            cpu_seconds(),
+            time.monotonic(),
+            thread_cpu(),
+            GC.snapshot(),
+            wakeups(),
+        )
         mic.go()
         await asyncio.sleep(seconds + 1.0)
-        c1, t1, th1, gc1 = cpu_seconds(), time.monotonic(), thread_cpu(), GC.snapshot()
+        c1, t1, th1, gc1, w1 = (
+            cpu_seconds(),
+            time.monotonic(),
+            thread_cpu(),
+            GC.snapshot(),
+            wakeups(),
+        )
     finally:
         await pc.close()
         for t in tasks:
@@ -974,6 +1015,7 @@ async def run_bare_alsa(calls_url: str, seconds: float, trace: Trace | None) -> 
         "cpu_s_per_s": (c1 - c0) / (t1 - t0),
         "thread_cpu_s_per_s": thread_cpu_per_s(th0, th1, t1 - t0),
         "gc": gc_per_s(gc0, gc1, t1 - t0),
+        "wakeups_per_s": wakeups_per_s(w0, w1),
         "pulses": len(starts),
         "dac_late_ms": round(dac.lateness_ms(), 1),
         "dac_underruns": dac.underruns(t0, t1),
@@ -1143,8 +1185,13 @@ def main() -> int:
             s = summarize(res["latencies_ms"])
             print(
                 f"  {role}: median {s['median_ms']} ms p90 {s['p90_ms']} ms "
-                f"(n={s['n']}/{res['pulses']}) cpu {res['cpu_s_per_s']:.4f} s/s",
+                f"(n={s['n']}/{res['pulses']}) cpu {res['cpu_s_per_s']:.4f} s/s "
+                f"load {os.getloadavg()[0]:.2f}",
                 file=sys.stderr,
+            )
+            busiest = sorted(res["wakeups_per_s"].items(), key=lambda kv: -kv[1])[:4]
+            print(
+                "    wakeups/s: " + ", ".join(f"{k} {v:.0f}" for k, v in busiest), file=sys.stderr
             )
             runs[role].append(res)
     finally:
@@ -1179,6 +1226,7 @@ def main() -> int:
             "dac_late_ms",
             "mic_late_ms",
             "thread_cpu_s_per_s",
+            "wakeups_per_s",
             "gc",
         )
         for key in (*extras, "silence_periods"):

@@ -211,7 +211,9 @@ class PlaybackWorker(DeviceWorker):
             stalled_since = None
             if pending is None:
                 pending, pending_level = self._take(period)
+            began = time.monotonic()
             n = pcm.write(pending)  # any buffer: no copy to bytes
+            held_s = time.monotonic() - began  # a device keeping its own time holds us up here
             if n == -errno.EPIPE:
                 # underrun: pyalsaaudio re-prepared the device; write the same period again
                 # (no catch-up burst: what was missed is simply late by one period)
@@ -237,7 +239,7 @@ class PlaybackWorker(DeviceWorker):
             if self.tap is not None:
                 self.tap.write(clock.written - n, pending[: n * ch], queued)
             pending = pending[n * ch :] if n * ch < pending.size else None
-            pacer.after(n)
+            pacer.after(n, held_s=held_s)
 
 
 __all__ = ["SKIP_SILENCE_AFTER_S", "VIRTUAL_RESYNC_S", "PlaybackWorker"]

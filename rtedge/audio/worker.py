@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from rtedge.audio.alsa import OpenPcm, Pcm, PcmParams, describe_error, open_alsa_pcm
 from rtedge.backoff import Backoff
@@ -31,32 +32,67 @@ passes a stage (``capture.read``, ``capture.handed``, ``sink.pushed``, ``playbac
 ``device.write``): the hook ``scripts/bench_audio.py`` times the audio path with."""
 
 
+class Waiter(Protocol):
+    """What the pacer sleeps on: ``threading.Event.wait`` (a stop request ends the sleep)."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class Pacer:
     """Keeps a worker from running ahead of the wall clock by more than ``ahead_s``.
 
     Real devices block or poll at their own clock; then the pacer only re-anchors and never
     sleeps. Devices that never block (``null``, files) are slowed to real time. Falling behind
     (a stall, an xrun) re-anchors instead of allowing a burst to catch up.
+
+    A device that keeps time inside its own ``write`` (the ``file`` plugin writing to a FIFO
+    someone drains in real time) says so by holding the caller up: ``after(held_s=...)``. For
+    ``SELF_PACED_S`` after such a write the allowance is doubled. Why: such a device lets the
+    worker run ahead by what its FIFO holds, which can be just over ``ahead_s``; then the pacer
+    slept before every period and the device held up the next write as well (three wakeups per
+    two 10 ms periods instead of one, and as many GIL hand-overs). The bound stays (twice
+    ``ahead_s``), so a write that was only slow (the GIL, a loaded machine) lets a device that
+    never blocks run a little further ahead for a while, never more and more.
     """
 
-    def __init__(self, rate: int, ahead_s: float, stop: threading.Event) -> None:
+    #: A write that took longer than this waited for the device (non-blocking writes take
+    #: microseconds; a FIFO drained in 5 ms steps holds one up for milliseconds).
+    HELD_S = 0.002
+    #: How long after the device last held up a write it counts as keeping time itself.
+    SELF_PACED_S = 0.5
+
+    def __init__(
+        self,
+        rate: int,
+        ahead_s: float,
+        stop: Waiter,
+        *,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate
         self.ahead_s = ahead_s
         self._stop = stop
+        self._now = now
         self._t0: float | None = None
         self._frames = 0
+        self._self_paced_until = float("-inf")
 
-    def after(self, frames: int) -> None:
-        now = time.monotonic()
+    def after(self, frames: int, *, held_s: float = 0.0) -> None:
+        """``frames`` went to the device, whose write took ``held_s``: sleep while too far
+        ahead."""
+        now = self._now()
+        if held_s > self.HELD_S:
+            self._self_paced_until = now + self.SELF_PACED_S
         if self._t0 is None:
             self._t0 = now
             self._frames = 0
         self._frames += frames
         lead = self._frames / self.rate - (now - self._t0)
+        ahead_s = self.ahead_s * 2 if now < self._self_paced_until else self.ahead_s
         if lead < -self.ahead_s:
             self._t0 = now - self._frames / self.rate
-        elif lead > self.ahead_s:
-            self._stop.wait(lead - self.ahead_s)
+        elif lead > ahead_s:
+            self._stop.wait(lead - ahead_s)
 
     def reset(self) -> None:
         self._t0 = None
@@ -192,4 +228,4 @@ class DeviceWorker:
         raise NotImplementedError
 
 
-__all__ = ["AudioTrace", "DeviceWorker", "Pacer", "StatusCallback"]
+__all__ = ["AudioTrace", "DeviceWorker", "Pacer", "StatusCallback", "Waiter"]
