@@ -4,6 +4,7 @@ written by the playback thread) and WebRTC's AEC3 + NS + AGC2 run on the capture
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
 import time
@@ -212,6 +213,9 @@ class EchoCanceller:
         self._active_blocks = 0
         self.erle_db: float | None = None
         self.erle_readings = 0
+        #: (time.monotonic(), dB) of the recent readings, for the figures (appended here,
+        #: read elsewhere: a deque's append and list() are atomic)
+        self.erle_log: collections.deque[tuple[float, float]] = collections.deque(maxlen=2000)
         # delay: cross-correlation of the far end with the raw mic every few seconds
         self._hist_far: list[Int16Array] = []
         self._hist_near: list[Int16Array] = []
@@ -256,6 +260,7 @@ class EchoCanceller:
                     self.erle_db = round(
                         10 * math.log10(self._near_energy / max(self._out_energy, 1.0)), 1
                     )
+                    self.erle_log.append((time.monotonic(), self.erle_db))
                 self._near_energy = self._out_energy = 0.0
                 self._active_blocks = 0
             self._since_delay += 1

@@ -92,7 +92,12 @@ class Frontend:
         self._aligner = Aligner(tap.rate if tap is not None else rate)
         self._realigned = 0  # frames the echo's own measured delay moved the reference by
         self.read_behind = 0
+        self.reference_short = 0  # periods whose reference was not all written yet (silence)
         self._beyond, self._beyond_n = 1 << 62, 0  # least read past written, in a window
+        #: Frames the reference was moved back for writes behind the clock that the aligner
+        #: has not seen yet: when it does (the lead it measures drops by as much), the same
+        #: lateness must not move the reference twice.
+        self._behind_moved = 0
         self.realigns = 0
         self._clock = clock
         self._captured = 0  # capture frames, counted at the playback rate
@@ -193,6 +198,7 @@ class Frontend:
             return
         if self._beyond > 0:
             self._realigned -= self._beyond + margin
+            self._behind_moved += self._beyond + margin
             self.realigns += 1
             if self.canceller is not None:
                 self.canceller.forget_delay()
@@ -208,10 +214,17 @@ class Frontend:
         want = n * tap.rate // self.rate
         self._captured += want
         written, written_at = tap.position()
+        before = self._aligner.offset
         offset = self._aligner.update(written, written_at, self._captured, self._clock())
+        if before is not None and offset < before and self._behind_moved:
+            undo = min(self._behind_moved, before - offset)
+            self._realigned += undo
+            self._behind_moved -= undo
         margin = int(REFERENCE_MARGIN_S * tap.rate)
         end = self._captured + offset + self._realigned - margin
         self.read_behind = written - end  # frames: the reference's distance to the newest
+        if end > written:
+            self.reference_short += 1
         self._past_written(end - written, margin)
         far = tap.read(end, want)
         if self.canceller is not None:

@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ ctl.!default {{ type null }}
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._next_id = 0
+        self._log_lock = asyncio.Lock()  # one speaker_log question and answer at a time
         self.last_gaps: list[float] = []  # speaker stream gaps seen by the last speaker_log
         self.mic_overruns = 0  # mic periods the capture did not take in time (lost)
         self.app: Appliance | None = None
@@ -141,8 +143,9 @@ ctl.!default {{ type null }}
     ) -> list[tuple[float, float]]:
         """The speaker's level since ``since``: per 20 ms as the room heard it, or with
         ``arrivals`` per chunk as the device was handed it."""
-        self._send({"speaker_log": since})
-        msg = await asyncio.wait_for(self._replies.get(), scaled(10))
+        async with self._log_lock:
+            self._send({"speaker_log": since})
+            msg = await asyncio.wait_for(self._replies.get(), scaled(10))
         key = "arrivals" if arrivals else "speaker_log"
         self.last_gaps = [float(t) for t in msg["gaps"]]
         self.mic_overruns = int(msg["mic_overruns"])
@@ -202,3 +205,57 @@ def voiced(log: list[tuple[float, float]], threshold: float = 0.005) -> list[flo
 
 def median(values: list[float]) -> float:
     return float(np.median(values)) if values else float("nan")
+
+
+#: Seconds after the echo path moved (an xrun at either end, the reference moved) that are not
+#: steady state: AEC3 finds the echo again within a second or two of the reply playing.
+SETTLE_S = 5.0
+
+
+async def monitor(room: Room, app: Appliance, out: list[dict[str, Any]]) -> None:
+    """Once a second, what both ends of the card and the echo canceller's reference did: the
+    rows (for the figures) and when the echo path moved (``moved``: the second's start)."""
+    front = app.audio.frontend
+    assert front is not None and front.canceller is not None
+    last: tuple[int, ...] | None = None
+    while True:
+        await asyncio.sleep(1.0)
+        began = time.monotonic() - 1.0
+        log = await room.speaker_log(began)
+        counts = (
+            room.mic_overruns,
+            app.audio.capture.xruns,
+            app.audio.playback.xruns,
+            front._aligner.changes,
+            front.realigns,
+        )
+        moved = bool(room.last_gaps) or (last is not None and counts != last)
+        last = counts
+        out.append(
+            {
+                "t": round(began, 2),
+                "moved": moved,
+                "speaker_voiced": len(voiced(log)),
+                "underruns": len(room.last_gaps),
+                "mic_overruns": room.mic_overruns,
+                "aligner_offset": front._aligner.offset,
+                "realigns": front.realigns,
+                "read_behind": front.read_behind,
+                "reference_short": front.reference_short,
+                "delay_ms": front.canceller.delay_ms,
+            }
+        )
+
+
+def steady_erle(
+    app: Appliance, seconds: list[dict[str, Any]], since: float
+) -> tuple[list[float], list[float]]:
+    """ERLE readings since ``since`` (each over half a second of the speaker playing, while no
+    turn was open: no user talking): all of them, and those of steady state (none within
+    ``SETTLE_S`` after the echo path moved)."""
+    front = app.audio.frontend
+    assert front is not None and front.canceller is not None
+    moves = [s["t"] for s in seconds if s["moved"]]
+    readings = [(t, db) for t, db in list(front.canceller.erle_log) if t >= since]
+    steady = [db for t, db in readings if not any(m <= t <= m + 1 + SETTLE_S for m in moves)]
+    return [db for _, db in readings], steady

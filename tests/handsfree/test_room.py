@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from rtedge.app import Appliance  # noqa: E402
 from rtedge.audio.wake import WakeWord  # noqa: E402
 from rtedge.settings_handsfree import WakeSettings  # noqa: E402
 from rtedge.state import Turn  # noqa: E402
-from tests.handsfree.room import Room, voiced  # noqa: E402
+from tests.handsfree.room import Room, monitor, steady_erle, voiced  # noqa: E402
 from tests.handsfree.speech import NEGATIVE_SENTENCES, WAKE_PHRASES, speech  # noqa: E402
 from tests.handsfree.test_wake import feed  # noqa: E402
 from tests.poll import until  # noqa: E402
@@ -53,6 +54,10 @@ def report(**figures: object) -> None:
     if str(FIGURES) != "/dev/null":
         with FIGURES.open("a") as f:
             f.write(json.dumps(figures) + "\n")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
 
 
 async def quiet(room: Room, app: Appliance) -> None:
@@ -88,65 +93,53 @@ async def test_twenty_wake_phrases_are_answered(room: Room) -> None:
     front = app.audio.frontend
     assert front is not None and front.canceller is not None
     answered = 0
-    turns: list[dict[str, float]] = []
+    seconds: list[dict[str, Any]] = []
+    watch = asyncio.create_task(monitor(room, app, seconds))
+    since = time.monotonic()
     for i in range(20):
+        if i == 2:
+            since = time.monotonic()  # AEC3 has converged on the first two replies
         replies = await room.responses()
-        await room.speaker_log(time.monotonic())  # the room's counters, fresh
-        overruns, moves, began = room.mic_overruns, front._aligner.changes, time.monotonic()
-        moved, realigns = front._aligner.moved_by, front.realigns
-        readings = front.canceller.erle_readings
         woke = await wake_turn(room, app, WAKE_PHRASES[i % len(WAKE_PHRASES)])
         await quiet(room, app)
         if woke and await room.responses() > replies:
             answered += 1
-        if i >= 2:
-            await room.speaker_log(began)
-            turns.append(
-                {
-                    "erle_db": front.canceller.erle_db,  # the last window: the reply, echo only
-                    "erle_readings": front.canceller.erle_readings - readings,
-                    "mic_overruns": room.mic_overruns - overruns,
-                    "speaker_underruns": len(room.last_gaps),
-                    "aligner_moves": front._aligner.changes - moves,
-                    "aligner_moved_ms": (front._aligner.moved_by - moved) / 48,
-                    "realigns": front.realigns - realigns,
-                    "delay_ms": front.canceller.delay_ms or 0,
-                    "read_behind_ms": front.read_behind / 48,
-                }
-            )
-    erle = [t["erle_db"] for t in turns]
-    # steady state: the echo path did not move during the turn nor the one before it (AEC3
-    # has found it again by then): no period lost at either end of the card, the reference
-    # not moved; and the canceller measured the turn's reply
-    moved = ("mic_overruns", "speaker_underruns", "aligner_moves", "realigns")
-    calm = [not any(t[k] for k in moved) for t in turns]
-    steady = [
-        t["erle_db"]
-        for i, t in enumerate(turns)
-        if t["erle_readings"] and calm[i] and (i == 0 or calm[i - 1])
-    ]
+    watch.cancel()
+    rows = "\n".join(json.dumps(s) for s in seconds) + "\n"  # per second, for the figures
+    await asyncio.to_thread(
+        Path(os.environ.get("RTEDGE_ROOM_SECONDS") or "/dev/null").write_text, rows
+    )
+    erle, steady = steady_erle(app, seconds, since)
     stats = front.stats
     report(
         test="wake_phrases",
         answered=answered,
         wakes=stats.wakes,
         false_wakes=stats.false_wakes,
-        erle_db_median=float(np.median(erle)) if erle else None,
-        erle_db_min=min(erle, default=None),
-        erle_db_steady=steady,
-        turns=turns,
+        erle_db_median=percentile(erle, 50),
+        erle_db_p10=percentile(erle, 10),
+        erle_db_steady_median=percentile(steady, 50),
+        erle_db_steady_p10=percentile(steady, 10),
+        erle_readings=len(erle),
+        erle_readings_steady=len(steady),
+        echo_path_moves=sum(s["moved"] for s in seconds),
         mic_overruns=room.mic_overruns,
+        speaker_underruns=sum(s["underruns"] for s in seconds),
         aligner_moves=front._aligner.changes,
+        realigns=front.realigns,
         echo_delay_ms=front.canceller.delay_ms,
         frontend_cpu_percent=app.hands_free.snapshot()["cpu_percent"] if app.hands_free else None,
     )
     assert answered >= 19, answered
     assert stats.wakes == answered  # no wake from anything else: the replies, the earcons
     assert stats.false_wakes == 0
-    # ERLE at least 30 dB in steady state, under whatever load the machine is under (the
-    # figures in bench-results/handsfree-room.jsonl carry the load average of each run)
-    assert len(steady) >= 3, turns
-    assert min(steady) >= 30, turns
+    # ERLE at least 30 dB in steady state (the echo path unmoved for SETTLE_S: an xrun at
+    # either end moves it, and a loaded machine has some), under whatever load the machine is
+    # under: the median, and nine readings in ten at least 25 dB. Each reading is half a
+    # second of the speaker playing with no turn open (no one talking over it).
+    assert len(steady) >= 20, (erle, steady)
+    assert percentile(steady, 50) >= 30, steady
+    assert percentile(steady, 10) >= 25, steady
     # the wake word itself never went to the service: the replies (our sent audio, played
     # back by the echo peer) do not contain it
     played = room.speaker_audio()
