@@ -14,7 +14,6 @@ from aiohttp import web
 
 from rtedge import __version__
 from rtedge.app_calls import CallMaker
-from rtedge.audio import speaking
 from rtedge.audio.alsalib import silence_alsa_lib_errors
 from rtedge.audio.pipeline import AudioPipeline
 from rtedge.audio.wake import WakeError
@@ -289,10 +288,7 @@ class Appliance:
             if self.hands_free is not None:
                 self.hands_free.start()
             tasks.append(asyncio.create_task(self.supervisor.run(), name="supervisor"))
-            voice = speaking.watch(
-                self.audio.speaking, self.audio.speaker_level, self.conversation.on_voice
-            )
-            tasks.append(asyncio.create_task(voice, name="speaking"))
+            self.audio.voice.start(self.conversation.on_voice)
             tasks.append(asyncio.create_task(self.notifier.watchdog(), name="watchdog"))
             tasks.append(asyncio.create_task(self.continuity.run(), name="forget"))
             self.health.ready = True

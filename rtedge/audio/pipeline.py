@@ -24,7 +24,7 @@ from rtedge.audio.frontend import Frontend, needs_frontend
 from rtedge.audio.handsfree_gate import GateEvent
 from rtedge.audio.opus import MicEncoder, silence_packet
 from rtedge.audio.playback import PlaybackWorker
-from rtedge.audio.speaking import SpeakingDetector
+from rtedge.audio.speaking import SpeakingDetector, VoiceWatch
 from rtedge.audio.tracks import FRAME_SAMPLES, MicTrack, SpeakerSink
 from rtedge.media.dsp import WEBRTC_RATE, Int16Array, earcon_samples
 from rtedge.settings import AudioSettings
@@ -100,8 +100,9 @@ class AudioPipeline:
             reopen_max_s=settings.reopen_max_s,
             open_pcm=open_pcm,
         )
-        #: Voice at the speaker (fed by ``rtedge.audio.speaking.watch`` from ``speaker_level``).
+        #: Voice at the speaker, judged from ``speaker_level`` as the remote audio is handed over.
         self.speaking = SpeakingDetector()
+        self.voice = VoiceWatch(self.speaking, self.speaker_level, self.playback.buffered_frames)
         #: Echo cancellation, wake word and the hands-free gate (capture thread), when asked.
         self.frontend: Frontend | None = None
         #: Called on the loop with each hands-free gate event (rtedge.controls.handsfree).
@@ -133,6 +134,7 @@ class AudioPipeline:
 
     async def stop(self) -> None:
         """Stop the threads (joined within about a second) and end the mic tracks."""
+        self.voice.stop()
         if self._levels_task is not None:
             self._levels_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -245,6 +247,7 @@ class AudioPipeline:
 
     def _to_speaker(self, samples: Int16Array) -> None:
         dropped = self.playback.push(samples)
+        self.voice.frame()
         if dropped:
             period = self.playback.params.period_frames
             self.state.count_drop("playback", math.ceil(dropped / period))

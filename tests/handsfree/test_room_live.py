@@ -22,7 +22,7 @@ pytest.importorskip("rtedge.peer.server", reason="needs the local peer (rtedge p
 from rtedge.live.conversation import LiveConversation  # noqa: E402
 from rtedge.state import Turn  # noqa: E402
 from tests.handsfree.room import Room, until  # noqa: E402
-from tests.handsfree.speech import NEGATIVE_SENTENCES, WAKE_PHRASES  # noqa: E402
+from tests.handsfree.speech import NEGATIVE_SENTENCES, WAKE_PHRASES, speech  # noqa: E402
 from tests.handsfree.test_room import quiet, report, wake_turn  # noqa: E402
 from tests.support import scaled  # noqa: E402
 
@@ -123,19 +123,24 @@ async def test_live_follow_up_and_wake_word_barge_in(room: Room) -> None:
     leaked = await room.input_voiced_s() - after
     assert leaked == 0 and front.stats.speech_turns == 1, (leaked, front.stats, hf.snapshot())
     # barge-in: the wake word said over a reply cuts it, as a press does on Live. A Live reply
-    # here is short ("I heard 4.2 seconds of audio."): the wake word is said as soon as the
-    # device ends the question, which the model has already answered by its own silence
-    # timer; missed (the reply was over before the word was), it is said over the next one.
-    # A retry's question comes right after the reply before it, inside the follow-up window
-    # that reply opened: there speech opens the turn before the wake word is over (a turn
-    # opened by speech), outside it the wake word does; either is the question's turn.
+    # here is short ("I heard 4.2 seconds of audio.", about 2 s) and the model starts it by its
+    # own silence timer (500 ms), before the device's (700 ms) ends the question: the wake
+    # phrase is synthesized beforehand and said the moment the reply plays at the device, so
+    # the word (about 0.8 s) is over while the reply still is. Missed (a loaded machine), it is
+    # said over the next one. A retry's question comes right after the reply before it, inside
+    # the follow-up window that reply opened: there speech opens the turn before the wake word
+    # is over (a turn opened by speech), outside it the wake word does; either is the
+    # question's turn.
+    question = "Hey Jarvis, tell me a long story about the mountains and rivers of the north"
+    await asyncio.gather(
+        asyncio.to_thread(speech, question), asyncio.to_thread(speech, WAKE_PHRASES[2])
+    )
     tries = 0
     while tries < 3:
         tries += 1
         opened, ended = front.stats.wakes + front.stats.speech_turns, front.stats.turns_ended
-        await room.say(
-            "Hey Jarvis, tell me a long story about the mountains and rivers of the north"
-        )
+        yields = len(((await room.call()).get("live") or {}).get("yields", []))
+        await room.say(question)
         try:  # a missed opening wake word (counted by the twenty-phrase test) is said again
             await until(
                 lambda o=opened: front.stats.wakes + front.stats.speech_turns > o,
@@ -146,7 +151,7 @@ async def test_live_follow_up_and_wake_word_barge_in(room: Room) -> None:
             await quiet(room, app)
             continue
         await until(lambda e=ended: front.stats.turns_ended > e, 20, "the end of the question")
-        yields = len(((await room.call()).get("live") or {}).get("yields", []))
+        await until(lambda: app.state.turn is Turn.SPEAKING, 20, "the reply playing", step=0.01)
         uid = await room.say(WAKE_PHRASES[2])  # over the reply: double talk
         try:
             await until(lambda: hf.barge_ins >= 1, 8, "the barge-in")
