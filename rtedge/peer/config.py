@@ -21,8 +21,9 @@ class PeerConfig:
     ``turn_detection`` says, ``input_audio_buffer.clear`` refused, ``DELETE`` hangup, no RTP
     between replies."""
     """``assistant``: short spoken replies; ``echo``: each response plays back the last committed
-    input audio exactly; ``loopback``: every received audio frame is sent straight back (no turns),
-    for measuring the bare audio loop."""
+    input audio exactly (on GPT-Live: the user's turn as the peer's VAD heard it); ``loopback``:
+    every received audio frame is sent straight back (no turns), for measuring the bare audio
+    loop."""
     api_keys: tuple[str, ...] = ()
     """Accepted standard keys. Empty: any non-empty key is accepted (ephemeral ``ek_`` keys are
     always checked against the ones this peer minted)."""

@@ -25,7 +25,7 @@ from rtedge.peer.live_tools import Delegations
 from rtedge.peer.loose import Misbehaviour
 from rtedge.peer.record import CallRecord
 from rtedge.peer.sessionconf import SessionError
-from rtedge.peer.voice import Voice
+from rtedge.peer.voice import Speech, Voice
 from rtedge.protocol.live_catalog import CLIENT_EVENT_TYPES
 from rtedge.protocol.strict_live import client_event_adapter
 
@@ -298,7 +298,8 @@ class LiveSession:
             self.input.voiced_samples += pcm.size if dbfs(pcm) > VOICED_DBFS else 0
             pcm = pcm * 0
         event = self.input.push(pcm, at=time.monotonic())
-        self.input.clear()  # no buffer to commit: the VAD is all the model needs here
+        if self.config.mode != "echo":  # echo keeps the turn (bounded) to play it back
+            self.input.clear()  # no buffer to commit: the VAD is all the model needs here
         if event is not None:
             self._vad(event)
 
@@ -319,21 +320,26 @@ class LiveSession:
                 "end_ms": end,
             }
         )
-        if not self.delegations.maybe_delegate(seconds):
+        if self.config.mode == "echo":
+            self.speak("", self.input.take())
+        elif not self.delegations.maybe_delegate(seconds):
             self.speak(brain.reply_to_audio(seconds, self.earlier))
 
     # -- speaking ---------------------------------------------------------------------------
-    def speak(self, text: str) -> None:
-        """Say ``text`` now (replacing whatever was being said)."""
-        if self.closed or not text:
+    def speak(self, text: str, audio: Pcm | None = None) -> None:
+        """Say ``text`` now, or play ``audio`` (echo mode), replacing whatever was being said."""
+        if self.closed or not (text or (audio is not None and audio.size)):
             return
         self._interrupt(None)
         self.record.live["replies"] += 1
-        self.reply = self._spawn(self._say(text), "live-reply")
+        self.reply = self._spawn(self._say(text, audio), "live-reply")
 
-    async def _say(self, text: str) -> None:
-        voice = ((self.resource.get("audio") or {}).get("output") or {}).get("voice")
-        speech = await self.voice.speak(text, voice if isinstance(voice, str) else "marin")
+    async def _say(self, text: str, audio: Pcm | None = None) -> None:
+        if audio is not None:
+            speech = Speech(text, audio, (), "echo")
+        else:
+            voice = ((self.resource.get("audio") or {}).get("output") or {}).get("voice")
+            speech = await self.voice.speak(text, voice if isinstance(voice, str) else "marin")
         playout = Playout(wire.new_id("resp"), wire.new_id("item"))
         self.playout = playout
         self.output.play(playout)

@@ -10,6 +10,7 @@ needs no wake word; the wake word said over a reply cuts it and the model yields
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ pytest.importorskip("rtedge.peer.server", reason="needs the local peer (rtedge p
 
 from rtedge.live.conversation import LiveConversation  # noqa: E402
 from rtedge.state import Turn  # noqa: E402
-from tests.handsfree.room import Room, until  # noqa: E402
+from tests.handsfree.room import Room, until, voiced  # noqa: E402
 from tests.handsfree.speech import NEGATIVE_SENTENCES, WAKE_PHRASES, speech  # noqa: E402
 from tests.handsfree.test_room import quiet, report, wake_turn  # noqa: E402
 from tests.support import scaled  # noqa: E402
@@ -122,15 +123,13 @@ async def test_live_follow_up_and_wake_word_barge_in(room: Room) -> None:
     await asyncio.sleep(IN_FLIGHT_S)
     leaked = await room.input_voiced_s() - after
     assert leaked == 0 and front.stats.speech_turns == 1, (leaked, front.stats, hf.snapshot())
-    # barge-in: the wake word said over a reply cuts it, as a press does on Live. A Live reply
-    # here is short ("I heard 4.2 seconds of audio.", about 2 s) and the model starts it by its
-    # own silence timer (500 ms), before the device's (700 ms) ends the question: the wake
-    # phrase is synthesized beforehand and said the moment the reply plays at the device, so
-    # the word (about 0.8 s) is over while the reply still is. Missed (a loaded machine), it is
-    # said over the next one. A retry's question comes right after the reply before it, inside
-    # the follow-up window that reply opened: there speech opens the turn before the wake word
-    # is over (a turn opened by speech), outside it the wake word does; either is the
-    # question's turn.
+    # barge-in: the wake word said over a reply cuts it, as a press does on Live. The echo
+    # peer's reply is the question played back (about 3 s): the wake phrase (synthesized
+    # beforehand) is said once half a second of it has played, as in the Realtime room test.
+    # Missed (a loaded machine), it is said over the next one. A retry's question comes right
+    # after the reply before it, inside the follow-up window that reply opened: there speech
+    # opens the turn before the wake word is over (a turn opened by speech), outside it the
+    # wake word does; either is the question's turn.
     question = "Hey Jarvis, tell me a long story about the mountains and rivers of the north"
     await asyncio.gather(
         asyncio.to_thread(speech, question), asyncio.to_thread(speech, WAKE_PHRASES[2])
@@ -151,7 +150,13 @@ async def test_live_follow_up_and_wake_word_barge_in(room: Room) -> None:
             await quiet(room, app)
             continue
         await until(lambda e=ended: front.stats.turns_ended > e, 20, "the end of the question")
-        await until(lambda: app.state.turn is Turn.SPEAKING, 20, "the reply playing", step=0.01)
+        await until(lambda: app.state.turn is Turn.SPEAKING, 20, "the reply playing")
+        began = time.monotonic()
+
+        async def playing(began: float = began) -> bool:
+            return len(voiced(await room.speaker_log(began))) >= 25  # half a second of it
+
+        await until(playing, 10, "half a second of the reply", step=0.05)
         uid = await room.say(WAKE_PHRASES[2])  # over the reply: double talk
         try:
             await until(lambda: hf.barge_ins >= 1, 8, "the barge-in")

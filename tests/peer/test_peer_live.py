@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
 from rtedge.peer import PeerConfig
@@ -342,3 +343,31 @@ async def test_delegate_tool_calls_the_first_tool_and_records_the_output(
         "call_id": call["call_id"],
         "output": '{"t": 1}',
     }
+
+
+@pytest.mark.parametrize("peer_config", [PeerConfig(mode="echo")])
+async def test_echo_mode_plays_back_the_users_turn(peer: PeerHandle) -> None:
+    client = await live(peer)
+    assert client.mic is not None
+    # pauses shorter than the peer's silence timer (500 ms): one turn of three tones
+    signal = np.concatenate(
+        [tone(0.3, 400), silence(0.2), tone(0.3, 900), silence(0.2), tone(0.3, 1500)]
+    )
+    client.mic.play(signal)
+    heard = await client.wait_for("session.input_transcript.delta", within=15)
+    assert 1.0 <= (heard["end_ms"] - heard["start_ms"]) / 1000 <= 2.5, heard
+    t0 = heard["_t"]
+    ref = signal.astype(np.float64)
+
+    def found() -> float:
+        got = client.received.pcm_between(t0 - 0.5, t0 + 5).astype(np.float64)
+        if got.size < ref.size:
+            return 0.0
+        corr = np.correlate(got, ref, mode="valid")
+        lag = int(np.argmax(corr))
+        seg = got[lag : lag + ref.size]
+        return float(np.dot(seg, ref) / (np.linalg.norm(seg) * np.linalg.norm(ref) + 1e-9))
+
+    # the reply is the turn again: found by cross-correlation, the three tones in their order
+    await until(lambda: found() > 0.8, 15, "the turn played back")
+    assert not client.of("session.output_transcript.delta")  # no words: it is the user's audio
