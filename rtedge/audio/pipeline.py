@@ -252,13 +252,14 @@ class AudioPipeline:
             period = self.playback.params.period_frames
             self.state.count_drop("playback", math.ceil(dropped / period))
 
-    def flush(self) -> None:
+    def flush(self, quiet_s: float = 0.0, holdoff_s: float | None = None) -> None:
         """Barge-in: empty our buffer now and the device's within one period; audio of the
-        cancelled response still in flight is discarded until the remote stream goes quiet."""
+        cancelled response still in flight is discarded until the remote stream goes quiet
+        (for ``quiet_s``; at most ``holdoff_s``, default ``flush_holdoff_ms``)."""
         self.playback.flush()
         self.speaking.reset()
         for sink in self._sinks:
-            sink.mute_in_flight()
+            sink.mute_in_flight(quiet_s, holdoff_s)
 
     def hold_output(self, held: bool) -> None:
         """GPT-Live barge-in (no cancel exists there): while held, the service's audio is

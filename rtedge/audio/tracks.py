@@ -144,8 +144,9 @@ class SpeakerSink:
     without bound), converted once to the speaker's rate/channels and handed to ``push``.
 
     After ``mute_in_flight()`` (a barge-in flush) incoming audio is discarded until the remote
-    stream goes quiet (a silent frame or a gap of three periods) or ``holdoff_s`` passes, so
-    audio already in flight from the cancelled response is not played. Both are judged on the
+    stream goes quiet (a silent frame, or a run of them as long as asked, or a gap of three
+    periods) or ``holdoff_s`` passes, so audio already in flight from the cancelled response is
+    not played. Both are judged on the
     stream's clock (the frames' timestamps; arrival only for frames without one): when this
     loop is held up, the frames in flight arrive late and at once, and that is no gap.
     """
@@ -166,13 +167,21 @@ class SpeakerSink:
         self._muted = False
         self.held = False  # GPT-Live barge-in: everything is discarded while the button is down
         self._mute_until: float | None = None  # stream time, set by the first frame muted
+        self._mute_holdoff = holdoff_s
+        self._quiet_needed = 0.0  # seconds of quiet stream that end the mute
+        self._quiet_from: float | None = None  # stream time the current quiet run began
         self._last: float | None = None  # stream time of the last frame
         self.frames_in = 0
         self.frames_discarded = 0
 
-    def mute_in_flight(self) -> None:
+    def mute_in_flight(self, quiet_s: float = 0.0, holdoff_s: float | None = None) -> None:
+        """Discard what arrives until the stream has been quiet for ``quiet_s`` (0: one quiet
+        frame) or ``holdoff_s`` (default: the sink's) has passed on the stream's clock."""
         self._muted = True
         self._mute_until = None
+        self._mute_holdoff = self.holdoff_s if holdoff_s is None else holdoff_s
+        self._quiet_needed = quiet_s
+        self._quiet_from = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,8 +200,16 @@ class SpeakerSink:
                 continue
             if self._muted:
                 if self._mute_until is None:
-                    self._mute_until = at + self.holdoff_s
-                quiet = rms(samples) < SILENCE_RMS or (gap is not None and gap > 3 * FRAME_S)
+                    self._mute_until = at + self._mute_holdoff
+                if gap is not None and gap > 3 * FRAME_S:
+                    quiet = True  # the stream stopped: whatever comes now is new
+                elif rms(samples) < SILENCE_RMS:
+                    if self._quiet_from is None:
+                        self._quiet_from = at
+                    quiet = at + FRAME_S - self._quiet_from >= self._quiet_needed - 1e-6
+                else:
+                    self._quiet_from = None
+                    quiet = False
                 if quiet or at >= self._mute_until:
                     self._muted = False
                 else:

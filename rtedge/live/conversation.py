@@ -27,12 +27,17 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[dict[str, Any]], bool]
 MAX_TEXT = 500
+#: A hands-free barge-in on Live: the cut reply's stream has yielded once it is quiet this long
+#: (longer than a pause between words or sentences of a voice, shorter than the user's question
+#: plus the model's own end-of-turn silence), or at the latest after YIELD_HOLDOFF_S.
+YIELD_QUIET_S = 0.5
+YIELD_HOLDOFF_S = 3.0
 
 
 class LiveAudio(Protocol):
     talking: bool
 
-    def flush(self) -> None: ...
+    def flush(self, quiet_s: float = 0.0, holdoff_s: float | None = None) -> None: ...
 
     def hold_output(self, held: bool) -> None: ...
 
@@ -131,10 +136,15 @@ class LiveConversation(TurnKeeper):
         # What is audible stops now. The button holds what is in flight until release and
         # quiet; a hands-free turn has no release to wait for (its end is the device's own
         # silence timer, later than the model's): the reply cut stays muted until its stream
-        # goes quiet (the model yields), and the answer plays as soon as it comes.
-        self._audio.flush()
+        # goes quiet (the model yields), and the answer plays as soon as it comes. Quiet is a
+        # run longer than the pauses inside a reply: the model yields only once it hears the
+        # user, and a pause taken for its yield let the rest of the reply play, which then
+        # passed for the answer and ended the user's turn before the model had heard it.
         if button:
+            self._audio.flush()
             self._audio.hold_output(True)
+        else:
+            self._audio.flush(YIELD_QUIET_S, YIELD_HOLDOFF_S)
         self.voice = False
         self._user_text.clear()  # a new user turn
         self._audio.talking = button

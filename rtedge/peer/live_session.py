@@ -25,7 +25,7 @@ from rtedge.peer.live_tools import Delegations
 from rtedge.peer.loose import Misbehaviour
 from rtedge.peer.record import CallRecord
 from rtedge.peer.sessionconf import SessionError
-from rtedge.peer.voice import Speech, Voice
+from rtedge.peer.voice import Speech, Voice, output_delta
 from rtedge.protocol.live_catalog import CLIENT_EVENT_TYPES
 from rtedge.protocol.strict_live import client_event_adapter
 
@@ -358,27 +358,13 @@ class LiveSession:
                 playout.add(pcm[pos : pos + step])
                 pos += step
                 while next_word < len(words) and words[next_word][1] * RATE <= pos:
-                    self._word(words, next_word, base, speech.duration_s)
+                    self.send(output_delta(speech, next_word, base))
                     next_word += 1
                 await asyncio.sleep(0)
             for i in range(next_word, len(words)):
-                self._word(words, i, base, speech.duration_s)
+                self.send(output_delta(speech, i, base))
         finally:
             playout.finished = True
-
-    def _word(
-        self, words: tuple[tuple[str, float], ...], i: int, base: int, duration_s: float
-    ) -> None:
-        start = words[i][1]
-        end = words[i + 1][1] if i + 1 < len(words) else duration_s
-        self.send(
-            {
-                "type": "session.output_transcript.delta",
-                "delta": words[i][0],
-                "start_ms": base + int(start * 1000),
-                "end_ms": base + max(int(end * 1000), int(start * 1000) + 1),
-            }
-        )
 
     def _interrupt(self, heard_at: float | None) -> None:
         """Stop speaking: the next frame sent is silence. ``heard_at``: the user's voice was

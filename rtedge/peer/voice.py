@@ -18,7 +18,7 @@ import re
 import shutil
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -42,6 +42,20 @@ class Speech:
     @property
     def duration_s(self) -> float:
         return self.pcm.size / RATE
+
+
+def output_delta(speech: Speech, i: int, base_ms: int) -> dict[str, Any]:
+    """GPT-Live's ``session.output_transcript.delta`` for word ``i`` of ``speech`` begun at
+    ``base_ms`` on the session's timeline (each word ends where the next begins)."""
+    words = speech.words
+    start = words[i][1]
+    end = words[i + 1][1] if i + 1 < len(words) else speech.duration_s
+    return {
+        "type": "session.output_transcript.delta",
+        "delta": words[i][0],
+        "start_ms": base_ms + int(start * 1000),
+        "end_ms": base_ms + max(int(end * 1000), int(start * 1000) + 1),
+    }
 
 
 class Voice:

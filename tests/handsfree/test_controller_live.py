@@ -14,7 +14,7 @@ from rtedge.audio.handsfree_gate import GateEvent  # noqa: E402
 from rtedge.audio.pipeline import AudioPipeline  # noqa: E402
 from rtedge.controls.handsfree import HandsFree  # noqa: E402
 from rtedge.controls.handsfree_live import LiveTurns  # noqa: E402
-from rtedge.live.conversation import LiveConversation  # noqa: E402
+from rtedge.live.conversation import YIELD_HOLDOFF_S, YIELD_QUIET_S, LiveConversation  # noqa: E402
 from rtedge.live.usage import LiveUsage  # noqa: E402
 from rtedge.settings import AudioSettings  # noqa: E402
 from rtedge.settings_handsfree import WakeSettings  # noqa: E402
@@ -84,10 +84,11 @@ async def test_the_wake_word_over_a_reply_cuts_it_as_a_press_does() -> None:
     hf, conv, state, audio, sent = setup()
     conv.on_voice(True)
     assert state.turn is Turn.SPEAKING
-    flushed: list[bool] = []
-    audio.flush = lambda: flushed.append(True)  # type: ignore[method-assign]
+    flushed: list[tuple[float, ...]] = []
+    audio.flush = lambda *a: flushed.append(a)  # type: ignore[method-assign]
     hf.on_gate_event(GateEvent.WAKE)
-    assert flushed == [True] and hf.barge_ins == 1
+    # the cut reply stays muted until the model yields (a pause between words is no yield)
+    assert flushed == [(YIELD_QUIET_S, YIELD_HOLDOFF_S)] and hf.barge_ins == 1
     assert sent == [UNMUTE] and state.turn is Turn.LISTENING
 
 

@@ -179,7 +179,12 @@ async def test_live_follow_up_and_wake_word_barge_in(room: Room) -> None:
         attempts=tries,
     )
     # one playback period after the loop heard of it (and the loop's dispatch)
-    assert stopped - detected <= 0.01 + scaled(0.03), stopped - detected
+    after = [round(t - detected, 3) for t, r in log if t > detected and r > 0.005]
+    assert stopped - detected <= 0.01 + scaled(0.03), (
+        stopped - detected,
+        {k: round(v - detected, 3) for k, v in done.items() if isinstance(v, float)},
+        after[:40],
+    )
     await until(lambda: conv.muted is True and not front.gate_open, 15, "the barge-in turn sent")
     live = (await room.call()).get("live") or {}
     assert len(live.get("yields", [])) > yields, "the model did not yield to the user"

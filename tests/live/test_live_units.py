@@ -27,8 +27,8 @@ class Audio:
         self.talking = False
         self.calls: list[str] = []
 
-    def flush(self) -> None:
-        self.calls.append("flush")
+    def flush(self, quiet_s: float = 0.0, holdoff_s: float | None = None) -> None:
+        self.calls.append(f"flush:{quiet_s}" if quiet_s else "flush")
 
     def hold_output(self, held: bool) -> None:
         self.calls.append(f"hold:{held}")
@@ -133,6 +133,15 @@ def test_barge_in_flushes_and_holds_until_release() -> None:
     conv.on_voice(True)
     conv.on_voice(False)
     assert state.turn is Turn.IDLE and conv.quiet
+
+
+def test_hands_free_barge_in_mutes_the_cut_reply_until_the_model_yields() -> None:
+    conv, audio, sent, state = conversation()
+    conv.on_voice(True)
+    conv.press(button=False)
+    # no hold (no release to wait for): muted until half a second of quiet stream
+    assert audio.calls == ["flush:0.5"] and state.turn is Turn.LISTENING
+    assert sent[-1]["type"] == "session.input_audio.unmute"
 
 
 def test_transcripts_and_usage_reach_state_and_metrics() -> None:
