@@ -235,8 +235,10 @@ async def assert_silent_after(peer: PeerHandle, c: Client, t_cleared: float) -> 
     await asyncio.sleep(0.8)
     after = (await peer.call_record(c.call_id))["voiced_frames_out"]
     assert after == before
-    assert voiced_between(c, t_cleared + 0.1, time.monotonic()) == 0.0
-    assert voiced_between(c, t_cleared - 0.5, t_cleared) > 0.2  # it was talking before
+    # judged by the amount, not the arrival time: a client held up by a busy machine gets the
+    # frames that were in flight (the jitter buffer's worth) later than the event, not more
+    assert voiced_between(c, t_cleared, time.monotonic()) <= 0.1
+    assert voiced_between(c, t_cleared - 1.0, t_cleared) > 0.2  # it was talking before
 
 
 async def test_response_cancel_stops_audio_and_truncates(peer: PeerHandle) -> None:
