@@ -146,9 +146,9 @@ class SpeakerSink:
     After ``mute_in_flight()`` (a barge-in flush) incoming audio is discarded until the remote
     stream goes quiet (a silent frame, or a run of them as long as asked, or a gap of three
     periods) or ``holdoff_s`` passes, so audio already in flight from the cancelled response is
-    not played. Both are judged on the
-    stream's clock (the frames' timestamps; arrival only for frames without one): when this
-    loop is held up, the frames in flight arrive late and at once, and that is no gap.
+    not played. Both are judged on the stream's clock (the frames' timestamps; arrival only for
+    frames without one): when this loop is held up, the frames in flight arrive late and at
+    once, and that is no gap.
     """
 
     def __init__(
