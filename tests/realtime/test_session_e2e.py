@@ -192,10 +192,18 @@ def test_rotation_between_turns_keeps_turns(
     # make-before-break: the old call is hung up just behind the switch
     wait_for(lambda: "rotation [event=hangup reason=rotation]" in daemon.log(), 10, "hangup")
     assert "session rotated" in daemon.log()
-    # hung up: POST .../hangup; a minimal server has none (404), then DELETE on the Location
-    # succeeded (a failed or refused DELETE would be logged as "hangup (DELETE) ...")
-    post_404 = f"hangup (POST) of {first} answered 404" in daemon.log()
-    assert post_404 == (profile == "minimal"), daemon.log()[-3000:]
+    # hung up: POST .../hangup; a minimal server has none (404), then DELETE on the Location.
+    # The request follows the "hanging up" line, so its outcome is awaited, not read at once.
+    post_404 = f"hangup (POST) of {first} answered 404"
+    if profile == "minimal":
+        wait_for(lambda: post_404 in daemon.log(), 10, "the POST hangup answered 404")
+    wait_for(
+        lambda: not any(c["active"] for c in peer.calls() if c["call_id"] == first),
+        10,
+        "the old call ended at the peer",
+    )
+    assert (post_404 in daemon.log()) == (profile == "minimal"), daemon.log()[-3000:]
+    # a failed or refused DELETE would be logged as "hangup (DELETE) ..."
     assert "hangup (DELETE)" not in daemon.log()
     daemon.say(tone(1.0))
     daemon.wait_turn("speaking", 10)
