@@ -46,18 +46,30 @@ def best_match(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, float]:
     return lag, float(np.dot(seg, n) / (np.linalg.norm(seg) * np.linalg.norm(n) + 1e-9))
 
 
-def match_in_order(
-    out: np.ndarray, ref: np.ndarray, piece: int = 10 * PERIOD, max_slip: int = 10
-) -> tuple[int, float, int]:
-    """Find ``ref`` in ``out`` allowing whole-frame slips: (lag, correlation coefficient, slip).
+def best_offset(window: np.ndarray, part: np.ndarray) -> int:
+    """Where ``part`` fits ``window`` best by normalised cross-correlation (the raw one would
+    favour the loudest stretch of the window)."""
+    size = 1 << int(np.ceil(np.log2(window.size + part.size)))
+    valid = window.size - part.size + 1
+    corr = np.fft.irfft(np.fft.rfft(window, size) * np.conj(np.fft.rfft(part, size)), size)
+    energy = np.concatenate(([0.0], np.cumsum(window * window)))
+    norms = np.sqrt(np.maximum(energy[part.size :] - energy[:valid], 0.0)) + 1e-9
+    return int(np.argmax(corr[:valid] / norms))
 
-    The audio path moves whole 20 ms frames: when one comes late the speaker plays a frame of
-    silence instead (and the mic track sends one), and a burst that overflows a buffer loses
-    one. Under CPU load that happens, and the rest of the reply then sits a frame or more
-    later (or earlier) than where it began; one alignment for the whole reply would score
-    that rest as noise. So each 0.2 s piece of ``ref`` is placed at the previous piece's lag
-    plus or minus up to ``max_slip`` frames, and the coefficient is over all pieces as placed.
-    ``slip`` is where the last piece ended up relative to ``lag``, in samples."""
+
+def match_in_order(
+    out: np.ndarray, ref: np.ndarray, piece: int = 5 * PERIOD, max_slip: int = RATE // 10
+) -> tuple[int, float, int]:
+    """Find ``ref`` in ``out`` allowing slips: (lag, correlation coefficient, slip).
+
+    Under CPU load the path loses or inserts audio now and then: a frame that comes late is
+    replaced by silence (at the speaker, and in the mic track), and a burst that overflows the
+    playout buffer loses its oldest samples (any number of them, not whole frames). The rest
+    of the reply then sits that much later or earlier than where it began, and one alignment
+    for the whole reply would score that rest as noise. So each 0.1 s piece of ``ref`` is
+    placed where it matches best within ``max_slip`` samples of the previous piece's lag, and
+    the coefficient is over all pieces as placed. ``slip`` is where the last piece ended up
+    relative to ``lag``, in samples."""
     lag, _ = best_match(out, ref)
     h = out.astype(np.float64)
     n = ref.astype(np.float64)
@@ -65,18 +77,10 @@ def match_in_order(
     at = lag
     for start in range(0, n.size, piece):
         part = n[start : start + piece]
-        if np.sqrt(np.mean((part / 32768) ** 2)) > 0.005:  # voiced: place it
-            best = -2.0
-            for k in range(-max_slip, max_slip + 1):
-                a = at + k * PERIOD + start
-                seg = h[a : a + part.size] if a >= 0 else h[:0]
-                if seg.size < part.size:
-                    continue
-                c = float(np.dot(seg, part) / (np.linalg.norm(seg) * np.linalg.norm(part) + 1e-9))
-                if c > best:
-                    best, chosen = c, at + k * PERIOD
-            if best > -2.0:
-                at = chosen
+        lo = max(0, at + start - max_slip)
+        window = h[lo : at + start + part.size + max_slip]
+        if np.sqrt(np.mean((part / 32768) ** 2)) > 0.005 and window.size >= part.size:
+            at = lo + best_offset(window, part) - start  # voiced: place it
         a = at + start
         seg = h[max(0, a) : a + part.size]
         placed[start : start + seg.size] = seg

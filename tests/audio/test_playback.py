@@ -39,7 +39,8 @@ def chirp(seconds: float, amplitude: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
     f0, f1 = 200.0, 2000.0
     phase = 2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))
-    return (np.sin(phase) * amplitude * 32767).astype(np.int16)
+    # a cosine: it starts at its peak, not on a zero that the silence before it would absorb
+    return (np.cos(phase) * amplitude * 32767).astype(np.int16)
 
 
 class RemoteTrack(MediaStreamTrack):
@@ -96,18 +97,50 @@ def best_match(haystack: np.ndarray, needle: np.ndarray) -> tuple[int, float]:
     return lag, coef
 
 
+def in_order_pieces(played: np.ndarray, reference: np.ndarray) -> list[tuple[int, int]]:
+    """``played`` as exact slices of ``reference`` taken in order: ``(start, length)`` in the
+    reference for each; fails naming the first sample that is in no such slice."""
+    pieces: list[tuple[int, int]] = []
+    ref_bytes = reference.tobytes()
+    i = j = 0
+    while i < played.size:
+        probe = played[i : i + 32].tobytes()
+        found = ref_bytes.find(probe, j * 2)
+        while found >= 0 and found % 2:  # a sample boundary, not the middle of one
+            found = ref_bytes.find(probe, found + 1)
+        assert found >= 0, f"played sample {i} is not the track's next audio"
+        j = found // 2
+        n = min(played.size - i, reference.size - j)
+        same = played[i : i + n] == reference[j : j + n]
+        length = n if same.all() else int(np.argmin(same))
+        pieces.append((j, length))
+        i += length
+        j += length
+    return pieces
+
+
 def left(samples: np.ndarray) -> np.ndarray:
     return samples.reshape(-1, 2)[:, 0]
 
 
 def sound(samples: np.ndarray) -> np.ndarray:
-    """Left channel, less the periods of digital silence the worker plays when the track has no
-    frame ready: the tracks here are paced by this test's event loop, which under CPU load
-    wakes late now and then, and the late frame then plays a period later (as a remote stream
-    that comes late does). The rest is what the track sent, in order."""
-    x = left(samples)
-    periods = x[: x.size // PERIOD * PERIOD].reshape(-1, PERIOD)
-    return periods[periods.any(axis=1)].reshape(-1)
+    """Left channel, less the digital silence the worker plays when the buffer has nothing
+    ready (``without_zero_runs``). The tracks here are paced by this test's event loop, which
+    under CPU load wakes late now and then, and the late frame then plays a period later (as a
+    remote stream that comes late does). The rest is what the track sent, in order."""
+    return without_zero_runs(left(samples))
+
+
+def without_zero_runs(x: np.ndarray, min_run: int = 8) -> np.ndarray:
+    """``x`` less every run of at least ``min_run`` zero samples: whole periods of silence, or
+    the rest of one when the buffer ran dry mid-period (the tones here cross zero in at most
+    two samples)."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], (x == 0).astype(np.int8), [0]))))
+    keep = np.ones(x.size, dtype=bool)
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - start >= min_run:
+            keep[start:end] = False
+    return x[keep]
 
 
 def rms(x: np.ndarray) -> float:
@@ -137,8 +170,8 @@ async def test_remote_audio_reaches_the_speaker_in_real_time(rig: AlsaRig) -> No
     rig.make_speaker()
     pipe, state = await started(rig)
     assert state.devices["playback"].ok
-    reference = chirp(1.0)
-    track = RemoteTrack(np.concatenate((np.zeros(RATE // 5, np.int16), reference)))
+    sent = np.concatenate((np.zeros(RATE // 5, np.int16), chirp(1.0)))
+    track = RemoteTrack(sent)
     t0 = time.monotonic()
     await asyncio.wait_for(pipe.play(track), 5)
     assert time.monotonic() - t0 == pytest.approx(1.2, abs=0.15)  # drained at the track's pace
@@ -147,12 +180,18 @@ async def test_remote_audio_reaches_the_speaker_in_real_time(rig: AlsaRig) -> No
     out = rig.speaker_samples().reshape(-1, 2)
     assert np.array_equal(out[:, 0], out[:, 1])  # mono remote audio on both speaker channels
     played = sound(out.reshape(-1))
-    lag, coef = best_match(played, reference)
-    assert coef > 0.99
-    assert rms(played[lag : lag + reference.size]) == pytest.approx(rms(reference), rel=0.01)
+    # Bit for bit the track's samples, in order. A burst later than the playout buffer's
+    # allowance loses its oldest audio by design (latency stays bounded; a machine busy beside
+    # the test can hold this loop up that long): every sample lost must be one the pipeline
+    # counted, and a listener would hear a tenth of a second at most.
+    reference = without_zero_runs(sent)  # the chirp, as sound() leaves it
+    pieces = in_order_pieces(played, reference)
+    lost = reference.size - played.size
+    assert lost == pipe.playback.frames_dropped, (lost, pipe.playback.frames_dropped)
+    assert lost <= RATE // 10 and len(pieces) <= 3, (lost, pieces)
+    assert (state.queue_drops["playback"] > 0) == (lost > 0), state.queue_drops
     # the device ran at real time: about as many frames as wall-clock seconds it was open
     assert out.shape[0] / RATE == pytest.approx(time.monotonic() - t0, abs=0.3)
-    assert state.queue_drops["playback"] == 0
 
 
 async def test_software_volume(rig: AlsaRig) -> None:
