@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.scheduling import as_the_service_runs
 from tests.support import PROFILES, TIME_SCALE, Daemon, Peer
 
 # scripts/test runs the suite on pytest-xdist workers with ``--dist loadgroup``: the tests of one
@@ -29,6 +30,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.get_closest_marker(marker) and not item.get_closest_marker("xdist_group"):
                 item.add_marker(pytest.mark.xdist_group(group))
     scale_timeouts(config, items)
+
+
+@pytest.fixture(autouse=True)
+def media_runs_as_the_service(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that judges media quality in real time runs with rtedge.service's scheduling
+    (``tests.scheduling``); autouse, so before the fixtures that start its threads and peers."""
+    if request.node.get_closest_marker("media") is None:
+        yield
+        return
+    with as_the_service_runs():
+        yield
 
 
 def scale_timeouts(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -301,9 +301,16 @@ async def test_levels_and_speech_onset_follow_the_playback_position(rig: AlsaRig
         onset = pipe.speech_onset()
         assert onset is not None
         assert onset <= pipe.played_seconds()
+        gaps = pipe.playback.silence_periods
         await asyncio.sleep(0.3)
-        assert pipe.speech_onset() == onset  # the run goes on
-        assert pipe.speaker_level() == pytest.approx(0.354, abs=0.01)
+        later = pipe.speech_onset()
+        if pipe.playback.silence_periods == gaps:
+            assert later == onset  # the run goes on
+        else:
+            # this loop, which paces the track, was held up (a busy machine): the speaker
+            # really played a gap, and the run after it begins after it
+            assert later is None or onset < later <= pipe.played_seconds(), (onset, later)
+        await until(lambda: abs(pipe.speaker_level() - 0.354) <= 0.01, within=1.0)
         await until(lambda: state.speaker_level > 0.3, within=1.0)
         clock = [pipe.played_seconds() for _ in range(3)]
         assert clock == sorted(clock)
