@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 
@@ -33,6 +34,7 @@ class ColourTrack(VideoStreamTrack):
         return frame
 
 
+@pytest.mark.media  # pacing judged in real time, with a VP8 sender in this process
 async def test_rtp_video_track_is_drained_and_paced(tmp_path: Path) -> None:
     use_host_addresses(["127.0.0.1"])
     fb = make_fb(tmp_path, 320, 240, 32)
@@ -84,8 +86,11 @@ async def test_rtp_video_track_is_drained_and_paced(tmp_path: Path) -> None:
     assert within >= 0.95, within
     assert all(abs(s) <= 2 / 30 for s in sk)  # never more than two frame periods off
     due = [f.due for f in shown if f.due is not None]
-    # Spaced by the RTP timestamps (1/30 s), not by arrival times.
-    assert abs(float(np.median(np.diff(due))) - 1 / 30) < 0.002
+    # Spaced by the RTP timestamps (1/30 s), not by arrival times: whole frame periods apart
+    # (more than one where the bounded queue dropped its oldest, counted above, on a busy
+    # machine: this process also encodes the VP8 it receives).
+    periods = np.diff(due) * 30
+    assert np.all(np.abs(periods - np.round(periods)) < 0.06) and periods.min() > 0.9, periods
     assert np.abs(fb.rgb()[120, 160] - np.array(COLOUR)).max() <= 12
 
 
