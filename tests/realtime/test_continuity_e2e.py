@@ -23,9 +23,14 @@ def turn(daemon: Daemon, seconds: float) -> str:
     """One push-to-talk turn; returns the reply's transcript as the daemon got it."""
     before = daemon.status()["events_in"].get("response.done", 0)
     daemon.say(tone(seconds))
-    wait_for(
-        lambda: daemon.status()["events_in"].get("response.done", 0) > before, 20, "reply done"
-    )
+    try:
+        wait_for(
+            lambda: daemon.status()["events_in"].get("response.done", 0) > before,
+            20,
+            "reply done",
+        )
+    except AssertionError as exc:  # what the daemon did instead (seen once, not reproduced)
+        raise AssertionError(f"{exc}\n{daemon.log()[-4000:]}") from None
     daemon.wait_turn("idle", 30)
     return str(daemon.status()["transcript_assistant"])
 
