@@ -17,9 +17,8 @@ import re
 import resource
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-UNIT = Path(__file__).resolve().parents[1] / "systemd" / "rtedge.service"
+from tests.appliance.sandbox import UNIT, unit_values
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +39,13 @@ def _microseconds(value: str) -> int:
 
 
 def unit_scheduling(text: str | None = None) -> UnitScheduling:
-    """Nice, LimitRTPRIO and LimitRTTIME as rtedge.service sets them."""
-    text = UNIT.read_text() if text is None else text
+    """Nice, LimitRTPRIO and LimitRTTIME as rtedge.service (or ``text``) sets them."""
 
     def setting(name: str) -> str:
-        match = re.search(rf"^{name}=(\S+)\s*$", text, re.MULTILINE)
-        if match is None:
+        values = unit_values(name, text)
+        if not values:
             raise ValueError(f"{UNIT.name} sets no {name}=")
-        return match.group(1)
+        return values[-1]  # as systemd reads it: the last one wins
 
     soft, _, hard = setting("LimitRTTIME").partition(":")
     return UnitScheduling(

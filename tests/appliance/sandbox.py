@@ -75,11 +75,12 @@ def expand(group: str, seen: set[str] | None = None) -> set[str]:
     return names
 
 
-def unit_values(key: str) -> list[str]:
+def unit_values(key: str, text: str | None = None) -> list[str]:
+    """Every value of ``key`` in rtedge.service (or in ``text``), in order."""
     prefix = key + "="
     return [
         line.strip()[len(prefix) :]
-        for line in UNIT.read_text().splitlines()
+        for line in (UNIT.read_text() if text is None else text).splitlines()
         if line.strip().startswith(prefix)
     ]
 
