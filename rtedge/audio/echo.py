@@ -314,7 +314,7 @@ def estimate_delay_ms(near: Int16Array, far: Int16Array, rate: int) -> float | N
     max_lag = int(MAX_DELAY_S * rate / step)
     window = np.concatenate((corr[size - max_lag :], corr[: max_lag + 1]))
     i = int(np.argmax(window))
-    norm = float(np.linalg.norm(n) * np.linalg.norm(f))
+    norm = math.sqrt(float(np.square(n).sum()) * float(np.square(f).sum()))
     if norm <= 0 or window[i] / norm < 0.1:
         return None
     return round((i - max_lag) * step * 1000 / rate, 1)

@@ -149,3 +149,56 @@ def test_a_measured_echo_lag_out_of_range_moves_the_reference_to_the_target() ->
     # read 140 ms further on (newer), so that the echo lags it by 60 ms; once
     assert before - front.read_behind == round(0.14 * RATE) + 2 * CAPTURE
     assert front.realigns == 1 and front.canceller.realign_ms is None
+
+
+#: Run in a fresh interpreter, so that no other test's threads are there: the front end in a
+#: room while the assistant talks (every stage working, the echo's delay estimated every
+#: second while AEC3 converges), and the CPU each of the process's threads spent meanwhile,
+#: from /proc (numpy's import alone keeps BLAS threads busy for a few ticks: not counted).
+THREADS_SCRIPT = """
+import json, os, threading
+import numpy as np
+from tests.handsfree.speech import NEGATIVE_SENTENCES, speech
+from tests.handsfree.test_frontend import gap, room
+
+def ticks():
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[int(tid)] = int(fields[11]) + int(fields[12])
+    return out
+
+far = np.concatenate([speech(s) for s in NEGATIVE_SENTENCES[:3]])
+before = ticks()
+room(far, gap(0), echo_cancel=True)
+spent = {t: n - before.get(t, 0) for t, n in ticks().items()}
+main = spent.pop(threading.get_native_id())
+print(json.dumps({"main": main, "others": sorted(spent.values())}))
+"""
+
+
+def test_the_front_end_works_on_the_capture_thread_alone() -> None:
+    # Its cost is counted per thread (``cpu_percent`` in /status), and helper threads would
+    # compete with the playback thread: numpy's BLAS spreads a dot product over 10 000 samples
+    # across every core and then spins them idle, which once cost as much as the whole front
+    # end (the delay estimate's norms).
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_SCRIPT],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    ticks = json.loads(done.stdout.splitlines()[-1])
+    assert ticks["main"] > 0
+    # a tick is 10 ms; BLAS threads may still spin a few from numpy's import (before: 20 over
+    # this run, as many as a third of the front end's own)
+    assert sum(ticks["others"]) <= 3, ticks
