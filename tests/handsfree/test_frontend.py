@@ -3,6 +3,11 @@ the playback side writes the reference tap as the playback thread does, two peri
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -183,11 +188,6 @@ def test_the_front_end_works_on_the_capture_thread_alone() -> None:
     # compete with the playback thread: numpy's BLAS spreads a dot product over 10 000 samples
     # across every core and then spins them idle, which once cost as much as the whole front
     # end (the delay estimate's norms).
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", THREADS_SCRIPT],
